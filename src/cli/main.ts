@@ -1,0 +1,34 @@
+import { Command, CommanderError } from 'commander'
+import { isEwError } from '../errors.js'
+import { VERSION } from '../version.js'
+import { registerStart } from './start.js'
+import { registerToken } from './token.js'
+
+/** Exit codes (SPEC §2): 0 ok, 1 runtime failure, 2 bad usage or invalid config/policy. */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('edgewarden')
+    .description('MQTT governance gateway for the edge')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  registerStart(program)
+  registerToken(program)
+  try {
+    await program.parseAsync(argv)
+    return typeof process.exitCode === 'number' ? process.exitCode : 0
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0
+      return 2
+    }
+    if (isEwError(err)) {
+      process.stderr.write(`edgewarden: ${err.message} [${err.code}]\n`)
+      return err.exitCode
+    }
+    process.stderr.write(`edgewarden: ${(err as Error)?.message ?? String(err)}\n`)
+    return 1
+  }
+}
+
+process.exitCode = await main(process.argv)

@@ -1,0 +1,306 @@
+import { randomUUID } from 'node:crypto'
+import type { Duplex } from 'node:stream'
+import type { Aedes, AedesPublishPacket, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes'
+import type { Config } from './config/types.js'
+import type { Clock } from './clock.js'
+import type { Logger } from './logger.js'
+import type { Journal, JournalEntry } from './journal/types.js'
+import type { PolicyEngine } from './policy/types.js'
+import { isReservedTopic } from './policy/reserved.js'
+import { Authenticator } from './identity/authenticate.js'
+import type { KeyStore } from './identity/keys.js'
+import type { AuthFailure, Identity } from './identity/types.js'
+import { Admission, createListener, PacketSizeGuard, type ConnectionMeta, type Listener, type RefusalReason } from './listeners/index.js'
+import { createAedes } from './broker/create.js'
+import type { Metrics } from './admin/metrics.js'
+
+/** Per-connection state, attached once authentication succeeds. */
+interface Session {
+  readonly identity: Identity
+  readonly id: string
+  readonly meta: ConnectionMeta
+  expiryTimer?: NodeJS.Timeout
+  expired?: boolean
+}
+
+interface Pending {
+  readonly emptyClientId: boolean
+  readonly clean: boolean
+}
+
+export interface GatewayParts {
+  readonly config: Config
+  readonly logger: Logger
+  readonly clock: Clock
+  readonly journal: Journal
+  readonly policy: PolicyEngine
+  readonly keys: KeyStore
+  readonly metrics: Metrics
+}
+
+type AuthError = Error & { returnCode: number }
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/**
+ * The one place that speaks Aedes: turns stage results (Identity, Decision, journal
+ * commits) into CONNACK / SUBACK codes, PUBACK timing and disconnects.
+ */
+export class GatewayCore {
+  readonly aedes: Aedes
+  readonly listeners: Listener[]
+  readonly admission: Admission
+  readonly #auth: Authenticator
+  readonly #sessions = new WeakMap<Client, Session>()
+  readonly #pending = new WeakMap<Client, Pending>()
+  readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
+  #policy: PolicyEngine
+  #closing = false
+
+  constructor(private readonly p: GatewayParts) {
+    const { config, clock } = p
+    this.#policy = p.policy
+    this.#auth = new Authenticator(config.auth.jwt, p.keys, clock)
+    this.admission = new Admission(config.limits.maxConnections, config.limits.connectRatePerAddress, clock)
+    this.aedes = createAedes(config, {
+      preConnect: (c, pk, cb) => this.#preConnect(c, pk, cb),
+      authenticate: (c, u, pw, done) => this.#authenticate(c, u, pw, done),
+      authorizePublish: (c, pk, cb) => this.#authorizePublish(c, pk, cb),
+      authorizeSubscribe: (c, sub, cb) => this.#authorizeSubscribe(c, sub, cb),
+      authorizeForward: (c, pk) => this.#authorizeForward(c, pk),
+    })
+    this.aedes.on('clientReady', (c) => this.#onReady(c))
+    this.aedes.on('clientDisconnect', (c) => this.#onDisconnect(c))
+    this.aedes.on('clientError', (c, err) => this.#onClientError(c, err))
+    this.aedes.on('connectionError', (c, err) => this.#onClientError(c, err))
+    const deps = {
+      admission: this.admission,
+      connectTimeoutMs: Math.round(config.limits.connectTimeoutSec * 1000),
+      maxPacketBytes: config.limits.maxPacketBytes,
+      onConnection: (stream: Duplex, meta: ConnectionMeta) => this.#onConnection(stream, meta),
+      onRefused: (meta: ConnectionMeta, reason: RefusalReason) => this.#onRefused(meta, reason),
+    }
+    this.listeners = config.listeners.map((l) => createListener(l, deps))
+  }
+
+  /** Swaps the compiled policy atomically (hot reload, fleet bundle). */
+  setPolicy(policy: PolicyEngine): void {
+    this.#policy = policy
+  }
+
+  get policy(): PolicyEngine { return this.#policy }
+
+  async listen(): Promise<void> {
+    // Aedes sets up its persistence and emitter in listen(); sockets come after
+    await this.aedes.listen()
+    for (const l of this.listeners) await l.listen()
+  }
+
+  /** Stops accepting, closes every client cleanly, then destroys stragglers. */
+  async close(): Promise<void> {
+    this.#closing = true
+    await Promise.all(this.listeners.map((l) => l.stopAccepting()))
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
+    for (const l of this.listeners) l.destroyAll()
+  }
+
+  sessionOf(client: Client): Session | undefined {
+    return this.#sessions.get(client)
+  }
+
+  #journal(e: JournalEntry): void {
+    this.p.journal.record(e)
+  }
+
+  #onConnection(stream: Duplex, meta: ConnectionMeta): void {
+    if (this.#closing) {
+      stream.destroy()
+      return
+    }
+    this.#meta.set(stream, meta)
+    this.p.metrics.connections.inc()
+    stream.once('close', () => this.p.metrics.connections.dec())
+    const client = this.aedes.handle(stream)
+    this.#guardPacketSize(client, stream, meta)
+  }
+
+  /** Aedes has no packet size limit: watch fixed headers before its parser buffers a body. */
+  #guardPacketSize(client: Client, stream: Duplex, meta: ConnectionMeta): void {
+    const parser = (client as unknown as { _parser?: { parse(buf: Buffer): number } })._parser
+    if (!parser) return
+    const guard = new PacketSizeGuard(this.p.config.limits.maxPacketBytes)
+    const parse = parser.parse.bind(parser)
+    parser.parse = (buf: Buffer): number => {
+      if (guard.feed(buf)) return parse(buf)
+      this.p.metrics.protocolErrors.inc({ reason: 'packet_too_large' })
+      const s = this.#sessions.get(client)
+      this.#journal({ type: 'protocol_error', reason: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, session: s?.id, clientId: s?.identity.clientId, sub: s?.identity.sub })
+      this.p.logger.warn({ event: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, clientId: s?.identity.clientId, limit: guard.maxBytes }, 'closing connection: packet larger than limits.maxPacketBytes')
+      stream.destroy()
+      return 0
+    }
+  }
+
+  #onRefused(meta: ConnectionMeta, reason: RefusalReason): void {
+    this.p.metrics.refused.inc({ reason })
+    this.#journal({ type: 'connection_refused', reason, listener: meta.listener, remote: meta.remoteAddress })
+  }
+
+  #preConnect(client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void): void {
+    // keepalive bounds: MQTT 3.1.1 cannot tell the client, so the server side timer is clamped
+    const { min, max } = this.p.config.limits.keepaliveSec
+    if (!packet.keepalive || packet.keepalive > max) packet.keepalive = max
+    else if (packet.keepalive < min) packet.keepalive = min
+    this.#pending.set(client, { emptyClientId: !packet.clientId, clean: packet.clean !== false })
+    cb(null, true)
+  }
+
+  #authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (err: AuthError | null, ok: boolean | null) => void): void {
+    const meta = this.#meta.get(client.conn as Duplex)
+    const pending = this.#pending.get(client)
+    if (!meta || !pending) return done(Object.assign(new Error('no connection metadata'), { returnCode: 3 }), null)
+    const started = performance.now()
+    const attempt = {
+      clientId: pending.emptyClientId ? '' : client.id,
+      clean: pending.clean,
+      username,
+      password,
+      listener: meta.listener,
+      remoteAddress: meta.remoteAddress,
+      certSubject: meta.certSubject,
+      certCN: meta.certCN,
+    }
+    const finish = (r: Awaited<ReturnType<Authenticator['authenticate']>>): void => {
+      this.p.metrics.authSeconds.observe((performance.now() - started) / 1000)
+      if (!r.ok) return this.#refuse(client, meta, attempt.clientId, username, r.failure, done)
+      const identity = r.identity
+      const decision = this.#policy.decide(identity, 'connect', '', {})
+      if (decision.effect === 'deny') {
+        this.p.metrics.connects.inc({ result: 'not_authorized' })
+        this.#journal({ type: 'connect_denied', reason: decision.reason ?? 'policy', rule: decision.ruleId, policyRev: this.#policy.revision, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, listener: meta.listener, remote: meta.remoteAddress, username })
+        return done(Object.assign(new Error('not authorized'), { returnCode: 5 }), null)
+      }
+      if (pending.emptyClientId) (client as { id: string }).id = identity.clientId
+      const session: Session = { identity, id: randomUUID(), meta }
+      this.#sessions.set(client, session)
+      this.#armExpiry(client, session)
+      done(null, true)
+    }
+    try {
+      const r = this.#auth.authenticate(attempt)
+      if (r instanceof Promise) r.then(finish, (err: Error) => this.#internalError(client, meta, err, done))
+      else finish(r)
+    } catch (err) {
+      this.#internalError(client, meta, err as Error, done)
+    }
+  }
+
+  #internalError(client: Client, meta: ConnectionMeta, err: Error, done: (err: AuthError | null, ok: boolean | null) => void): void {
+    // fail closed: an authentication that cannot complete is a refusal, never an admission
+    this.p.logger.error({ event: 'auth_internal_error', listener: meta.listener, err: err.message }, 'authentication failed internally')
+    this.#refuse(client, meta, client.id, undefined, { reason: 'keys_unavailable', code: 'EW_INTERNAL', connack: 3 }, done)
+  }
+
+  #refuse(_client: Client, meta: ConnectionMeta, clientId: string, username: string | undefined, f: AuthFailure, done: (err: AuthError | null, ok: boolean | null) => void): void {
+    this.p.metrics.authFailures.inc({ reason: f.reason })
+    this.p.metrics.connects.inc({ result: 'refused' })
+    this.#journal({ type: 'connect_denied', reason: f.reason, clientId, sub: f.sub, listener: meta.listener, remote: meta.remoteAddress, username })
+    this.p.logger.warn({ event: 'connect_denied', reason: f.reason, code: f.code, clientId, sub: f.sub, listener: meta.listener, remote: meta.remoteAddress }, `CONNECT refused: ${f.reason}`)
+    done(Object.assign(new Error(f.reason), { returnCode: f.connack }), null)
+  }
+
+  #armExpiry(client: Client, s: Session): void {
+    const exp = s.identity.exp
+    if (exp === undefined || !this.p.config.auth.jwt.disconnectOnExpiry) return
+    const delay = exp - this.p.clock.now()
+    const fire = (): void => {
+      const left = exp - this.p.clock.now()
+      if (left > 0) {
+        s.expiryTimer = setTimeout(fire, Math.min(left, MAX_TIMER_MS))
+        s.expiryTimer.unref()
+        return
+      }
+      s.expired = true
+      this.p.metrics.expired.inc()
+      this.#journal({ type: 'session_expired', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind, reason: 'token expired' })
+      client.close()
+    }
+    s.expiryTimer = setTimeout(fire, Math.max(0, Math.min(delay, MAX_TIMER_MS)))
+    s.expiryTimer.unref()
+  }
+
+  #onReady(client: Client): void {
+    const s = this.#sessions.get(client)
+    if (!s) return
+    this.p.metrics.connects.inc({ result: 'accepted' })
+    this.#journal({ type: 'connect', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind, listener: s.meta.listener, remote: s.meta.remoteAddress, username: s.identity.username, policyRev: this.#policy.revision })
+  }
+
+  #onDisconnect(client: Client): void {
+    const s = this.#sessions.get(client)
+    if (!s) return
+    if (s.expiryTimer) clearTimeout(s.expiryTimer)
+    this.#sessions.delete(client)
+    if (!s.expired) this.#journal({ type: 'disconnect', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind })
+  }
+
+  #onClientError(client: Client, err: Error): void {
+    const s = this.#sessions.get(client)
+    const meta = this.#meta.get(client.conn as Duplex)
+    const message = err.message.slice(0, 200)
+    // a refused CONNECT was journaled as connect_denied already
+    if ((err as { errorCode?: number }).errorCode !== undefined && !s) return
+    // ordinary ends of connections are not protocol errors
+    if (/ECONNRESET|EPIPE|keep alive timeout|connection closed|premature close/i.test(message)) return
+    this.p.metrics.protocolErrors.inc({ reason: 'client_error' })
+    this.#journal({ type: 'protocol_error', reason: message, session: s?.id, clientId: s?.identity.clientId ?? client.id, sub: s?.identity.sub, listener: meta?.listener, remote: meta?.remoteAddress })
+    this.p.logger.info({ event: 'client_error', clientId: s?.identity.clientId ?? client.id, listener: meta?.listener, err: message }, 'connection closed on error')
+  }
+
+  #authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    if (!client) return cb(null)
+    const s = this.#sessions.get(client)
+    if (!s) return cb(new Error('not authenticated'))
+    const id = s.identity
+    const topic = packet.topic
+    const payload = packet.payload as Buffer
+    const decision = this.#policy.decide(id, 'publish', topic, { qos: packet.qos, retain: packet.retain, payload })
+    if (decision.effect === 'deny' || !this.p.journal.writable) {
+      const reason = decision.effect === 'deny' ? (decision.reason ?? 'policy') : 'journal_full'
+      this.p.metrics.publishes.inc({ effect: 'deny' })
+      this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, reason, policyRev: this.#policy.revision })
+      // MQTT 3.1.1 has no negative PUBACK: the connection is closed ([MQTT-3.3.5-2])
+      return cb(new Error(`publish denied: ${reason}`))
+    }
+    this.p.metrics.publishes.inc({ effect: 'allow' })
+    const entry: JournalEntry = { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId }
+    if (packet.qos > 0) {
+      // Aedes writes PUBACK right after this callback: acknowledge only what the journal holds
+      this.p.journal.append(entry).then(() => cb(null), (err: Error) => cb(err))
+    } else {
+      this.p.journal.record(entry)
+      cb(null)
+    }
+  }
+
+  #authorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
+    const s = this.#sessions.get(client)
+    if (!s) return cb(new Error('not authenticated'))
+    const id = s.identity
+    const decision = this.#policy.decide(id, 'subscribe', sub.topic, { qos: sub.qos })
+    if (decision.effect !== 'allow') {
+      this.p.metrics.subscribes.inc({ effect: 'deny' })
+      this.#journal({ type: 'subscribe_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: sub.topic, qos: sub.qos, rule: decision.ruleId, reason: decision.reason ?? 'policy', policyRev: this.#policy.revision })
+      return cb(null, null)
+    }
+    const qos = Math.min(sub.qos, decision.maxQos ?? 2) as Subscription['qos']
+    this.p.metrics.subscribes.inc({ effect: 'allow' })
+    this.#journal({ type: 'subscribe', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: sub.topic, qos, rule: decision.ruleId })
+    cb(null, qos === sub.qos ? sub : { ...sub, qos })
+  }
+
+  #authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    // reserved trees reach only subscribers whose own subscription a rule allowed
+    if (isReservedTopic(packet.topic) && !this.#sessions.get(client)) return null
+    return packet
+  }
+}

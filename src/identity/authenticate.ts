@@ -1,0 +1,90 @@
+import type { JwtConfig } from '../config/types.js'
+import type { Clock } from '../clock.js'
+import type { KeyStore } from './keys.js'
+import { JwtVerifier, type Claims, type VerifyResult } from './jwt.js'
+import { VerifiedTokenCache } from './token-cache.js'
+import { authFailure, IDENTITY_KINDS, type AuthResult, type ConnectAttempt, type Identity, type IdentityKind } from './types.js'
+
+/**
+ * CONNECT → Identity: verifies the token in the password, applies clientId binding
+ * (SPEC §4) and maps claims to groups and kind.
+ */
+export class Authenticator {
+  readonly #verifier: JwtVerifier
+  readonly #cache: VerifiedTokenCache
+  constructor(private readonly cfg: JwtConfig, private readonly keys: KeyStore, private readonly clock: Clock) {
+    this.#verifier = new JwtVerifier(cfg, keys, clock)
+    this.#cache = new VerifiedTokenCache(cfg.tokenCacheSize)
+  }
+
+  authenticate(attempt: ConnectAttempt): AuthResult | Promise<AuthResult> {
+    const pw = attempt.password
+    if (!pw || pw.length === 0) return { ok: false, failure: authFailure('missing_token') }
+    if (pw.length > this.cfg.maxTokenBytes) return { ok: false, failure: authFailure('token_too_large', { detail: `${pw.length} bytes` }) }
+    const token = pw.toString('latin1')
+    const cacheKey = this.cfg.tokenCacheSize > 0 ? VerifiedTokenCache.keyOf(token) : ''
+    if (cacheKey) {
+      const claims = this.#cache.get(cacheKey, this.keys.generation, this.clock.now())
+      if (claims) return this.#bind(this.#verifier.checkClaims(claims), attempt)
+    }
+    const generation = this.keys.generation
+    const result = this.#verifier.verify(token)
+    const done = (r: VerifyResult): AuthResult => {
+      if (r.ok && cacheKey) this.#cache.set(cacheKey, generation, r.claims)
+      return this.#bind(r, attempt)
+    }
+    return result instanceof Promise ? result.then(done) : done(result)
+  }
+
+  #bind(r: VerifyResult, a: ConnectAttempt): AuthResult {
+    if (!r.ok) return r
+    const c = r.claims
+    const sub = c.sub as string
+    const claimed = c[this.cfg.clientIdClaim]
+    const bound = typeof claimed === 'string' && claimed.length > 0 ? claimed : sub
+    let clientId = a.clientId
+    if (this.cfg.clientIdBinding === 'strict') {
+      if (clientId === '') {
+        if (!a.clean) return { ok: false, failure: authFailure('client_id_required', { sub }) }
+        clientId = bound
+      } else if (clientId !== bound) {
+        return { ok: false, failure: authFailure('client_id_mismatch', { sub, detail: 'clientId differs from the bound id' }) }
+      }
+    } else if (clientId === '' && !a.clean) {
+      return { ok: false, failure: authFailure('client_id_required', { sub }) }
+    }
+    const kind = this.#kind(c)
+    if (!kind) return { ok: false, failure: authFailure('bad_claims', { sub, detail: `${this.cfg.kindClaim} must be one of ${IDENTITY_KINDS.join(', ')}` }) }
+    const claims: Record<string, unknown> = { ...c }
+    if (a.certSubject !== undefined) claims.cert_subject = a.certSubject
+    if (a.certCN !== undefined) claims.cert_cn = a.certCN
+    const identity: Identity = {
+      sub,
+      clientId,
+      groups: this.#groups(c),
+      kind,
+      claims: Object.freeze(claims),
+      exp: typeof c.exp === 'number' ? c.exp * 1000 : undefined,
+      listener: a.listener,
+      remoteAddress: a.remoteAddress,
+      username: a.username,
+    }
+    return { ok: true, identity }
+  }
+
+  #groups(c: Claims): readonly string[] {
+    const g = c[this.cfg.groupsClaim]
+    if (Array.isArray(g)) return Object.freeze(g.filter((x): x is string => typeof x === 'string'))
+    if (typeof g === 'string') return Object.freeze(g.split(/[\s,]+/).filter(Boolean))
+    return Object.freeze([])
+  }
+
+  #kind(c: Claims): IdentityKind | undefined {
+    const k = c[this.cfg.kindClaim]
+    if (k === undefined) return 'device'
+    return IDENTITY_KINDS.includes(k as IdentityKind) ? (k as IdentityKind) : undefined
+  }
+
+  /** Forget every verified token (key revoked, config reloaded). */
+  clearCache(): void { this.#cache.clear() }
+}

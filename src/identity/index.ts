@@ -1,0 +1,7 @@
+export * from './types.js'
+export { Authenticator } from './authenticate.js'
+export { KeyStore, keyFromJwk, familyOf, ALG_FAMILY, type VerificationKey } from './keys.js'
+export { JwtVerifier, type Claims, type VerifyResult } from './jwt.js'
+export { VerifiedTokenCache } from './token-cache.js'
+export { ensureDevKey, readDevKey, devKeyPaths, type DevKey } from './devkey.js'
+export { mintToken, type MintOptions } from './mint.js'

@@ -1,0 +1,128 @@
+import { createHmac, verify as cryptoVerify, timingSafeEqual, constants } from 'node:crypto'
+import type { JwtConfig } from '../config/types.js'
+import type { Clock } from '../clock.js'
+import type { KeyStore, VerificationKey } from './keys.js'
+import { authFailure, type AuthFailure } from './types.js'
+
+export type Claims = Readonly<Record<string, unknown>>
+export type VerifyResult = { readonly ok: true; readonly claims: Claims } | { readonly ok: false; readonly failure: AuthFailure }
+
+const HASH: Record<string, string> = {
+  ES256: 'sha256', ES384: 'sha384', ES512: 'sha512', RS256: 'sha256', RS384: 'sha384', RS512: 'sha512',
+  PS256: 'sha256', PS384: 'sha384', PS512: 'sha512', HS256: 'sha256', HS384: 'sha384', HS512: 'sha512',
+}
+
+/**
+ * Verifies compact JWS tokens with node:crypto's synchronous verify. jose's WebCrypto path
+ * is async and costs ~2.5x more per ES256 verify on these machines (PERFORMANCE-NOTES.md),
+ * which would cap the CONNECT rate well below bare Aedes; jose stays in use for minting,
+ * JWKS/JWS bundles and JWE. The checks are the RFC 8725 ones: the algorithm comes from our
+ * allowlist (never `none`), is tied to the key's type (an HS token is only ever checked
+ * against the configured secret, never against public key bytes), `crit` is refused.
+ */
+export class JwtVerifier {
+  readonly #allowed: ReadonlySet<string>
+  constructor(private readonly cfg: JwtConfig, private readonly keys: KeyStore, private readonly clock: Clock) {
+    this.#allowed = new Set(cfg.algorithms.filter((a) => !a.startsWith('HS') || cfg.secret))
+  }
+
+  /** Synchronous when the key is known; awaits a JWKS refresh only for an unknown kid. */
+  verify(token: string): VerifyResult | Promise<VerifyResult> {
+    const parsed = parse(token)
+    if ('failure' in parsed) return parsed
+    const { header, signingInput, signature, payloadB64 } = parsed
+    const alg = header.alg
+    if (typeof alg !== 'string' || !this.#allowed.has(alg)) return fail('alg_not_allowed', `alg ${typeof alg === 'string' ? alg.slice(0, 16) : typeof alg}`)
+    if (header.crit !== undefined) return fail('malformed', 'crit header not supported')
+    const kid = typeof header.kid === 'string' ? header.kid : undefined
+    const candidates = this.keys.candidates(alg, kid)
+    if (candidates.length === 0) {
+      if (kid !== undefined && !alg.startsWith('HS')) {
+        return this.keys.refreshForUnknownKid().then(() => {
+          const again = this.keys.candidates(alg, kid)
+          return again.length === 0 ? fail('unknown_kid') : this.#finish(again, alg, signingInput, signature, payloadB64)
+        })
+      }
+      return fail(this.keys.size === 0 ? 'keys_unavailable' : 'unknown_kid')
+    }
+    return this.#finish(candidates, alg, signingInput, signature, payloadB64)
+  }
+
+  #finish(keys: VerificationKey[], alg: string, input: Buffer, sig: Buffer, payloadB64: string): VerifyResult {
+    if (!keys.some((k) => checkSignature(k, alg, input, sig))) return fail('bad_signature')
+    let claims: Record<string, unknown>
+    try {
+      const v = JSON.parse(Buffer.from(payloadB64, 'base64url').toString('utf8')) as unknown
+      if (!v || typeof v !== 'object' || Array.isArray(v)) return fail('malformed', 'payload is not a JSON object')
+      claims = v as Record<string, unknown>
+    } catch {
+      return fail('malformed', 'payload is not JSON')
+    }
+    return this.checkClaims(claims)
+  }
+
+  /** Time and audience checks; also re-run for tokens served from the verified-token cache. */
+  checkClaims(claims: Claims): VerifyResult {
+    const now = this.clock.now() / 1000
+    const tol = this.cfg.clockToleranceSec
+    const sub = claims.sub
+    if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) return fail('missing_sub')
+    if (claims.exp !== undefined) {
+      if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) return fail('bad_claims', 'exp is not a number', sub)
+      if (claims.exp <= now - tol) return fail('expired', undefined, sub)
+    } else if (this.cfg.requireExp) {
+      return fail('missing_exp', undefined, sub)
+    }
+    if (claims.nbf !== undefined) {
+      if (typeof claims.nbf !== 'number' || !Number.isFinite(claims.nbf)) return fail('bad_claims', 'nbf is not a number', sub)
+      if (claims.nbf > now + tol) return fail('not_yet_valid', undefined, sub)
+    }
+    if (this.cfg.issuer !== undefined && claims.iss !== this.cfg.issuer) return fail('bad_issuer', undefined, sub)
+    if (this.cfg.audience !== undefined) {
+      const want = typeof this.cfg.audience === 'string' ? [this.cfg.audience] : this.cfg.audience
+      const got = typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : []
+      if (!got.some((a) => want.includes(a as string))) return fail('bad_audience', undefined, sub)
+    }
+    return { ok: true, claims }
+  }
+}
+
+function fail(reason: Parameters<typeof authFailure>[0], detail?: string, sub?: string): VerifyResult {
+  return { ok: false, failure: authFailure(reason, { detail, sub }) }
+}
+
+const B64URL = /^[A-Za-z0-9_-]*$/
+
+function parse(token: string): { header: Record<string, unknown>; signingInput: Buffer; signature: Buffer; payloadB64: string } | { ok: false; failure: AuthFailure } {
+  const a = token.indexOf('.')
+  const b = a < 0 ? -1 : token.indexOf('.', a + 1)
+  if (a <= 0 || b < 0 || token.indexOf('.', b + 1) >= 0) return fail('malformed', 'not a compact JWS') as { ok: false; failure: AuthFailure }
+  const h = token.slice(0, a)
+  const p = token.slice(a + 1, b)
+  const s = token.slice(b + 1)
+  if (!B64URL.test(h) || !B64URL.test(p) || !B64URL.test(s) || s.length === 0) return fail('malformed', 'not base64url') as { ok: false; failure: AuthFailure }
+  let header: unknown
+  try {
+    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'))
+  } catch {
+    return fail('malformed', 'header is not JSON') as { ok: false; failure: AuthFailure }
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) return fail('malformed', 'header is not an object') as { ok: false; failure: AuthFailure }
+  return { header: header as Record<string, unknown>, signingInput: Buffer.from(token.slice(0, b), 'ascii'), signature: Buffer.from(s, 'base64url'), payloadB64: p }
+}
+
+function checkSignature(k: VerificationKey, alg: string, input: Buffer, sig: Buffer): boolean {
+  try {
+    if (alg.startsWith('HS')) {
+      if (k.family !== 'HMAC') return false
+      const mac = createHmac(HASH[alg]!, k.key).update(input).digest()
+      return mac.length === sig.length && timingSafeEqual(mac, sig)
+    }
+    if (alg === 'EdDSA') return cryptoVerify(null, input, k.key, sig)
+    if (alg.startsWith('ES')) return cryptoVerify(HASH[alg]!, input, { key: k.key, dsaEncoding: 'ieee-p1363' }, sig)
+    if (alg.startsWith('PS')) return cryptoVerify(HASH[alg]!, input, { key: k.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }, sig)
+    return cryptoVerify(HASH[alg]!, input, k.key, sig)
+  } catch {
+    return false
+  }
+}

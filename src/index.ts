@@ -1,0 +1,115 @@
+import { mkdirSync } from 'node:fs'
+import { loadConfig, type LoadConfigOptions } from './config/load.js'
+import type { Config } from './config/types.js'
+import { systemClock, type Clock } from './clock.js'
+import { createLogger, type Logger } from './logger.js'
+import { ensureDevKey, type DevKey } from './identity/devkey.js'
+import { KeyStore } from './identity/keys.js'
+import { loadPolicyEngine } from './policy/index.js'
+import { MemoryJournal } from './journal/memory.js'
+import type { Journal } from './journal/types.js'
+import { GatewayCore } from './gateway.js'
+import { createMetrics, type Metrics } from './admin/metrics.js'
+import { AdminServer, sendJson } from './admin/server.js'
+import { VERSION } from './version.js'
+
+export interface GatewayOptions {
+  readonly logger?: Logger
+  readonly clock?: Clock
+  readonly journal?: Journal
+}
+
+export interface Gateway {
+  readonly config: Config
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly journal: Journal
+  /** the dev token-signing key, when no key source is configured */
+  readonly devKey?: DevKey
+  readonly core: GatewayCore
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** bound address of a listener (by type, or `admin`) */
+  address(name: 'mqtt' | 'mqtts' | 'ws' | 'wss' | 'admin'): { host: string; port: number } | undefined
+}
+
+/** Builds a gateway from a Config or from load options (file, env, overrides). */
+export async function createGateway(input: Config | LoadConfigOptions = {}, opts: GatewayOptions = {}): Promise<Gateway> {
+  const config = 'listeners' in input && 'source' in input ? (input as Config) : loadConfig(input as LoadConfigOptions)
+  const logger = opts.logger ?? createLogger(config.log.level)
+  const clock = opts.clock ?? systemClock
+  mkdirSync(config.gateway.dataDir, { recursive: true })
+
+  const jwt = config.auth.jwt
+  const hasKeySource = !!(jwt.jwksFile || jwt.jwksUrl || jwt.publicKey || jwt.secret)
+  const devKey = hasKeySource ? undefined : await ensureDevKey(config.gateway.dataDir)
+  if (devKey) logger.warn({ event: 'dev_key', path: devKey.path, created: devKey.created }, 'no auth.jwt key source configured: verifying tokens with the development key in the data dir')
+  const keys = await KeyStore.create({ jwt, logger, clock, devPublicJwk: devKey?.publicJwk as never })
+  const policy = await loadPolicyEngine(config, logger)
+  const journal = opts.journal ?? new MemoryJournal()
+  const metrics = createMetrics()
+  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics })
+  const admin = config.admin.enabled ? new AdminServer(config.admin.host, config.admin.port) : undefined
+  const startedAt = clock.now()
+
+  const status = () => ({
+    status: 'ok',
+    gateway: config.gateway.id,
+    fleet: config.gateway.fleet,
+    version: VERSION,
+    uptimeSec: Math.round((clock.now() - startedAt) / 1000),
+    connections: core.admission.open,
+    policyRevision: core.policy.revision,
+    journalWritable: journal.writable,
+  })
+  if (admin) {
+    admin.route('GET', '/healthz', (_req, res) => sendJson(res, journal.writable ? 200 : 503, status()))
+    admin.route('GET', '/metrics', async (_req, res) => {
+      const text = await metrics.registry.metrics()
+      res.writeHead(200, { 'content-type': metrics.registry.contentType })
+      res.end(text)
+    })
+  }
+
+  let started = false
+  const gw: Gateway = {
+    config, logger, metrics, journal, devKey, core,
+    async start() {
+      try {
+        await core.listen()
+        await admin?.listen()
+      } catch (err) {
+        await core.close().catch(() => {})
+        await admin?.close()
+        keys.close()
+        throw err
+      }
+      started = true
+      publishStatus(core, config, { ...status(), status: 'up' })
+      logger.info({ event: 'started', listeners: core.listeners.map((l) => ({ name: l.name, ...l.address() })), admin: admin?.address() }, 'edgewarden started')
+    },
+    async stop() {
+      if (!started) return
+      started = false
+      await core.close()
+      await admin?.close()
+      keys.close()
+      await journal.flush()
+      await journal.close()
+      logger.info({ event: 'stopped' }, 'edgewarden stopped')
+    },
+    address(name) {
+      if (name === 'admin') return admin?.address()
+      return core.listeners.find((l) => l.spec.type === name)?.address()
+    },
+  }
+  return gw
+}
+
+function publishStatus(core: GatewayCore, config: Config, body: object): void {
+  core.aedes.publish({ cmd: 'publish', topic: '$warden/status', payload: Buffer.from(JSON.stringify({ ...body, at: new Date().toISOString() })), qos: 0, retain: true, dup: false }, () => {})
+}
+
+export { loadConfig } from './config/load.js'
+export type { Config } from './config/types.js'
+export { mintToken } from './identity/mint.js'

@@ -1,0 +1,79 @@
+import { createServer as createTcpServer, type Server, type Socket, type AddressInfo } from 'node:net'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
+import type { ListenerConfig } from '../config/types.js'
+import { ewError } from '../errors.js'
+import type { Admission } from './admission.js'
+import { peerSubject, tlsOptions } from './tls-options.js'
+import type { ConnectionHandler, ConnectionMeta, Listener, RefusalHandler } from './types.js'
+
+export interface SocketListenerDeps {
+  readonly admission: Admission
+  readonly onConnection: ConnectionHandler
+  readonly onRefused: RefusalHandler
+  readonly connectTimeoutMs: number
+}
+
+/** MQTT over TCP (`mqtt`) and TLS (`mqtts`). */
+export class SocketListener implements Listener {
+  readonly name: string
+  readonly #server: Server
+  readonly #sockets = new Set<Socket>()
+
+  constructor(readonly spec: ListenerConfig, private readonly deps: SocketListenerDeps) {
+    this.name = `${spec.type}:${spec.port}`
+    if (spec.type === 'mqtts') {
+      this.#server = createTlsServer(tlsOptions(spec, deps.connectTimeoutMs))
+      this.#server.on('secureConnection', (s: TLSSocket) => this.#accept(s, peerSubject(s)))
+      this.#server.on('tlsClientError', (_err, s) => s.destroy())
+    } else {
+      this.#server = createTcpServer()
+      this.#server.on('connection', (s: Socket) => this.#accept(s, {}))
+    }
+  }
+
+  #accept(socket: Socket, cert: { certSubject?: string; certCN?: string }): void {
+    const meta: ConnectionMeta = { listener: this.name, transport: this.spec.type, remoteAddress: socket.remoteAddress ?? '', ...cert }
+    const refused = this.deps.admission.admit(meta.remoteAddress)
+    if (refused) {
+      socket.destroy()
+      this.deps.onRefused(meta, refused)
+      return
+    }
+    // Aedes never disables Nagle; without this p99 latency is ~25 ms instead of ~1 ms
+    socket.setNoDelay(true)
+    this.#sockets.add(socket)
+    socket.once('close', () => {
+      this.#sockets.delete(socket)
+      this.deps.admission.release()
+    })
+    socket.on('error', () => socket.destroy())
+    this.deps.onConnection(socket, meta)
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(ewError('EW_LISTEN_FAILED', `${this.name}: cannot listen on ${this.spec.host}:${this.spec.port} (${err.code ?? err.message})`))
+      this.#server.once('error', onError)
+      this.#server.listen(this.spec.port, this.spec.host, () => {
+        this.#server.off('error', onError)
+        resolve()
+      })
+    })
+  }
+
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.#server.listening) return resolve()
+      this.#server.close(() => resolve())
+    })
+  }
+
+  destroyAll(): void {
+    for (const s of this.#sockets) s.destroy()
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.#server.address() as AddressInfo | null
+    return { host: a?.address ?? this.spec.host, port: a?.port ?? this.spec.port }
+  }
+}

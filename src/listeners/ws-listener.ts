@@ -1,0 +1,94 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
+import type { ListenerConfig } from '../config/types.js'
+import { ewError } from '../errors.js'
+import { peerSubject, tlsOptions } from './tls-options.js'
+import type { ConnectionMeta, Listener } from './types.js'
+import type { SocketListenerDeps } from './socket-listener.js'
+
+/** MQTT over WebSocket (`ws`) and secure WebSocket (`wss`), with ws 8's createWebSocketStream. */
+export class WsListener implements Listener {
+  readonly name: string
+  readonly #http: Server
+  readonly #wss: WebSocketServer
+  readonly #sockets = new Set<Socket>()
+
+  constructor(readonly spec: ListenerConfig, private readonly deps: SocketListenerDeps & { readonly maxPacketBytes: number }) {
+    this.name = `${spec.type}:${spec.port}`
+    this.#http = spec.type === 'wss' ? createHttpsServer(tlsOptions(spec, deps.connectTimeoutMs)) : createHttpServer()
+    this.#http.headersTimeout = deps.connectTimeoutMs
+    this.#http.requestTimeout = deps.connectTimeoutMs
+    this.#http.on('request', (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
+      res.end('MQTT over WebSocket: connect with a WebSocket client to ' + spec.path + '\n')
+    })
+    this.#http.on('connection', (s: Socket) => {
+      s.setNoDelay(true)
+      this.#sockets.add(s)
+      s.once('close', () => this.#sockets.delete(s))
+    })
+    this.#http.on('clientError', (_err, s: Socket) => s.destroy())
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      // an MQTT packet rides in one or more frames; a frame above the packet limit is refused by ws
+      maxPayload: deps.maxPacketBytes + 16,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+    })
+    this.#http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(req, socket, head))
+  }
+
+  #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const cert = this.spec.type === 'wss' ? peerSubject(socket as TLSSocket) : {}
+    const meta: ConnectionMeta = { listener: this.name, transport: this.spec.type, remoteAddress: socket.remoteAddress ?? '', ...cert }
+    const path = (req.url ?? '/').split('?')[0]
+    if (path !== this.spec.path) {
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      this.deps.onRefused(meta, 'bad_path')
+      return
+    }
+    const refused = this.deps.admission.admit(meta.remoteAddress)
+    if (refused) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      this.deps.onRefused(meta, refused)
+      return
+    }
+    socket.once('close', () => this.deps.admission.release())
+    this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      const stream = createWebSocketStream(ws)
+      stream.on('error', () => stream.destroy())
+      this.deps.onConnection(stream, meta, req)
+    })
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(ewError('EW_LISTEN_FAILED', `${this.name}: cannot listen on ${this.spec.host}:${this.spec.port} (${err.code ?? err.message})`))
+      this.#http.once('error', onError)
+      this.#http.listen(this.spec.port, this.spec.host, () => {
+        this.#http.off('error', onError)
+        resolve()
+      })
+    })
+  }
+
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.#http.listening) return resolve()
+      this.#http.close(() => resolve())
+    })
+  }
+
+  destroyAll(): void {
+    for (const c of this.#wss.clients) c.terminate()
+    for (const s of this.#sockets) s.destroy()
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.#http.address() as AddressInfo | null
+    return { host: a?.address ?? this.spec.host, port: a?.port ?? this.spec.port }
+  }
+}

@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Test } from 'tap'
+import { createGateway, type Gateway } from '../../src/index.js'
+import { MemoryJournal } from '../../src/journal/memory.js'
+import { mintToken, type MintOptions } from '../../src/identity/mint.js'
+import { silentLogger } from '../../src/logger.js'
+import type { Clock } from '../../src/clock.js'
+
+export interface TestGateway {
+  readonly gw: Gateway
+  readonly journal: MemoryJournal
+  readonly dataDir: string
+  /** mqtt://127.0.0.1:PORT (or mqtts/ws/wss with path) */
+  url(type?: 'mqtt' | 'mqtts' | 'ws' | 'wss'): string
+  port(type?: 'mqtt' | 'mqtts' | 'ws' | 'wss' | 'admin'): number
+  /** a token signed by the gateway's dev key; clientId defaults to sub under strict binding */
+  token(o: Partial<MintOptions> & { sub: string }): Promise<string>
+}
+
+export function tempDir(t: Test, prefix = 'ew-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/**
+ * Starts a gateway on ephemeral 127.0.0.1 ports with a temp data dir and an in-memory
+ * journal; stopped and removed at test teardown. `overrides` is config (deep-merged).
+ */
+export async function startGateway(t: Test, overrides: Record<string, unknown> = {}, opts: { clock?: Clock; journal?: MemoryJournal } = {}): Promise<TestGateway> {
+  const dataDir = tempDir(t)
+  const journal = opts.journal ?? new MemoryJournal()
+  const gw = await createGateway({
+    env: {},
+    cwd: dataDir,
+    overrides: {
+      gateway: { id: 'gw-test', dataDir },
+      listeners: [{ type: 'mqtt', host: '127.0.0.1', port: 0 }, { type: 'ws', host: '127.0.0.1', port: 0, path: '/mqtt' }],
+      admin: { host: '127.0.0.1', port: 0 },
+      broker: { persistence: 'memory' },
+      log: { level: 'silent' },
+      limits: { connectRatePerAddress: '100000/s' },
+      ...overrides,
+    },
+  }, { logger: silentLogger, journal, clock: opts.clock })
+  await gw.start()
+  t.teardown(() => gw.stop())
+  const port = (type: 'mqtt' | 'mqtts' | 'ws' | 'wss' | 'admin' = 'mqtt'): number => {
+    const a = gw.address(type)
+    if (!a) throw new Error(`no ${type} listener`)
+    return a.port
+  }
+  return {
+    gw, journal, dataDir, port,
+    url(type = 'mqtt') {
+      const path = type === 'ws' || type === 'wss' ? gw.config.listeners.find((l) => l.type === type)!.path : ''
+      return `${type}://127.0.0.1:${port(type)}${path}`
+    },
+    async token(o) {
+      if (!gw.devKey) throw new Error('gateway has no dev key (a key source is configured)')
+      return mintToken(gw.devKey.privateJwk, { ttlSec: 3600, ...o })
+    },
+  }
+}
