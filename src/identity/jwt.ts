@@ -34,13 +34,14 @@ export class JwtVerifier {
     const alg = header.alg
     if (typeof alg !== 'string' || !this.#allowed.has(alg)) return fail('alg_not_allowed', `alg ${typeof alg === 'string' ? alg.slice(0, 16) : typeof alg}`)
     if (header.crit !== undefined) return fail('malformed', 'crit header not supported')
+    if (signature.length === 0) return fail('malformed', 'empty signature')
     const kid = typeof header.kid === 'string' ? header.kid : undefined
     const candidates = this.keys.candidates(alg, kid)
     if (candidates.length === 0) {
-      if (kid !== undefined && !alg.startsWith('HS')) {
+      if (kid !== undefined && !alg.startsWith('HS') && this.keys.refreshable) {
         return this.keys.refreshForUnknownKid().then(() => {
           const again = this.keys.candidates(alg, kid)
-          return again.length === 0 ? fail('unknown_kid') : this.#finish(again, alg, signingInput, signature, payloadB64)
+          return again.length === 0 ? fail(this.keys.size === 0 ? 'keys_unavailable' : 'unknown_kid') : this.#finish(again, alg, signingInput, signature, payloadB64)
         })
       }
       return fail(this.keys.size === 0 ? 'keys_unavailable' : 'unknown_kid')
@@ -100,7 +101,8 @@ function parse(token: string): { header: Record<string, unknown>; signingInput: 
   const h = token.slice(0, a)
   const p = token.slice(a + 1, b)
   const s = token.slice(b + 1)
-  if (!B64URL.test(h) || !B64URL.test(p) || !B64URL.test(s) || s.length === 0) return fail('malformed', 'not base64url') as { ok: false; failure: AuthFailure }
+  // an empty signature (`alg: none`) parses, so the refusal names the algorithm
+  if (!B64URL.test(h) || !B64URL.test(p) || !B64URL.test(s)) return fail('malformed', 'not base64url') as { ok: false; failure: AuthFailure }
   let header: unknown
   try {
     header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'))

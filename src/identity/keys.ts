@@ -91,6 +91,8 @@ export class KeyStore {
 
   get generation(): number { return this.#generation }
   get size(): number { return this.#local.length + this.#remote.length }
+  /** true when an unknown kid may be found by fetching the JWKS URL again */
+  get refreshable(): boolean { return !!this.#opts.jwt.jwksUrl }
 
   static async create(opts: KeyStoreOptions): Promise<KeyStore> {
     const store = new KeyStore(opts)
