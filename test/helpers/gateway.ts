@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { createGateway, type Gateway } from '../../src/index.js'
 import { MemoryJournal } from '../../src/journal/memory.js'
 import { mintToken, type MintOptions } from '../../src/identity/mint.js'
-import { silentLogger } from '../../src/logger.js'
+import { silentLogger, type Logger } from '../../src/logger.js'
 import type { Clock } from '../../src/clock.js'
 
 export interface TestGateway {
@@ -29,7 +29,7 @@ export function tempDir(t: Test, prefix = 'ew-'): string {
  * Starts a gateway on ephemeral 127.0.0.1 ports with a temp data dir and an in-memory
  * journal; stopped and removed at test teardown. `overrides` is config (deep-merged).
  */
-export async function startGateway(t: Test, overrides: Record<string, unknown> = {}, opts: { clock?: Clock; journal?: MemoryJournal } = {}): Promise<TestGateway> {
+export async function startGateway(t: Test, overrides: Record<string, unknown> = {}, opts: { clock?: Clock; journal?: MemoryJournal; logger?: Logger } = {}): Promise<TestGateway> {
   const dataDir = tempDir(t)
   const journal = opts.journal ?? new MemoryJournal()
   const gw = await createGateway({
@@ -44,7 +44,7 @@ export async function startGateway(t: Test, overrides: Record<string, unknown> =
       limits: { connectRatePerAddress: '100000/s' },
       ...overrides,
     },
-  }, { logger: silentLogger, journal, clock: opts.clock })
+  }, { logger: opts.logger ?? silentLogger, journal, clock: opts.clock })
   await gw.start()
   t.teardown(() => gw.stop())
   const port = (type: 'mqtt' | 'mqtts' | 'ws' | 'wss' | 'admin' = 'mqtt'): number => {
