@@ -46,7 +46,10 @@ export function rawClient(t: Test, port: number, host = '127.0.0.1'): Promise<Ra
   })
 }
 
-export function connectPacket(o: Partial<IConnectPacket> & { password?: string | Buffer }): IConnectPacket {
+/** CONNECT fields, with the password as a string or bytes. */
+export type RawConnect = Omit<Partial<IConnectPacket>, 'password'> & { password?: string | Buffer }
+
+export function connectPacket(o: RawConnect): IConnectPacket {
   return {
     cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'raw', keepalive: 30,
     ...o,
@@ -56,7 +59,7 @@ export function connectPacket(o: Partial<IConnectPacket> & { password?: string |
 }
 
 /** CONNECT bytes; also the empty clientId with clean=0 that mqtt-packet refuses to generate. */
-export function connectBytes(o: Partial<IConnectPacket> & { password?: string | Buffer }): Buffer {
+export function connectBytes(o: RawConnect): Buffer {
   const p = connectPacket(o)
   if (p.clientId !== '' || p.clean !== false) return mqttPacket.generate(p)
   const buf = mqttPacket.generate({ ...p, clean: true })
@@ -68,7 +71,7 @@ export function connectBytes(o: Partial<IConnectPacket> & { password?: string | 
 }
 
 /** Sends one CONNECT and returns the CONNACK return code (or 'closed'). */
-export async function rawConnack(t: Test, port: number, o: Partial<IConnectPacket> & { password?: string | Buffer }): Promise<number | 'closed'> {
+export async function rawConnack(t: Test, port: number, o: RawConnect): Promise<number | 'closed'> {
   const c = await rawClient(t, port)
   c.send(connectBytes(o))
   try {
