@@ -3,6 +3,7 @@ import { isEwError } from '../errors.js'
 import { VERSION } from '../version.js'
 import { registerStart } from './start.js'
 import { registerToken } from './token.js'
+import { registerApprovals } from './approvals.js'
 
 /** Exit codes (SPEC §2): 0 ok, 1 runtime failure, 2 bad usage or invalid config/policy. */
 export async function main(argv: string[]): Promise<number> {
@@ -14,6 +15,7 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
   registerStart(program)
   registerToken(program)
+  registerApprovals(program)
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0
