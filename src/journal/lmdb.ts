@@ -1,0 +1,320 @@
+import { openDataEnv, type DataEnv } from '../storage/env.js'
+import { systemClock, type Clock } from '../clock.js'
+import type { Logger } from '../logger.js'
+import { GENESIS, decodeRecord, sealRecord, storedHash } from './codec.js'
+import { chainHead, firstSeq, openJournalDbs, readShipped, type Anchor, type JournalDbs } from './store.js'
+import type { Sealer } from './seal.js'
+import type { Journal, JournalEntry } from './types.js'
+
+export interface LmdbJournalOptions {
+  readonly dataDir: string
+  /** gateway id, written into every record */
+  readonly gw: string
+  readonly maxBytes: number
+  readonly retainShippedDays: number
+  readonly onFull: 'block' | 'drop-oldest'
+  readonly recordPayloads: 'none' | 'masked' | 'sealed'
+  /** longest a record waits for its group commit (0: next event-loop turn) */
+  readonly commitDelayMs: number
+  /** required with recordPayloads: sealed */
+  readonly sealer?: Sealer
+  readonly clock?: Clock
+  readonly logger?: Logger
+}
+
+/** Records kept in a group: chained at append time, written together in one transaction. */
+interface Group {
+  readonly seqs: number[]
+  readonly bytes: Buffer[]
+  readonly removes: number[]
+  readonly done: Promise<void>
+  resolve(): void
+  reject(err: Error): void
+}
+
+const RESERVED = new Set(['seq', 'ts', 'gw', 'prev', 'hash'])
+const noop = (): void => {}
+
+/**
+ * The LMDB journal (SPEC §7): gapless integer keys, msgpack records, a sha256 hash chain
+ * computed here in append order (the last hash is kept in memory, recovered at open), and
+ * group commit: every record appended within `commitDelayMs` goes into one LMDB write
+ * transaction, and each `append()` resolves once that transaction is committed and
+ * flushed to disk — so a PUBACK sent after it survives kill -9 and power loss.
+ *
+ * Bounded disk: record bytes are counted; over `maxBytes`, shipped records go first, then
+ * `onFull` decides (block: `writable` turns false; drop-oldest: the oldest unshipped
+ * records go and a `buffer_dropped` record says how many).
+ */
+export class LmdbJournal implements Journal {
+  readonly #o: LmdbJournalOptions
+  readonly #env: DataEnv
+  readonly #dbs: JournalDbs
+  readonly #clock: Clock
+  readonly #lowWater: number
+  readonly #hardLimit: number
+  #lastSeq: number
+  #lastHash: string
+  #firstSeq: number
+  #committedSeq: number
+  #bytes: number
+  #shipped: number
+  #anchor?: Anchor
+  #anchorDirty = false
+  #writable = true
+  /** records refused while blocked and over the hard limit, reported once space returns */
+  #lost = 0
+  #group?: Group
+  #lastDone: Promise<void> = Promise.resolve()
+  #sealTail: Promise<void> = Promise.resolve()
+  #sealing = 0
+  #retention?: NodeJS.Timeout
+  #closed = false
+
+  constructor(o: LmdbJournalOptions) {
+    if (o.recordPayloads === 'sealed' && !o.sealer) throw new Error('recordPayloads: sealed needs a sealer')
+    this.#o = o
+    this.#clock = o.clock ?? systemClock
+    this.#env = openDataEnv(o.dataDir)
+    this.#dbs = openJournalDbs(this.#env)
+    this.#lowWater = Math.floor(o.maxBytes * 0.9)
+    // room kept past maxBytes so refusals and connects are still journaled while blocked
+    this.#hardLimit = o.maxBytes + Math.max(64 * 1024, Math.floor(o.maxBytes * 0.02))
+    const head = chainHead(this.#dbs)
+    this.#lastSeq = head?.seq ?? 0
+    this.#lastHash = head?.hash ?? GENESIS
+    this.#committedSeq = this.#lastSeq
+    this.#firstSeq = firstSeq(this.#dbs) ?? this.#lastSeq + 1
+    this.#anchor = this.#dbs.meta.get('anchor') as Anchor | undefined
+    this.#shipped = readShipped(this.#dbs)
+    this.#bytes = this.#countBytes()
+    this.pruneExpired()
+    if (this.#bytes >= o.maxBytes && o.onFull === 'block') this.#makeRoom(0)
+    this.#retention = setInterval(() => this.pruneExpired(), 60_000)
+    this.#retention.unref()
+  }
+
+  get writable(): boolean { return this.#writable }
+  get lastSeq(): number { return this.#lastSeq }
+  get lastHash(): string { return this.#lastHash }
+  get firstSeq(): number { return this.#firstSeq }
+  /** highest seq durably committed (what readers and the shipper can see) */
+  get committedSeq(): number { return this.#committedSeq }
+  get shippedSeq(): number { return this.#shipped }
+  get bytes(): number { return this.#bytes }
+  get dbs(): JournalDbs { return this.#dbs }
+  get gw(): string { return this.#o.gw }
+
+  append(entry: JournalEntry): Promise<number> {
+    if (this.#sealing > 0 || this.#needsSeal(entry)) return this.#queued(entry).then((w) => w.p)
+    return this.#write(entry)
+  }
+
+  record(entry: JournalEntry): void {
+    this.append(entry).catch(noop)
+  }
+
+  async flush(): Promise<void> {
+    await this.#sealTail
+    if (this.#group) this.#flushGroup()
+    await this.#lastDone.catch(noop)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#retention)
+    await this.flush()
+    await this.#env.release()
+  }
+
+  /** Records the cloud's acknowledgement of everything up to seq (the shipper calls it). */
+  async markShipped(seq: number): Promise<void> {
+    if (seq <= this.#shipped) return
+    this.#shipped = seq
+    await this.#dbs.meta.put('shipped', seq)
+    if (!this.#writable) this.#makeRoom(0)
+  }
+
+  /** Deletes shipped records older than `retainShippedDays`; returns how many. */
+  pruneExpired(): number {
+    const cutoff = this.#clock.now() - this.#o.retainShippedDays * 86_400_000
+    const limit = Math.min(this.#shipped, this.#committedSeq)
+    let n = 0
+    while (this.#firstSeq <= limit) {
+      const b = this.#dbs.records.getBinary(this.#firstSeq)
+      if (b && decodeRecord(b).ts >= cutoff) break
+      this.#remove(this.#firstSeq, b)
+      n++
+    }
+    return n
+  }
+
+  #needsSeal(entry: JournalEntry): boolean {
+    return this.#o.recordPayloads === 'sealed' && entry.payload !== undefined
+  }
+
+  /** Sealing is async (JWE); records queue behind it so seq order stays append order. */
+  #queued(entry: JournalEntry): Promise<{ p: Promise<number> }> {
+    this.#sealing++
+    const sealed = this.#needsSeal(entry) ? this.#o.sealer!(entry.payload!) : undefined
+    const run = this.#sealTail.then(async () => {
+      let e = entry
+      try {
+        if (sealed) e = { ...entry, payload: undefined, sealed: await sealed }
+      } catch (err) {
+        this.#o.logger?.error({ event: 'journal_seal_failed', err: (err as Error).message }, 'sealing a payload failed: recorded without it')
+        e = { ...entry, payload: undefined, reason: entry.reason ?? 'seal_failed' }
+      } finally {
+        this.#sealing--
+      }
+      // wrapped (not a thenable) so the queue waits for the write, not for the commit
+      const p = this.#write(e)
+      p.catch(noop)
+      return { p }
+    })
+    this.#sealTail = run.then(noop, noop)
+    return run
+  }
+
+  #write(entry: JournalEntry): Promise<number> {
+    if (this.#closed) return Promise.reject(new Error('journal closed'))
+    const seq = this.#lastSeq + 1
+    const rec: Record<string, unknown> = { seq, ts: this.#clock.now(), gw: this.#o.gw, type: entry.type }
+    for (const k in entry) {
+      const v = entry[k]
+      if (v === undefined || k === 'type' || RESERVED.has(k)) continue
+      if (k === 'payload' && this.#o.recordPayloads === 'none') continue
+      rec[k] = v
+    }
+    rec.prev = this.#lastHash
+    const { bytes, hash } = sealRecord(rec, this.#lastHash)
+    const room = this.#makeRoom(bytes.length)
+    if (room === 'refuse') {
+      this.#lost++
+      return Promise.reject(new Error('journal full'))
+    }
+    // a buffer_dropped record went in first: chain this one after it
+    if (seq !== this.#lastSeq + 1) return this.#write(entry)
+    this.#lastSeq = seq
+    this.#lastHash = hash
+    this.#bytes += bytes.length
+    const g = this.#group ?? this.#startGroup()
+    g.seqs.push(seq)
+    g.bytes.push(bytes)
+    return g.done.then(() => seq)
+  }
+
+  #startGroup(): Group {
+    let resolve!: () => void
+    let reject!: (err: Error) => void
+    const done = new Promise<void>((res, rej) => { resolve = res; reject = rej })
+    done.catch(noop)
+    const g: Group = { seqs: [], bytes: [], removes: [], done, resolve, reject }
+    this.#group = g
+    if (this.#o.commitDelayMs > 0) setTimeout(() => this.#flushGroup(), this.#o.commitDelayMs)
+    else setImmediate(() => this.#flushGroup())
+    return g
+  }
+
+  /** One synchronous burst of writes = one LMDB transaction (lmdb-js event-turn batching). */
+  #flushGroup(): void {
+    const g = this.#group
+    if (!g) return
+    this.#group = undefined
+    const { records, meta } = this.#dbs
+    for (const k of g.removes) records.remove(k).catch(noop)
+    let last: Promise<unknown> | undefined
+    for (let i = 0; i < g.seqs.length; i++) last = records.put(g.seqs[i]!, g.bytes[i]!)
+    const upTo = g.seqs.length ? g.seqs[g.seqs.length - 1]! : this.#committedSeq
+    const sizeP = meta.put('size', { bytes: this.#bytes, seq: upTo })
+    if (this.#anchorDirty) {
+      meta.put('anchor', this.#anchor).catch(noop)
+      this.#anchorDirty = false
+    }
+    const root = this.#env.root
+    const committed = (last ?? sizeP).then(() => root.flushed)
+    this.#lastDone = committed.then(() => {
+      if (upTo > this.#committedSeq) this.#committedSeq = upTo
+      g.resolve()
+    }, (err: Error) => {
+      this.#o.logger?.error({ event: 'journal_commit_failed', err: err.message }, 'journal commit failed')
+      g.reject(err)
+    })
+  }
+
+  /** Record bytes held: the persisted count plus any records written after it (crash). */
+  #countBytes(): number {
+    const size = this.#dbs.meta.get('size') as { bytes: number; seq: number } | undefined
+    let bytes = size?.bytes ?? 0
+    for (const { value } of this.#dbs.records.getRange({ start: (size?.seq ?? 0) + 1 })) bytes += value.length
+    return bytes
+  }
+
+  #remove(seq: number, b: Buffer | undefined): void {
+    if (b) {
+      this.#bytes -= b.length
+      this.#anchor = { seq, hash: storedHash(b) }
+      this.#anchorDirty = true
+    }
+    const g = this.#group ?? this.#startGroup()
+    g.removes.push(seq)
+    this.#firstSeq = seq + 1
+  }
+
+  /** Deletes committed records from the oldest while over target, up to `limit`; returns the count. */
+  #deleteOldest(target: number, limit: number): number {
+    let n = 0
+    const end = Math.min(limit, this.#committedSeq)
+    while (this.#bytes > target && this.#firstSeq <= end) {
+      this.#remove(this.#firstSeq, this.#dbs.records.getBinary(this.#firstSeq))
+      n++
+    }
+    return n
+  }
+
+  #makeRoom(size: number): 'ok' | 'refuse' {
+    if (this.#writable && this.#bytes + size <= this.#o.maxBytes) return 'ok'
+    // shipped records go first
+    if (this.#bytes + size > this.#lowWater) this.#deleteOldest(this.#lowWater - size, this.#shipped)
+    if (this.#bytes + size <= this.#o.maxBytes) {
+      if (!this.#writable && this.#bytes <= this.#lowWater) this.#unblock()
+      if (this.#writable) return 'ok'
+    }
+    if (this.#o.onFull === 'drop-oldest') {
+      const n = this.#deleteOldest(this.#lowWater - size, Infinity)
+      if (n === 0) return 'ok' // nothing committed yet to drop: let this one through
+      this.#writeDropped(n + this.#lost, 'journal_full')
+      this.#lost = 0
+      return 'ok'
+    }
+    if (this.#writable) {
+      this.#writable = false
+      this.#o.logger?.error({ event: 'journal_full', bytes: this.#bytes, maxBytes: this.#o.maxBytes }, 'journal full of unshipped records: refusing publishes (journal.onFull: block)')
+    }
+    return this.#bytes + size <= this.#hardLimit ? 'ok' : 'refuse'
+  }
+
+  #unblock(): void {
+    this.#writable = true
+    this.#o.logger?.warn({ event: 'journal_writable', bytes: this.#bytes }, 'journal has room again: accepting publishes')
+    if (this.#lost > 0) {
+      const n = this.#lost
+      this.#lost = 0
+      this.#writeDropped(n, 'journal_full')
+    }
+  }
+
+  #writeDropped(count: number, reason: string): void {
+    const seq = this.#lastSeq + 1
+    const rec = { seq, ts: this.#clock.now(), gw: this.#o.gw, type: 'buffer_dropped', count, reason, firstKept: this.#firstSeq, prev: this.#lastHash }
+    const { bytes, hash } = sealRecord(rec, this.#lastHash)
+    this.#lastSeq = seq
+    this.#lastHash = hash
+    this.#bytes += bytes.length
+    const g = this.#group ?? this.#startGroup()
+    g.seqs.push(seq)
+    g.bytes.push(bytes)
+    this.#o.logger?.warn({ event: 'buffer_dropped', count, firstKept: this.#firstSeq }, 'journal full: dropped the oldest unshipped records')
+  }
+}

@@ -1,0 +1,55 @@
+import type { Database } from 'lmdb'
+import type { DataEnv } from '../storage/env.js'
+import { storedHash } from './codec.js'
+
+/**
+ * The journal's named databases in the shared data-dir environment:
+ * - `journal`: seq (integer key) → record bytes (see codec.ts), gapless
+ * - `journal-meta`: small state — `shipped` (highest seq the cloud acknowledged),
+ *   `anchor` ({seq, hash} of the last pruned record, so the first kept record still
+ *   verifies), `size` ({bytes, seq}: record bytes held as of seq)
+ * - `journal-checkpoints`: seq → signed checkpoint JWS
+ */
+export interface JournalDbs {
+  readonly records: Database<Buffer, number>
+  readonly meta: Database<unknown, string>
+  readonly checkpoints: Database<string, number>
+}
+
+export interface Anchor { readonly seq: number; readonly hash: string }
+
+export function openJournalDbs(env: DataEnv): JournalDbs {
+  return {
+    records: env.root.openDB<Buffer, number>({ name: 'journal', encoding: 'binary' }),
+    meta: env.root.openDB<unknown, string>({ name: 'journal-meta', encoding: 'msgpack' }),
+    checkpoints: env.root.openDB<string, number>({ name: 'journal-checkpoints', encoding: 'string' }),
+  }
+}
+
+export function firstSeq(dbs: JournalDbs): number | undefined {
+  for (const k of dbs.records.getKeys({ limit: 1 })) return k
+  return undefined
+}
+
+export function lastSeq(dbs: JournalDbs): number | undefined {
+  for (const k of dbs.records.getKeys({ reverse: true, limit: 1 })) return k
+  return undefined
+}
+
+export function readAnchor(dbs: JournalDbs): Anchor | undefined {
+  return dbs.meta.get('anchor') as Anchor | undefined
+}
+
+export function readShipped(dbs: JournalDbs): number {
+  return (dbs.meta.get('shipped') as number | undefined) ?? 0
+}
+
+/** The last record's seq and hash (or the anchor's when everything was pruned). */
+export function chainHead(dbs: JournalDbs): Anchor | undefined {
+  const last = lastSeq(dbs)
+  if (last !== undefined) {
+    const bytes = dbs.records.getBinary(last)
+    if (bytes) return { seq: last, hash: storedHash(bytes) }
+  }
+  return readAnchor(dbs)
+}
