@@ -1,0 +1,452 @@
+import { Readable } from 'node:stream'
+import type { Database } from 'lmdb'
+import { Packr } from 'msgpackr'
+import { QlobberTrue } from 'qlobber'
+import QlobberSub from 'qlobber/aedes/qlobber-sub.js'
+import PacketFn from 'aedes-packet'
+import { openDataEnv, type DataEnv } from '../../storage/env.js'
+import type { Journal } from '../../journal/types.js'
+import { DropCounter } from './drops.js'
+import { isLongTopic, literalPrefix, topicHash, topicKey } from './keys.js'
+
+/** The packet shape Aedes hands a persistence (aedes-packet plus whatever mqtt-packet carried). */
+export interface StoredPacket {
+  cmd: string
+  topic?: string
+  payload?: Buffer | string
+  qos?: number
+  retain?: boolean
+  dup?: boolean
+  messageId?: number
+  brokerId?: string
+  brokerCounter?: number
+  clientId?: string
+  [k: string]: unknown
+}
+interface ClientRef { readonly id: string }
+interface Sub { topic: string; qos: number; rh?: number; rap?: boolean; nl?: boolean; subscriptionIdentifier?: number }
+type SubRecord = Omit<Sub, 'topic'>
+/** what Aedes gives `setup`: only these members are used */
+interface BrokerRef { id: string; counter: number; clients?: Record<string, unknown> }
+interface OutEntry { readonly seq: number; packet: StoredPacket }
+
+const Packet = PacketFn as unknown as new (o: object, broker?: BrokerRef) => StoredPacket
+const QLOBBER = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
+
+export interface LmdbPersistenceOptions {
+  readonly dataDir: string
+  /** offline QoS 1/2 messages kept per client; more are dropped and journaled */
+  readonly maxQueuedPerClient?: number
+  /** retained topics kept; a new topic beyond it is not retained, and journaled */
+  readonly maxRetained?: number
+  readonly journal?: Journal
+}
+
+/**
+ * Aedes persistence (aedes-persistence 11, promise API) on the data dir's shared LMDB
+ * environment. Everything Aedes reads on the hot path — subscriptions (a qlobber trie),
+ * outgoing queues, incoming QoS 2 packets, wills — is also held in memory and loaded from
+ * LMDB at setup; LMDB is the durable copy. Retained messages are read from LMDB (prefix
+ * range scans), so their payloads are not held twice.
+ *
+ * What is awaited (durable before Aedes acknowledges): enqueued QoS 1/2 messages (so a
+ * PUBACK means the queued copy survives kill -9), retained messages, subscriptions,
+ * incoming QoS 2 packets and PUBREL state. What is not (one group commit later, a crash
+ * in between only causes a redelivery): clearing acknowledged messages and wills.
+ * A publish's in-flight messageId is not stored at all: a resumed session gets new ones.
+ */
+export class LmdbPersistence {
+  readonly #env: DataEnv
+  readonly #retainedDb: Database<StoredPacket, string>
+  readonly #retainedLongDb: Database<StoredPacket, string>
+  readonly #subsDb: Database<Sub, [string, string]>
+  readonly #outDb: Database<Buffer, [string, number]>
+  readonly #inDb: Database<StoredPacket, [string, number]>
+  readonly #willDb: Database<StoredPacket, string>
+  readonly #packr = new Packr({ copyBuffers: true })
+  readonly #maxQueued: number
+  readonly #maxRetained: number
+  readonly drops: DropCounter
+
+  // topic -> present; the count and existence test for maxRetained without a read
+  readonly #retainedTopics = new Set<string>()
+  #longRetained = 0
+  readonly #subs = new Map<string, Map<string, SubRecord>>()
+  readonly #trie = new QlobberSub(QLOBBER)
+  readonly #out = new Map<string, OutEntry[]>()
+  #seq = 0
+  readonly #incoming = new Map<string, Map<number, StoredPacket>>()
+  readonly #wills = new Map<string, StoredPacket>()
+  #broker: BrokerRef | undefined
+  #destroyed = false
+
+  constructor(opts: LmdbPersistenceOptions) {
+    this.#env = openDataEnv(opts.dataDir)
+    const root = this.#env.root
+    this.#retainedDb = root.openDB({ name: 'broker-retained', encoding: 'msgpack' })
+    this.#retainedLongDb = root.openDB({ name: 'broker-retained-long', encoding: 'msgpack' })
+    this.#subsDb = root.openDB({ name: 'broker-subs', encoding: 'msgpack' })
+    // encoded once per message by us, the same bytes put once per subscriber queue
+    this.#outDb = root.openDB({ name: 'broker-outgoing', encoding: 'binary' })
+    this.#inDb = root.openDB({ name: 'broker-incoming', encoding: 'msgpack' })
+    this.#willDb = root.openDB({ name: 'broker-wills', encoding: 'msgpack' })
+    this.#maxQueued = opts.maxQueuedPerClient ?? Infinity
+    this.#maxRetained = opts.maxRetained ?? Infinity
+    this.drops = new DropCounter(opts.journal)
+  }
+
+  get broker(): BrokerRef | undefined { return this.#broker }
+
+  /** Loads the in-memory indexes from LMDB; called by Aedes' listen(). */
+  async setup(broker: BrokerRef): Promise<void> {
+    this.#broker = broker
+    for (const key of this.#retainedDb.getKeys()) this.#retainedTopics.add(key)
+    for (const { value } of this.#retainedLongDb.getRange()) {
+      this.#retainedTopics.add(value.topic!)
+      this.#longRetained++
+    }
+    for (const { key: [clientId], value } of this.#subsDb.getRange()) {
+      const { topic, ...record } = value
+      this.#addSub(clientId, topic, record)
+    }
+    let maxCounter = 0
+    for (const { key: [clientId, seq], value } of this.#outDb.getRange()) {
+      const packet = this.#packr.unpack(value) as StoredPacket
+      listOf(this.#out, clientId).push({ seq, packet })
+      if (seq > this.#seq) this.#seq = seq
+      if (packet.brokerId === broker.id && (packet.brokerCounter ?? 0) > maxCounter) maxCounter = packet.brokerCounter!
+    }
+    // Aedes matches a queued packet by (brokerId, brokerCounter) and restarts its counter at 0
+    // with the same id: continue after the stored ones so new packets never collide with them
+    if (maxCounter > broker.counter) broker.counter = maxCounter
+    for (const { key: [clientId, messageId], value } of this.#inDb.getRange()) {
+      mapOf(this.#incoming, clientId).set(messageId, value)
+    }
+    for (const { key, value } of this.#willDb.getRange()) this.#wills.set(key, value)
+  }
+
+  // ── retained ────────────────────────────────────────────────────────────────────────
+
+  async storeRetained(pkt: StoredPacket): Promise<void> {
+    const topic = pkt.topic!
+    const long = isLongTopic(topic)
+    const db = long ? this.#retainedLongDb : this.#retainedDb
+    const key = long ? topicHash(topic) : topic
+    if (!pkt.payload || pkt.payload.length === 0) {
+      if (!this.#retainedTopics.delete(topic)) return
+      if (long) this.#longRetained--
+      await db.remove(key)
+      return
+    }
+    if (!this.#retainedTopics.has(topic)) {
+      if (this.#retainedTopics.size >= this.#maxRetained) {
+        // the message is still delivered live; only its retention is refused
+        this.drops.add('max_retained', pkt.clientId, topic)
+        return
+      }
+      this.#retainedTopics.add(topic)
+      if (long) this.#longRetained++
+    }
+    await db.put(key, { ...pkt })
+  }
+
+  createRetainedStreamCombi(patterns: string[]): Readable {
+    return Readable.from(this.#retainedMatching(patterns))
+  }
+
+  /** deprecated in aedes-persistence, kept for the interface */
+  createRetainedStream(pattern: string): Readable {
+    return Readable.from(this.#retainedMatching([pattern]))
+  }
+
+  get retainedCount(): number { return this.#retainedTopics.size }
+
+  *#retainedMatching(patterns: string[]): Generator<StoredPacket> {
+    // one SUBSCRIBE may name overlapping filters: each retained message is sent once
+    const seen = patterns.length > 1 ? new Set<string>() : undefined
+    for (const pattern of patterns) {
+      for (const p of this.#retainedByPattern(pattern)) {
+        if (seen) {
+          if (seen.has(p.topic!)) continue
+          seen.add(p.topic!)
+        }
+        yield p
+      }
+    }
+  }
+
+  *#retainedByPattern(pattern: string): Generator<StoredPacket> {
+    const { prefix, wildcardAt } = literalPrefix(pattern)
+    if (wildcardAt === -1) {
+      const v = this.#getRetained(pattern)
+      if (v) yield v
+      return
+    }
+    const matcher = new QlobberTrue(QLOBBER).add(pattern)
+    // 'a/b/#' also matches 'a/b' itself, which sorts before the 'a/b/' range
+    if (pattern[wildcardAt] === '#' && wildcardAt > 0) {
+      const parent = pattern.slice(0, wildcardAt - 1)
+      const v = this.#getRetained(parent)
+      if (v && matcher.test(parent)) yield v
+    }
+    // keys are topics in UTF-8 byte order: every topic starting with 'a/b/' lies in ['a/b/', 'a/b0');
+    // no short topic starts with a long prefix
+    if (!isLongTopic(prefix)) {
+      const range = prefix === '' ? {} : { start: prefix, end: prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1) }
+      for (const { key, value } of this.#retainedDb.getRange(range)) {
+        if (matcher.test(key)) yield value
+      }
+    }
+    if (this.#longRetained > 0) {
+      for (const { value } of this.#retainedLongDb.getRange()) {
+        if (matcher.test(value.topic!)) yield value
+      }
+    }
+  }
+
+  #getRetained(topic: string): StoredPacket | undefined {
+    return isLongTopic(topic) ? this.#retainedLongDb.get(topicHash(topic)) : this.#retainedDb.get(topic)
+  }
+
+  // ── subscriptions ───────────────────────────────────────────────────────────────────
+
+  #addSub(clientId: string, topic: string, record: SubRecord): void {
+    const stored = mapOf(this.#subs, clientId)
+    const prev = stored.get(topic)
+    // only QoS > 0 subscriptions are matched for offline queueing (as in the memory persistence)
+    if (record.qos > 0) this.#trie.add(topic, { clientId, topic, qos: record.qos, rh: record.rh, rap: record.rap, nl: record.nl })
+    else if (prev && prev.qos > 0) this.#trie.remove(topic, { clientId, topic })
+    stored.set(topic, record)
+  }
+
+  async addSubscriptions(client: ClientRef, subs: Sub[]): Promise<void> {
+    mapOf(this.#subs, client.id)
+    let last: Promise<boolean> | undefined
+    for (const sub of subs) {
+      const record: SubRecord = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
+      if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier
+      this.#addSub(client.id, sub.topic, record)
+      last = this.#subsDb.put([client.id, topicKey(sub.topic)], { topic: sub.topic, ...record })
+    }
+    await last
+  }
+
+  async removeSubscriptions(client: ClientRef, topics: string[]): Promise<void> {
+    const stored = this.#subs.get(client.id)
+    if (!stored) return
+    let last: Promise<boolean> | undefined
+    for (const topic of topics) {
+      const sub = stored.get(topic)
+      if (!sub) continue
+      if (sub.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
+      stored.delete(topic)
+      last = this.#subsDb.remove([client.id, topicKey(topic)])
+    }
+    if (stored.size === 0) this.#subs.delete(client.id)
+    await last
+  }
+
+  async subscriptionsByClient(client: ClientRef): Promise<Sub[]> {
+    const stored = this.#subs.get(client.id)
+    if (!stored) return []
+    const subs: Sub[] = []
+    for (const [topic, record] of stored) subs.push({ topic, ...record })
+    return subs
+  }
+
+  async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
+    return { subsCount: this.#trie.subscriptionsCount, clientsCount: this.#subs.size }
+  }
+
+  async subscriptionsByTopic(topic: string): Promise<Array<{ clientId: string; topic: string; qos?: number }>> {
+    return this.#trie.match(topic)
+  }
+
+  /** called on every clean-session CONNECT: free when the client has nothing stored */
+  async cleanSubscriptions(client: ClientRef): Promise<void> {
+    const stored = this.#subs.get(client.id)
+    if (!stored) return
+    let last: Promise<boolean> | undefined
+    for (const [topic, sub] of stored) {
+      if (sub.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
+      last = this.#subsDb.remove([client.id, topicKey(topic)])
+    }
+    this.#subs.delete(client.id)
+    await last
+  }
+
+  getClientList(topic: string): Readable {
+    const ids: string[] = []
+    for (const [clientId, stored] of this.#subs) if (stored.has(topic)) ids.push(clientId)
+    return Readable.from(ids)
+  }
+
+  // ── outgoing QoS 1/2 ────────────────────────────────────────────────────────────────
+
+  async outgoingEnqueue(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
+    return this.outgoingEnqueueCombi([sub], packet)
+  }
+
+  async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: StoredPacket): Promise<void> {
+    let bytes: Buffer | undefined
+    let last: Promise<boolean> | undefined
+    for (let i = 0; i < subs.length; i++) {
+      const clientId = subs[i]!.clientId
+      const queue = listOf(this.#out, clientId)
+      // the bound is on what waits for an offline client; a connected one is draining its queue
+      if (queue.length >= this.#maxQueued && !this.#online(clientId)) {
+        this.drops.add('max_queued_per_client', clientId, packet.topic ?? '')
+        continue
+      }
+      const seq = ++this.#seq
+      const p = new Packet(packet)
+      queue.push({ seq, packet: p })
+      bytes ??= this.#packr.pack(p)
+      last = this.#outDb.put([clientId, seq], bytes)
+    }
+    // resolves when the batch holding these puts is committed (group commit)
+    await last
+  }
+
+  async outgoingUpdate(client: ClientRef, packet: StoredPacket): Promise<void> {
+    const queue = this.#out.get(client.id)
+    if (queue) {
+      for (let i = 0; i < queue.length; i++) {
+        const e = queue[i]!
+        const temp = e.packet
+        if (temp.brokerId === packet.brokerId) {
+          // messageIds wrap at 65535: (brokerId, brokerCounter) names the packet
+          if (temp.brokerCounter === packet.brokerCounter) {
+            temp.messageId = packet.messageId
+            return
+          }
+        } else if (temp.messageId === packet.messageId) {
+          // PUBREC: the publish becomes a PUBREL, which must survive a restart (QoS 2 exactly once)
+          e.packet = { ...packet }
+          await this.#outDb.put([client.id, e.seq], this.#packr.pack(e.packet))
+          return
+        }
+      }
+    }
+    throw new Error('no such packet')
+  }
+
+  async outgoingClearMessageId(client: ClientRef, packet: StoredPacket): Promise<StoredPacket | undefined> {
+    const queue = this.#out.get(client.id)
+    if (!queue || !packet) return undefined
+    // Aedes clears a never-sent packet (authorizeForward said no) by the packet itself,
+    // before it has a messageId: match that one by (brokerId, brokerCounter)
+    const byCounter = packet.messageId === undefined || packet.messageId === null
+    if (byCounter && packet.brokerId === undefined) return undefined
+    for (let i = 0; i < queue.length; i++) {
+      const e = queue[i]!
+      const hit = byCounter
+        ? e.packet.brokerId === packet.brokerId && e.packet.brokerCounter === packet.brokerCounter
+        : e.packet.messageId === packet.messageId
+      if (!hit) continue
+      queue.splice(i, 1)
+      if (queue.length === 0) this.#out.delete(client.id)
+      // not awaited: a crash before this commits only redelivers an acknowledged message
+      void this.#outDb.remove([client.id, e.seq])
+      return e.packet
+    }
+    return undefined
+  }
+
+  outgoingStream(client: ClientRef): Readable {
+    // a snapshot: Aedes clears entries while it reads the stream
+    const queue = this.#out.get(client.id)
+    return Readable.from(queue ? queue.map((e) => e.packet) : [])
+  }
+
+  /** queued + in-flight messages of a client */
+  queuedCount(clientId: string): number { return this.#out.get(clientId)?.length ?? 0 }
+
+  #online(clientId: string): boolean {
+    return this.#broker?.clients?.[clientId] !== undefined
+  }
+
+  // ── incoming QoS 2 ──────────────────────────────────────────────────────────────────
+
+  async incomingStorePacket(client: ClientRef, packet: StoredPacket): Promise<void> {
+    const p = new Packet(packet)
+    p.messageId = packet.messageId
+    mapOf(this.#incoming, client.id).set(packet.messageId!, p)
+    await this.#inDb.put([client.id, packet.messageId!], p)
+  }
+
+  async incomingGetPacket(client: ClientRef, packet: { messageId?: number }): Promise<StoredPacket> {
+    const p = this.#incoming.get(client.id)?.get(packet.messageId!)
+    if (!p) throw new Error('no such packet')
+    return p
+  }
+
+  async incomingDelPacket(client: ClientRef, packet: { messageId?: number }): Promise<void> {
+    const store = this.#incoming.get(client.id)
+    if (!store?.delete(packet.messageId!)) throw new Error('no such packet')
+    if (store.size === 0) this.#incoming.delete(client.id)
+    // awaited: a PUBREL replayed after a crash must not publish the message a second time
+    await this.#inDb.remove([client.id, packet.messageId!])
+  }
+
+  /** called on every clean-session CONNECT and close: free when nothing is stored */
+  async cleanIncoming(client: ClientRef): Promise<void> {
+    const store = this.#incoming.get(client.id)
+    if (!store) return
+    this.#incoming.delete(client.id)
+    let last: Promise<boolean> | undefined
+    for (const messageId of store.keys()) last = this.#inDb.remove([client.id, messageId])
+    await last
+  }
+
+  // ── wills ───────────────────────────────────────────────────────────────────────────
+
+  async putWill(client: ClientRef, packet: StoredPacket): Promise<void> {
+    packet.brokerId = this.#broker!.id
+    packet.clientId = client.id
+    this.#wills.set(client.id, packet)
+    void this.#willDb.put(client.id, packet)
+  }
+
+  async getWill(client: ClientRef): Promise<StoredPacket | undefined> {
+    return this.#wills.get(client.id)
+  }
+
+  /** called on every CONNECT: free when the client had no will */
+  async delWill(client: ClientRef): Promise<StoredPacket | undefined> {
+    const will = this.#wills.get(client.id)
+    if (!will) return undefined
+    this.#wills.delete(client.id)
+    void this.#willDb.remove(client.id)
+    return will
+  }
+
+  streamWill(brokers: Record<string, unknown> = {}): Readable {
+    const wills: StoredPacket[] = []
+    for (const will of this.#wills.values()) if (!brokers[will.brokerId!]) wills.push(will)
+    return Readable.from(wills)
+  }
+
+  // ── lifecycle ───────────────────────────────────────────────────────────────────────
+
+  /** Journals pending drop counts, waits for pending writes, releases the LMDB environment. */
+  async destroy(): Promise<void> {
+    if (this.#destroyed) return
+    this.#destroyed = true
+    this.drops.flush()
+    await this.#env.root.flushed
+    await this.#env.release()
+  }
+}
+
+function mapOf<K, V>(m: Map<string, Map<K, V>>, key: string): Map<K, V> {
+  let v = m.get(key)
+  if (!v) m.set(key, (v = new Map()))
+  return v
+}
+
+function listOf<V>(m: Map<string, V[]>, key: string): V[] {
+  let v = m.get(key)
+  if (!v) m.set(key, (v = []))
+  return v
+}
