@@ -5,7 +5,10 @@ import type { Config } from './config/types.js'
 import type { Clock } from './clock.js'
 import type { Logger } from './logger.js'
 import type { Journal, JournalEntry } from './journal/types.js'
-import type { PolicyEngine } from './policy/types.js'
+import type { Action, Decision, DecisionInput, PolicyEngine } from './policy/types.js'
+import type { Approvals } from './hold/approvals.js'
+import type { Grants } from './hold/grants.js'
+import type { HeldMessage } from './hold/types.js'
 import { isReservedTopic } from './policy/reserved.js'
 import { Authenticator } from './identity/authenticate.js'
 import type { KeyStore } from './identity/keys.js'
@@ -36,6 +39,10 @@ export interface GatewayParts {
   readonly policy: PolicyEngine
   readonly keys: KeyStore
   readonly metrics: Metrics
+  /** time-bound allows granted by approvers (widen default deny only) */
+  readonly grants?: Grants
+  /** the approval queue for publishes a rule holds; without it a hold is a deny */
+  readonly approvals?: Approvals
 }
 
 type AuthError = Error & { returnCode: number }
@@ -251,8 +258,10 @@ export class GatewayCore {
     if ((err as { errorCode?: number }).errorCode !== undefined && !s) return
     // ordinary ends of connections are not protocol errors
     if (/ECONNRESET|EPIPE|keep alive timeout|connection closed|premature close/i.test(message)) return
-    this.p.metrics.protocolErrors.inc({ reason: 'client_error' })
-    this.#journal({ type: 'protocol_error', reason: message, session: s?.id, clientId: s?.identity.clientId ?? client.id, sub: s?.identity.sub, listener: meta?.listener, remote: meta?.remoteAddress })
+    // limits.connectTimeoutSec tripping gets a stable reason; other errors keep Aedes' message
+    const timeout = message === 'connect did not arrive in time'
+    this.p.metrics.protocolErrors.inc({ reason: timeout ? 'connect_timeout' : 'client_error' })
+    this.#journal({ type: 'protocol_error', reason: timeout ? 'connect_timeout' : message, session: s?.id, clientId: s?.identity.clientId ?? client.id, sub: s?.identity.sub, listener: meta?.listener, remote: meta?.remoteAddress })
     this.p.logger.info({ event: 'client_error', clientId: s?.identity.clientId ?? client.id, listener: meta?.listener, err: message }, 'connection closed on error')
   }
 
@@ -263,7 +272,7 @@ export class GatewayCore {
     const id = s.identity
     const topic = packet.topic
     const payload = packet.payload as Buffer
-    const decision = this.#policy.decide(id, 'publish', topic, { qos: packet.qos, retain: packet.retain, payload })
+    const decision = this.#decide(id, 'publish', topic, { qos: packet.qos, retain: packet.retain, payload })
     if (decision.effect === 'deny' || !this.p.journal.writable) {
       const reason = decision.effect === 'deny' ? (decision.reason ?? 'policy') : 'journal_full'
       this.p.metrics.publishes.inc({ effect: 'deny' })
@@ -271,6 +280,7 @@ export class GatewayCore {
       // MQTT 3.1.1 has no negative PUBACK: the connection is closed ([MQTT-3.3.5-2])
       return cb(new Error(`publish denied: ${reason}`))
     }
+    if (decision.effect === 'hold') return this.#hold(s, packet, decision, cb)
     this.p.metrics.publishes.inc({ effect: 'allow' })
     const entry: JournalEntry = { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId }
     if (packet.qos > 0) {
@@ -286,7 +296,7 @@ export class GatewayCore {
     const s = this.#sessions.get(client)
     if (!s) return cb(new Error('not authenticated'))
     const id = s.identity
-    const decision = this.#policy.decide(id, 'subscribe', sub.topic, { qos: sub.qos })
+    const decision = this.#decide(id, 'subscribe', sub.topic, { qos: sub.qos })
     if (decision.effect !== 'allow') {
       this.p.metrics.subscribes.inc({ effect: 'deny' })
       this.#journal({ type: 'subscribe_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: sub.topic, qos: sub.qos, rule: decision.ruleId, reason: decision.reason ?? 'policy', policyRev: this.#policy.revision })
@@ -302,5 +312,72 @@ export class GatewayCore {
     // reserved trees reach only subscribers whose own subscription a rule allowed
     if (isReservedTopic(packet.topic) && !this.#sessions.get(client)) return null
     return packet
+  }
+
+  /** Policy first; a grant can only turn a default deny (no rule matched) into an allow. */
+  #decide(id: Identity, action: Action, topic: string, input: DecisionInput): Decision {
+    const d = this.#policy.decide(id, action, topic, input)
+    if (d.effect !== 'deny' || d.ruleId !== undefined || action === 'connect' || !this.p.grants) return d
+    const g = this.p.grants.allows(id.sub, action, topic)
+    return g ? { effect: 'allow', ruleId: `grant:${g.id}`, reason: 'grant' } : d
+  }
+
+  /**
+   * Parks a publish until approved. The client gets its PUBACK once the hold is durable;
+   * the packet itself is routed to `$warden/held/<id>`, a topic no subscriber reaches
+   * unless a rule names it, and never retained — delivery happens on approval.
+   */
+  #hold(s: Session, packet: PublishPacket, decision: Decision, cb: (err?: Error | null) => void): void {
+    const id = s.identity
+    const spec = decision.hold
+    if (!this.p.approvals || !spec) {
+      this.p.metrics.publishes.inc({ effect: 'deny' })
+      this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: packet.topic, qos: packet.qos, rule: decision.ruleId, reason: 'approval_unavailable' })
+      return cb(new Error('publish denied: approval unavailable'))
+    }
+    this.p.metrics.publishes.inc({ effect: 'hold' })
+    this.p.approvals.hold({
+      topic: packet.topic, payload: Buffer.from(packet.payload as Buffer), qos: packet.qos, retain: packet.retain,
+      requester: { sub: id.sub, clientId: id.clientId, kind: id.kind, groups: id.groups }, session: s.id,
+      ruleId: decision.ruleId ?? 'unknown',
+      approval: { approvers: spec.approvers as HeldMessage['approval']['approvers'], quorum: spec.quorum, ttlMs: spec.ttlMs, selfApproval: spec.selfApproval },
+    }).then((h) => {
+      packet.topic = `$warden/held/${h.id}`
+      packet.retain = false
+      cb(null)
+    }, (err: Error) => cb(err))
+  }
+
+  /** Publishes an approved held message with its original QoS and retain flag. */
+  deliverHeld(h: HeldMessage): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.aedes.publish({ cmd: 'publish', topic: h.topic, payload: Buffer.from(h.payload), qos: h.qos, retain: h.retain, dup: false }, (err?: Error) => (err ? reject(err) : resolve()))
+    })
+  }
+
+  /**
+   * Re-checks every live subscription against the current policy and grants (policy swap,
+   * grant expiry) and removes the ones now denied, journaled. Returns how many went.
+   */
+  async recheckSubscriptions(reason: string): Promise<number> {
+    let removed = 0
+    const clients = (this.aedes as unknown as { clients: Record<string, Client> }).clients
+    for (const client of Object.values(clients)) {
+      const s = this.#sessions.get(client)
+      const subs = (client as unknown as { subscriptions?: Record<string, { qos: number }> }).subscriptions
+      if (!s || !subs) continue
+      const denied = Object.keys(subs).filter((topic) => this.#decide(s.identity, 'subscribe', topic, { qos: subs[topic]!.qos }).effect !== 'allow')
+      if (denied.length === 0) continue
+      await this.removeSubscriptions(client, denied)
+      removed += denied.length
+      for (const topic of denied) this.#journal({ type: 'subscribe_denied', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind, topic, reason, policyRev: this.#policy.revision })
+    }
+    return removed
+  }
+
+  /** Server-side unsubscribe (no UNSUBACK is sent; the session store forgets them too). */
+  async removeSubscriptions(client: Client, topics: string[]): Promise<void> {
+    await new Promise<void>((resolve) => (client as unknown as { unsubscribe(p: object, cb: () => void): void }).unsubscribe({ unsubscriptions: topics }, () => resolve()))
+    if (!client.clean) await (this.aedes as unknown as { persistence: { removeSubscriptions(c: Client, t: string[]): Promise<void> } }).persistence.removeSubscriptions(client, topics)
   }
 }

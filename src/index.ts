@@ -12,6 +12,14 @@ import { GatewayCore } from './gateway.js'
 import { createMetrics, type Metrics } from './admin/metrics.js'
 import { AdminServer, sendJson } from './admin/server.js'
 import { VERSION } from './version.js'
+import { LmdbHoldStore } from './hold/lmdb-store.js'
+import { Approvals } from './hold/approvals.js'
+import { Grants } from './hold/grants.js'
+import { Authenticator } from './identity/authenticate.js'
+import { bearerVerifier } from './admin/auth.js'
+import { registerApprovalRoutes, holdView } from './admin/approvals-api.js'
+import { registerConsole } from './admin/console.js'
+import { createWebhook } from './admin/webhook.js'
 
 export interface GatewayOptions {
   readonly logger?: Logger
@@ -48,7 +56,24 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const policy = await loadPolicyEngine(config, logger)
   const journal = opts.journal ?? new MemoryJournal()
   const metrics = createMetrics()
-  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics })
+  // approvals and grants: durable in the data dir's LMDB, whatever broker.persistence says
+  const holdStore = new LmdbHoldStore(config.gateway.dataDir)
+  const webhook = config.admin.webhook ? createWebhook({ ...config.admin.webhook, logger }) : undefined
+  let coreRef: GatewayCore | undefined
+  const approvals = new Approvals({
+    store: holdStore, journal, clock, logger,
+    deliver: (h) => coreRef!.deliverHeld(h),
+    observeLatency: (sec) => metrics.approvalSeconds.observe(sec),
+    notify: (event, h) => {
+      metrics.holdsPending.set(approvals.pending().length)
+      const body = { event, gateway: config.gateway.id, ...holdView(h) }
+      coreRef?.aedes.publish({ cmd: 'publish', topic: '$warden/approvals/pending', payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, () => {})
+      webhook?.(body)
+    },
+  })
+  const grants = new Grants(holdStore, journal, clock, () => void coreRef?.recheckSubscriptions('grant_expired'))
+  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants })
+  coreRef = core
   const admin = config.admin.enabled ? new AdminServer(config.admin.host, config.admin.port) : undefined
   const startedAt = clock.now()
 
@@ -63,6 +88,8 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     journalWritable: journal.writable,
   })
   if (admin) {
+    registerApprovalRoutes(admin, { approvals, grants, grantors: config.admin.approvers, verify: bearerVerifier(new Authenticator(config.auth.jwt, keys, clock)) })
+    registerConsole(admin)
     admin.route('GET', '/healthz', (_req, res) => sendJson(res, journal.writable ? 200 : 503, status()))
     admin.route('GET', '/metrics', async (_req, res) => {
       const text = await metrics.registry.metrics()
@@ -84,6 +111,9 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
         keys.close()
         throw err
       }
+      await approvals.start()
+      grants.start()
+      metrics.holdsPending.set(approvals.pending().length)
       started = true
       publishStatus(core, config, { ...status(), status: 'up' })
       logger.info({ event: 'started', listeners: core.listeners.map((l) => ({ name: l.name, ...l.address() })), admin: admin?.address() }, 'edgewarden started')
@@ -91,8 +121,11 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     async stop() {
       if (!started) return
       started = false
+      approvals.stop()
+      grants.stop()
       await core.close()
       await admin?.close()
+      await holdStore.close()
       keys.close()
       await journal.flush()
       await journal.close()
