@@ -1,12 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { createGateway, type Gateway } from '../../src/index.js'
 import { MemoryJournal } from '../../src/journal/memory.js'
 import { mintToken, type MintOptions } from '../../src/identity/mint.js'
 import { silentLogger, type Logger } from '../../src/logger.js'
 import type { Clock } from '../../src/clock.js'
+
+/** Tests not about policy run with an allow-all fixture (reserved trees stay closed). */
+export const OPEN_POLICY_DIR = fileURLToPath(new URL('../fixtures/policies', import.meta.url))
 
 export interface TestGateway {
   readonly gw: Gateway
@@ -42,6 +46,7 @@ export async function startGateway(t: Test, overrides: Record<string, unknown> =
       broker: { persistence: 'memory' },
       log: { level: 'silent' },
       limits: { connectRatePerAddress: '100000/s' },
+      policies: { dir: OPEN_POLICY_DIR, watch: false },
       ...overrides,
     },
   }, { logger: opts.logger ?? silentLogger, journal, clock: opts.clock })
