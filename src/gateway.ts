@@ -247,6 +247,7 @@ export class GatewayCore {
     if (!s) return
     if (s.expiryTimer) clearTimeout(s.expiryTimer)
     this.#sessions.delete(client)
+    this.#policy.release?.(s.identity.clientId)
     if (!s.expired) this.#journal({ type: 'disconnect', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind })
   }
 

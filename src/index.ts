@@ -5,7 +5,7 @@ import { systemClock, type Clock } from './clock.js'
 import { createLogger, type Logger } from './logger.js'
 import { ensureDevKey, type DevKey } from './identity/devkey.js'
 import { KeyStore } from './identity/keys.js'
-import { loadPolicyEngine } from './policy/index.js'
+import { loadPolicyEngine, startPolicyWatch } from './policy/index.js'
 import { MemoryJournal } from './journal/memory.js'
 import type { Journal } from './journal/types.js'
 import { GatewayCore } from './gateway.js'
@@ -53,7 +53,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const devKey = hasKeySource ? undefined : await ensureDevKey(config.gateway.dataDir)
   if (devKey) logger.warn({ event: 'dev_key', path: devKey.path, created: devKey.created }, 'no auth.jwt key source configured: verifying tokens with the development key in the data dir')
   const keys = await KeyStore.create({ jwt, logger, clock, devPublicJwk: devKey?.publicJwk as never })
-  const policy = await loadPolicyEngine(config, logger)
+  const policy = await loadPolicyEngine(config, logger, { clock })
   const journal = opts.journal ?? new MemoryJournal()
   const metrics = createMetrics()
   // approvals and grants: durable in the data dir's LMDB, whatever broker.persistence says
@@ -74,6 +74,8 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const grants = new Grants(holdStore, journal, clock, () => void coreRef?.recheckSubscriptions('grant_expired'))
   const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants })
   coreRef = core
+  // hot reload: a new policy is one reference swap; live subscriptions it denies are removed
+  const policyWatch = startPolicyWatch(config, { logger, journal, clock, current: () => core.policy.revision, apply: (p) => { core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
   const admin = config.admin.enabled ? new AdminServer(config.admin.host, config.admin.port) : undefined
   const startedAt = clock.now()
 
@@ -121,6 +123,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     async stop() {
       if (!started) return
       started = false
+      policyWatch?.close()
       approvals.stop()
       grants.stop()
       await core.close()
