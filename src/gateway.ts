@@ -43,6 +43,8 @@ export interface GatewayParts {
   readonly grants?: Grants
   /** the approval queue for publishes a rule holds; without it a hold is a deny */
   readonly approvals?: Approvals
+  /** an aedes-persistence instance (src/broker/persistence); absent → Aedes' in-memory store */
+  readonly persistence?: object
 }
 
 type AuthError = Error & { returnCode: number }
@@ -74,6 +76,7 @@ export class GatewayCore {
       authorizePublish: (c, pk, cb) => this.#authorizePublish(c, pk, cb),
       authorizeSubscribe: (c, sub, cb) => this.#authorizeSubscribe(c, sub, cb),
       authorizeForward: (c, pk) => this.#authorizeForward(c, pk),
+      persistence: p.persistence,
     })
     this.aedes.on('clientReady', (c) => this.#onReady(c))
     this.aedes.on('clientDisconnect', (c) => this.#onDisconnect(c))

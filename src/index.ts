@@ -9,6 +9,7 @@ import { loadPolicyEngine, startPolicyWatch } from './policy/index.js'
 import { MemoryJournal } from './journal/memory.js'
 import type { Journal } from './journal/types.js'
 import { GatewayCore } from './gateway.js'
+import { createPersistence } from './broker/persistence/index.js'
 import { createMetrics, type Metrics } from './admin/metrics.js'
 import { AdminServer, sendJson } from './admin/server.js'
 import { VERSION } from './version.js'
@@ -72,7 +73,9 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     },
   })
   const grants = new Grants(holdStore, journal, clock, () => void coreRef?.recheckSubscriptions('grant_expired'))
-  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants })
+  // broker.persistence: lmdb → retained, sessions and QoS 1/2 queues in the data dir's LMDB
+  const persistence = createPersistence(config, journal)
+  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence })
   coreRef = core
   // hot reload: a new policy is one reference swap; live subscriptions it denies are removed
   const policyWatch = startPolicyWatch(config, { logger, journal, clock, current: () => core.policy.revision, apply: (p) => { core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
@@ -110,6 +113,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
       } catch (err) {
         await core.close().catch(() => {})
         await admin?.close()
+        await persistence?.destroy()
         keys.close()
         throw err
       }
@@ -127,6 +131,8 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
       approvals.stop()
       grants.stop()
       await core.close()
+      // after the broker: it may still clear queues while closing clients; drop counts go to the journal
+      await persistence?.destroy()
       await admin?.close()
       await holdStore.close()
       keys.close()

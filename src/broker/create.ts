@@ -2,8 +2,10 @@ import { Aedes, type AedesOptions } from 'aedes'
 import type { Config } from '../config/types.js'
 
 /**
- * Builds the Aedes instance from config. Persistence: `memory` is Aedes' built-in store;
- * `lmdb` is wired in by the durable-state work (issue 11) and falls back to memory until then.
+ * Builds the Aedes instance from config. Persistence comes from `createPersistence`
+ * (src/broker/persistence): the LMDB one for `broker.persistence: lmdb`, or none for
+ * `memory`, in which case Aedes uses its built-in in-memory store. Aedes calls the
+ * persistence's `setup()` in `listen()`; the gateway destroys it on stop.
  */
 export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes {
   return new Aedes({
