@@ -64,6 +64,8 @@ export class GatewayCore {
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
   #policy: PolicyEngine
   #closing = false
+  /** set by the bridge: why a publish must be refused (its outbox is full under onFull: block) */
+  publishGate: ((topic: string) => string | undefined) | undefined
 
   constructor(private readonly p: GatewayParts) {
     const { config, clock } = p
@@ -277,8 +279,9 @@ export class GatewayCore {
     const topic = packet.topic
     const payload = packet.payload as Buffer
     const decision = this.#decide(id, 'publish', topic, { qos: packet.qos, retain: packet.retain, payload })
-    if (decision.effect === 'deny' || !this.p.journal.writable) {
-      const reason = decision.effect === 'deny' ? (decision.reason ?? 'policy') : 'journal_full'
+    const gated = decision.effect === 'allow' ? this.publishGate?.(topic) : undefined
+    if (decision.effect === 'deny' || gated !== undefined || !this.p.journal.writable) {
+      const reason = decision.effect === 'deny' ? (decision.reason ?? 'policy') : (gated ?? 'journal_full')
       this.p.metrics.publishes.inc({ effect: 'deny' })
       this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, reason, policyRev: this.#policy.revision })
       // MQTT 3.1.1 has no negative PUBACK: the connection is closed ([MQTT-3.3.5-2])

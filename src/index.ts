@@ -21,6 +21,7 @@ import { bearerVerifier } from './admin/auth.js'
 import { registerApprovalRoutes, holdView } from './admin/approvals-api.js'
 import { registerConsole } from './admin/console.js'
 import { createWebhook } from './admin/webhook.js'
+import { Bridge } from './bridge/bridge.js'
 
 export interface GatewayOptions {
   readonly logger?: Logger
@@ -36,6 +37,8 @@ export interface Gateway {
   /** the dev token-signing key, when no key source is configured */
   readonly devKey?: DevKey
   readonly core: GatewayCore
+  /** the cloud bridge and its link (shipper, fleet channel), when `upstream` is configured */
+  readonly bridge?: Bridge
   start(): Promise<void>
   stop(): Promise<void>
   /** bound address of a listener (by type, or `admin`) */
@@ -77,6 +80,14 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const persistence = createPersistence(config, journal)
   const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence })
   coreRef = core
+  // the cloud bridge (SPEC §3 upstream), only when configured; a full `block` outbox refuses bridged publishes
+  const bridge = config.upstream ? new Bridge({ config, aedes: core.aedes, policy: () => core.policy, journal, logger, clock, registry: metrics.registry }) : undefined
+  if (bridge) {
+    core.publishGate = (topic) => bridge.refusal(topic)
+    const announce = (): void => publishStatus(core, config, { ...status(), status: 'up' })
+    bridge.link.on('up', announce)
+    bridge.link.on('down', announce)
+  }
   // hot reload: a new policy is one reference swap; live subscriptions it denies are removed
   const policyWatch = startPolicyWatch(config, { logger, journal, clock, current: () => core.policy.revision, apply: (p) => { core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
   const admin = config.admin.enabled ? new AdminServer(config.admin.host, config.admin.port) : undefined
@@ -91,6 +102,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     connections: core.admission.open,
     policyRevision: core.policy.revision,
     journalWritable: journal.writable,
+    ...(bridge ? { upstream: bridge.status() } : {}),
   })
   if (admin) {
     registerApprovalRoutes(admin, { approvals, grants, grantors: config.admin.approvers, verify: bearerVerifier(new Authenticator(config.auth.jwt, keys, clock)) })
@@ -105,13 +117,15 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
 
   let started = false
   const gw: Gateway = {
-    config, logger, metrics, journal, devKey, core,
+    config, logger, metrics, journal, devKey, core, bridge,
     async start() {
       try {
         await core.listen()
         await admin?.listen()
+        await bridge?.start()
       } catch (err) {
         await core.close().catch(() => {})
+        await bridge?.stop().catch(() => {})
         await admin?.close()
         await persistence?.destroy()
         keys.close()
@@ -131,6 +145,8 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
       approvals.stop()
       grants.stop()
       await core.close()
+      // after the broker: messages still being routed reach the outbox; then it closes durably
+      await bridge?.stop()
       // after the broker: it may still clear queues while closing clients; drop counts go to the journal
       await persistence?.destroy()
       await admin?.close()

@@ -1,0 +1,249 @@
+import type { Aedes, AedesPublishPacket } from 'aedes'
+import type { Registry } from 'prom-client'
+import type { Config, UpstreamConfig } from '../config/types.js'
+import type { Clock } from '../clock.js'
+import type { Logger } from '../logger.js'
+import type { Journal } from '../journal/types.js'
+import type { PolicyEngine } from '../policy/types.js'
+import type { Identity } from '../identity/types.js'
+import { UpstreamLink, type LinkStatus, type Timers } from './link.js'
+import { Outbox } from './outbox.js'
+import { compileMappings, type CompiledMappings, type InMapping, type OutMapping } from './mappings.js'
+import { createBridgeMetrics, type BridgeMetrics } from './metrics.js'
+import { isValidTopic } from './topic.js'
+
+/** The identity cloud messages are judged as (SPEC: kind service, group cloud). */
+export const UPSTREAM_IDENTITY: Identity = Object.freeze({
+  sub: 'upstream', clientId: 'upstream', groups: Object.freeze(['cloud']), kind: 'service', claims: Object.freeze({}), listener: 'upstream',
+})
+
+export interface BridgeDeps {
+  readonly config: Config
+  readonly aedes: Aedes
+  /** the current policy (it is swapped on reload, so a getter) */
+  readonly policy: () => PolicyEngine
+  readonly journal: Journal
+  readonly logger: Logger
+  readonly clock: Clock
+  readonly registry: Registry
+  /** the payload the cloud may see (masked view); default: the packet as routed */
+  readonly view?: (packet: AedesPublishPacket) => Buffer
+  readonly random?: () => number
+  readonly timers?: Timers
+}
+
+export interface BridgeStatus extends LinkStatus {
+  readonly outbox: { readonly messages: number; readonly bytes: number; readonly oldestAgeSec: number; readonly onFull: string; readonly writable: boolean }
+}
+
+type DropReason = 'drop-oldest' | 'too_large' | 'buffer_full' | 'rejected'
+
+/** messages on their way to the cloud at once; a window, so a slow PUBACK does not stall the drain */
+const WINDOW = 512
+const DROP_REPORT_MS = 1000
+
+/**
+ * The cloud bridge: local messages matching `upstream.out` are rendered to their cloud
+ * topic, queued durably in the outbox (the local QoS 1 PUBACK waits for that commit), and
+ * drained in order over the link, leaving the outbox only when the cloud acknowledges.
+ * Cloud messages matching `upstream.in` are judged by policy as the `upstream` identity
+ * and published into the local broker; they are never bridged back out.
+ */
+export class Bridge {
+  readonly link: UpstreamLink
+  readonly outbox: Outbox
+  readonly mappings: CompiledMappings
+  readonly #d: BridgeDeps
+  readonly #cfg: UpstreamConfig
+  readonly #log: Logger
+  readonly #metrics: BridgeMetrics
+  /** payload buffers that came from the cloud: never sent back (no echo loops) */
+  readonly #inbound = new WeakSet<Buffer>()
+  readonly #handlers: { filter: string; fn: (packet: AedesPublishPacket, cb: () => void) => void }[] = []
+  readonly #drops = new Map<DropReason, { count: number; bytes: number }>()
+  #dropTimer: NodeJS.Timeout | undefined
+  #inflight = 0
+  #pumpScheduled = false
+  #resentSeen = 0
+  #stopped = false
+
+  constructor(d: BridgeDeps) {
+    if (!d.config.upstream) throw new Error('Bridge needs config.upstream')
+    this.#d = d
+    this.#cfg = d.config.upstream
+    this.#log = d.logger.child({ stage: 'bridge' })
+    this.mappings = compileMappings(this.#cfg, { gatewayId: d.config.gateway.id, fleet: d.config.gateway.fleet })
+    this.link = new UpstreamLink({ config: this.#cfg, gatewayId: d.config.gateway.id, logger: d.logger, journal: d.journal, clock: d.clock, random: d.random, timers: d.timers })
+    this.outbox = Outbox.open(d.config.gateway.dataDir, this.#cfg.buffer, d.clock)
+    this.outbox.onDrop = (count, bytes) => this.#noteDrop('drop-oldest', count, bytes)
+    this.outbox.onCommitted = () => this.#schedulePump()
+    this.#metrics = createBridgeMetrics(d.registry, this, d.clock)
+    this.link.on('up', () => {
+      this.outbox.rewind()
+      this.#schedulePump()
+    })
+    this.link.on('down', () => this.outbox.rewind())
+  }
+
+  /** Subscribes inside the broker and on the cloud, then starts the link. */
+  async start(): Promise<void> {
+    for (const m of this.mappings.out) {
+      const fn = (packet: AedesPublishPacket, cb: () => void): void => this.#outbound(m, packet, cb)
+      this.#handlers.push({ filter: m.local, fn })
+      await new Promise<void>((resolve) => this.#d.aedes.subscribe(m.local, fn, () => resolve()))
+    }
+    for (const m of this.mappings.in) this.link.subscribe(m.remote, m.qos, (topic, payload, p) => this.#inboundMessage(m, topic, payload, p.qos))
+    this.link.start()
+    if (this.outbox.depth > 0) this.#log.info({ event: 'outbox_resumed', messages: this.outbox.depth, bytes: this.outbox.bytes }, 'messages from a previous run are waiting for the cloud')
+  }
+
+  /**
+   * For the gateway's publish path: a reason to refuse a local publish (a `block` outbox
+   * at its limit and the topic is bridged), or undefined.
+   */
+  refusal(topic: string): string | undefined {
+    if (this.outbox.writable || !this.mappings.bridged(topic)) return undefined
+    this.#noteDrop('buffer_full', 1, 0)
+    return 'upstream_buffer_full'
+  }
+
+  status(): BridgeStatus {
+    const oldest = this.outbox.oldestTs
+    return {
+      ...this.link.status(),
+      outbox: {
+        messages: this.outbox.depth,
+        bytes: this.outbox.bytes,
+        oldestAgeSec: oldest === undefined ? 0 : Math.max(0, Math.round((this.#d.clock.now() - oldest) / 1000)),
+        onFull: this.#cfg.buffer.onFull,
+        writable: this.outbox.writable,
+      },
+    }
+  }
+
+  /** Stops the drain and the link, reports pending drops, and closes the outbox durably. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    // a closed broker routes nothing more (and its emitter may never call back)
+    if (!(this.#d.aedes as { closed?: boolean }).closed) {
+      for (const h of this.#handlers) await new Promise<void>((resolve) => this.#d.aedes.unsubscribe(h.filter, h.fn, () => resolve()))
+    }
+    await this.link.stop()
+    this.#flushDrops()
+    await this.outbox.close()
+  }
+
+  #outbound(m: OutMapping, packet: AedesPublishPacket, cb: () => void): void {
+    const topic = packet.topic
+    // $-trees (status, held messages, $SYS) leave only through a mapping that names them
+    const raw = packet.payload as Buffer
+    if ((topic.charCodeAt(0) === 36 && !m.dollar) || this.#inbound.has(raw) || this.#stopped) return cb()
+    const remote = m.remote(topic)
+    if (remote === undefined || !isValidTopic(remote)) {
+      this.#log.warn({ event: 'bridge_topic_invalid', topic, mapping: m.local }, 'out mapping rendered no valid cloud topic; message not bridged')
+      this.#noteDrop('rejected', 1, raw.length)
+      return cb()
+    }
+    const payload = this.#d.view ? this.#d.view(packet) : raw
+    // the local PUBACK (Aedes waits for every handler of the emit) follows the durable commit
+    this.outbox.enqueue(remote, payload, m.qos, m.retain ?? packet.retain).then(() => cb(), (err: Error) => {
+      this.#log.error({ event: 'outbox_write_failed', err: err.message }, 'could not queue a message for the cloud')
+      this.#noteDrop('rejected', 1, payload.length)
+      cb()
+    })
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled || this.#stopped) return
+    this.#pumpScheduled = true
+    setImmediate(() => {
+      this.#pumpScheduled = false
+      this.#pump()
+    })
+  }
+
+  /** Sends queued messages in order while the link is up, at most WINDOW unacknowledged. */
+  #pump(): void {
+    if (this.#stopped || !this.link.connected) return
+    while (this.#inflight < WINDOW && this.outbox.available && this.link.connected) {
+      const batch = this.outbox.take(WINDOW - this.#inflight)
+      if (batch.length === 0) break
+      for (const msg of batch) {
+        this.#inflight++
+        this.link.send(msg.topic, msg.payload, msg.qos, msg.retain, (err) => {
+          this.#inflight--
+          if (!err) {
+            this.outbox.ack(msg.seq)
+            this.#metrics.sent.inc()
+          } else if (this.link.connected) {
+            // the link is up, so the cloud refused this one message: it would fail forever
+            this.#log.warn({ event: 'bridge_publish_rejected', topic: msg.topic, err: err.message }, 'the cloud refused a bridged message; dropped')
+            this.outbox.ack(msg.seq)
+            this.#noteDrop('rejected', 1, msg.payload.length)
+          }
+          // otherwise the link dropped: the message stays queued and is sent again after rewind
+          if (this.outbox.available) this.#schedulePump()
+        })
+      }
+    }
+    const resent = this.outbox.resent
+    if (resent > this.#resentSeen) {
+      this.#metrics.resent.inc(resent - this.#resentSeen)
+      this.#resentSeen = resent
+    }
+  }
+
+  async #inboundMessage(m: InMapping, remoteTopic: string, payload: Buffer, qos: number): Promise<void> {
+    const local = m.local(remoteTopic)
+    const id = UPSTREAM_IDENTITY
+    const q = Math.min(qos, m.qos) as 0 | 1
+    const base = { session: 'upstream', clientId: id.clientId, sub: id.sub, kind: id.kind, qos: q, retain: false, bytes: payload.length, upstreamTopic: remoteTopic }
+    if (local === undefined || !isValidTopic(local)) {
+      this.#metrics.received.inc({ result: 'denied' })
+      this.#d.journal.record({ type: 'publish_denied', ...base, topic: local ?? '', reason: 'in_mapping_no_topic' })
+      return
+    }
+    const policy = this.#d.policy()
+    const decision = policy.decide(id, 'publish', local, { qos: q, retain: false, payload })
+    if (decision.effect !== 'allow') {
+      // a hold needs a requester who can be asked: cloud messages are refused instead
+      this.#metrics.received.inc({ result: 'denied' })
+      this.#d.journal.record({ type: 'publish_denied', ...base, topic: local, rule: decision.ruleId, reason: decision.effect === 'hold' ? 'approval_required' : (decision.reason ?? 'policy'), policyRev: policy.revision })
+      return
+    }
+    // a fresh Buffer object per message: its identity marks it as inbound
+    const buf = payload.length === 0 ? Buffer.alloc(0) : payload
+    this.#inbound.add(buf)
+    await this.#d.journal.append({ type: 'publish', ...base, topic: local, rule: decision.ruleId })
+    await new Promise<void>((resolve) => this.#d.aedes.publish({ cmd: 'publish', topic: local, payload: buf, qos: q, retain: false, dup: false } as never, () => resolve()))
+    this.#metrics.received.inc({ result: 'delivered' })
+  }
+
+  /** buffer_dropped is journaled with counts, at most once a second per reason */
+  #noteDrop(reason: DropReason, count: number, bytes: number): void {
+    this.#metrics.dropped.inc({ reason }, count)
+    const d = this.#drops.get(reason)
+    if (d) {
+      d.count += count
+      d.bytes += bytes
+    } else this.#drops.set(reason, { count, bytes })
+    if (!this.#dropTimer) {
+      this.#dropTimer = setTimeout(() => this.#flushDrops(), DROP_REPORT_MS)
+      this.#dropTimer.unref()
+    }
+  }
+
+  #flushDrops(): void {
+    if (this.#dropTimer) clearTimeout(this.#dropTimer)
+    this.#dropTimer = undefined
+    for (const [reason, d] of this.#drops) {
+      this.#d.journal.record({ type: 'buffer_dropped', reason, count: d.count, bytes: d.bytes, onFull: this.#cfg.buffer.onFull, queued: this.outbox.depth })
+      this.#log.warn({ event: 'buffer_dropped', reason, count: d.count, onFull: this.#cfg.buffer.onFull }, `upstream outbox: ${d.count} message(s) not bridged (${reason})`)
+    }
+    this.#drops.clear()
+  }
+
+  /** for metrics */
+  get inflight(): number { return this.#inflight }
+}
