@@ -289,7 +289,8 @@ export class GatewayCore {
     }
     if (decision.effect === 'hold') return this.#hold(s, packet, decision, cb)
     this.p.metrics.publishes.inc({ effect: 'allow' })
-    const entry: JournalEntry = { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId }
+    // payload: the journal keeps, seals or drops it per journal.recordPayloads (session replay)
+    const entry: JournalEntry = { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload }
     if (packet.qos > 0) {
       // Aedes writes PUBACK right after this callback: acknowledge only what the journal holds
       this.p.journal.append(entry).then(() => cb(null), (err: Error) => cb(err))

@@ -6,7 +6,7 @@ import { createLogger, type Logger } from './logger.js'
 import { ensureDevKey, type DevKey } from './identity/devkey.js'
 import { KeyStore } from './identity/keys.js'
 import { loadPolicyEngine, startPolicyWatch } from './policy/index.js'
-import { MemoryJournal } from './journal/memory.js'
+import { createJournal, createShipper, LmdbJournal } from './journal/index.js'
 import type { Journal } from './journal/types.js'
 import { GatewayCore } from './gateway.js'
 import { createPersistence } from './broker/persistence/index.js'
@@ -58,7 +58,8 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   if (devKey) logger.warn({ event: 'dev_key', path: devKey.path, created: devKey.created }, 'no auth.jwt key source configured: verifying tokens with the development key in the data dir')
   const keys = await KeyStore.create({ jwt, logger, clock, devPublicJwk: devKey?.publicJwk as never })
   const policy = await loadPolicyEngine(config, logger, { clock })
-  const journal = opts.journal ?? new MemoryJournal()
+  // the LMDB journal in the data dir unless one is passed in (tests pass a MemoryJournal)
+  const journal = opts.journal ?? await createJournal(config, { logger, clock })
   const metrics = createMetrics()
   // approvals and grants: durable in the data dir's LMDB, whatever broker.persistence says
   const holdStore = new LmdbHoldStore(config.gateway.dataDir)
@@ -88,6 +89,8 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     bridge.link.on('up', announce)
     bridge.link.on('down', announce)
   }
+  // audit batches with signed checkpoints go up the same link
+  const shipper = bridge && journal instanceof LmdbJournal ? await createShipper(config, journal, bridge.link, { logger, clock }) : undefined
   // hot reload: a new policy is one reference swap; live subscriptions it denies are removed
   const policyWatch = startPolicyWatch(config, { logger, journal, clock, current: () => core.policy.revision, apply: (p) => { core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
   const admin = config.admin.enabled ? new AdminServer(config.admin.host, config.admin.port) : undefined
@@ -123,6 +126,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
         await core.listen()
         await admin?.listen()
         await bridge?.start()
+        shipper?.start()
       } catch (err) {
         await core.close().catch(() => {})
         await bridge?.stop().catch(() => {})
@@ -145,6 +149,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
       approvals.stop()
       grants.stop()
       await core.close()
+      await shipper?.stop()
       // after the broker: messages still being routed reach the outbox; then it closes durably
       await bridge?.stop()
       // after the broker: it may still clear queues while closing clients; drop counts go to the journal
