@@ -94,7 +94,9 @@ export function lintPolicyFiles(files: readonly PolicyFile[]): LintResult {
     if (!validate(js)) {
       for (const e of pickErrors(validate.errors ?? [])) {
         const { path, problem } = describe(e)
-        issues.push({ severity: 'error', file: f.path, ...locate(f.path, path), key: formatKey(path), message: problem })
+        // an unknown key is pointed at where the key is written, anything else at its value
+        const at = e.keyword === 'additionalProperties' ? keyPosition(doc, lines, path) : locate(f.path, path)
+        issues.push({ severity: 'error', file: f.path, ...at, key: formatKey(path), message: problem })
       }
       continue
     }
@@ -158,6 +160,12 @@ function describe(e: ErrorObject): { path: Path; problem: string } {
     default:
       return { path, problem: e.message ?? 'is invalid' }
   }
+}
+
+function keyPosition(doc: Document, lines: LineCounter, path: Path): { line?: number; col?: number } {
+  const parent = doc.getIn(path.slice(0, -1), true) as { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] } | undefined
+  const pair = (path.length === 1 ? (doc.contents as typeof parent) : parent)?.items?.find((it) => it.key?.value === path[path.length - 1])
+  return pair?.key?.range ? lines.linePos(pair.key.range[0]) : position(doc, lines, path)
 }
 
 function position(doc: Document, lines: LineCounter, path: Path): { line?: number; col?: number } {
