@@ -201,6 +201,11 @@ const ASSIGNMENT: Detector = {
   },
 }
 
+/** shortest text each detector can match (`::1`, `a@b.io`, `pwd=x`, `1.2.3.4`, ...) */
+const MIN_LENGTH: Record<DetectorName, number> = Object.freeze({
+  email: 6, phone: 9, credit_card: 13, iban: 15, ipv4: 7, ipv6: 3, ssn: 11, jwt: 16, private_key: 30, secret: 5,
+})
+
 const NO_HITS: DetectorName[] = Object.freeze([]) as unknown as DetectorName[]
 
 function features(s: string): Features {
@@ -228,7 +233,7 @@ export function compileDetectors(names: readonly DetectorName[]): CompiledDetect
   }
   const ordered = Object.freeze(PRIORITY.filter((n) => names.includes(n)))
   // strings shorter than the shortest possible match are skipped without a scan
-  const minLength = 7
+  const minLength = Math.min(...ordered.map((n) => MIN_LENGTH[n]))
 
   function matches(d: Detector, text: string): boolean {
     d.re.lastIndex = 0

@@ -10,6 +10,7 @@ const cases: Record<DetectorName, { pos: [string, string][]; neg: string[] }> = 
       ['mail bob@example.com now', 'mail [REDACTED:email] now'],
       ['<first.last+tag@sub.example.co.uk>', '<[REDACTED:email]>'],
       ['a@b.io,c_d@e-f.org', '[REDACTED:email],[REDACTED:email]'],
+      ['z@y.io', '[REDACTED:email]'],
     ],
     neg: ['user@localhost', 'a@b.c', '@handle on twitter', 'foo@', 'price 5 @ 10.00'],
   },
@@ -67,6 +68,7 @@ const cases: Record<DetectorName, { pos: [string, string][]; neg: string[] }> = 
     pos: [
       ['peer 2001:db8::8a2e:370:7334 up', 'peer [REDACTED:ipv6] up'],
       ['fe80::1', '[REDACTED:ipv6]'],
+      ['::1', '[REDACTED:ipv6]'],
       ['::ffff:192.168.1.1', '[REDACTED:ipv6]'],
       ['2001:0db8:85a3:0000:0000:8a2e:0370:7334', '[REDACTED:ipv6]'],
     ],

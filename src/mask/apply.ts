@@ -1,0 +1,212 @@
+import type { Identity } from '../identity/types.js'
+import { compileAction, DROP, type ValueAction } from './actions.js'
+import { codecFor, decodeJson, decodeMsgpack, encodeJson, encodeMsgpack, ParseError } from './codecs.js'
+import { compileDetectors, type CompiledDetectors } from './detectors.js'
+import { parsePath, type PathSeg } from './path.js'
+import type { FieldActionName, MaskCounts, MaskFormat, MaskSpec, OnParseError } from './types.js'
+
+/** structures nested deeper than this are not walked: the payload counts as unparseable */
+export const MAX_DEPTH = 256
+export const REDACTED_ALL = Buffer.from('[REDACTED]')
+
+interface CompiledField {
+  readonly segs: readonly PathSeg[]
+  readonly action: FieldActionName
+  readonly act: ValueAction
+}
+
+/** One mask, compiled: everything per-message is a lookup or a walk. */
+export interface CompiledMask {
+  readonly id: string
+  /** position in definition order (masks on one topic apply in this order) */
+  readonly index: number
+  readonly format: MaskFormat
+  readonly onParseError: OnParseError
+  /** has unmaskedFor: applied per subscriber view, not to the stored message */
+  readonly conditional: boolean
+  unmaskedFor(identity: Identity): boolean
+  readonly fields: readonly CompiledField[]
+  readonly detectors: CompiledDetectors
+}
+
+export type StepResult = { readonly ok: true; readonly payload: Buffer } | { readonly ok: false; readonly detail: string }
+
+export function compileMask(spec: MaskSpec, index: number, hashKey: Buffer, defaultOnParseError: OnParseError): CompiledMask {
+  const fields = spec.fields.map((f) => ({ segs: parsePath(f.path), action: f.action, act: compileAction(f, hashKey) }))
+  const u = spec.unmaskedFor
+  const groups = u?.groups ? new Set(u.groups) : undefined
+  const kinds = u?.kinds ? new Set<string>(u.kinds) : undefined
+  const subs = u?.subs ? new Set(u.subs) : undefined
+  return Object.freeze({
+    id: spec.id,
+    index,
+    format: spec.format,
+    onParseError: spec.onParseError ?? defaultOnParseError,
+    conditional: !!u,
+    // like a rule's `who`: every listed condition must hold
+    unmaskedFor: (id: Identity) => !!u
+      && (!groups || id.groups.some((g) => groups.has(g)))
+      && (!kinds || kinds.has(id.kind))
+      && (!subs || subs.has(id.sub)),
+    fields: Object.freeze(fields),
+    detectors: compileDetectors(spec.detectors),
+  })
+}
+
+function bump(counts: MaskCounts, key: string, n = 1): void {
+  counts[key] = (counts[key] ?? 0) + n
+}
+
+/**
+ * Applies one mask to a payload. `counts` collects what was masked (action and detector
+ * names → numbers). A payload the mask cannot read comes back as { ok: false }.
+ */
+export function applyMask(mask: CompiledMask, payload: Buffer, counts: MaskCounts): StepResult {
+  const codec = codecFor(mask.format, payload)
+  if (codec === undefined) return { ok: false, detail: 'not JSON, MessagePack or UTF-8 text' }
+  if (codec === 'text') {
+    if (mask.detectors.names.length === 0) return { ok: true, payload }
+    const r = mask.detectors.replaceAll(payload.toString('utf8'))
+    if (r.hits.length === 0) return { ok: true, payload }
+    for (const h of r.hits) bump(counts, h)
+    return { ok: true, payload: Buffer.from(r.text, 'utf8') }
+  }
+  try {
+    let root = codec === 'json' ? decodeJson(payload) : decodeMsgpack(payload)
+    let changed = 0
+    for (const f of mask.fields) {
+      const n = applyField(root, f, 0)
+      if (n > 0) bump(counts, f.action, n)
+      changed += n
+    }
+    if (mask.detectors.names.length > 0) {
+      const w = scanStrings(root, mask.detectors, counts, (v) => { root = v })
+      changed += w
+    }
+    if (changed === 0) return { ok: true, payload }
+    return { ok: true, payload: codec === 'json' ? encodeJson(root) : encodeMsgpack(root) }
+  } catch (err) {
+    if (err instanceof ParseError) return { ok: false, detail: err.message }
+    // a structure too deep for the encoder, or any surprise: never pass it on unmasked
+    return { ok: false, detail: `cannot re-encode: ${(err as Error).message.slice(0, 120)}` }
+  }
+}
+
+type Container = Record<string, unknown> | unknown[] | Map<unknown, unknown>
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map) && !(v instanceof Uint8Array) && Object.getPrototypeOf(v) === Object.prototype
+}
+
+function setOwn(obj: Record<string, unknown>, k: string, v: unknown): void {
+  // `__proto__` from JSON.parse is an own data property: assignment would set the prototype
+  if (k === '__proto__') Object.defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true })
+  else obj[k] = v
+}
+
+function mapKey(m: Map<unknown, unknown>, name: string): unknown {
+  if (m.has(name)) return name
+  // MessagePack maps may use integer keys
+  if (/^-?\d{1,15}$/.test(name) && m.has(Number(name))) return Number(name)
+  return undefined
+}
+
+/** Applies a field rule under `node`; returns how many values it changed. */
+function applyField(node: unknown, f: CompiledField, i: number): number {
+  return step(node, f, i)
+  function step(n: unknown, fr: CompiledField, j: number): number {
+    const seg = fr.segs[j]!
+    const last = j === fr.segs.length - 1
+    let count = 0
+    switch (seg.k) {
+      case 'key':
+      case 'anyKey': {
+        if (isPlainObject(n)) {
+          const keys = seg.k === 'key' ? (Object.hasOwn(n, seg.name) ? [seg.name] : []) : Object.keys(n)
+          for (const k of keys) {
+            if (!last) { count += step(n[k], fr, j + 1); continue }
+            const v = fr.act(n[k])
+            if (v === DROP) delete n[k]
+            else setOwn(n, k, v)
+            count++
+          }
+        } else if (n instanceof Map) {
+          const keys = seg.k === 'key' ? [mapKey(n, seg.name)].filter((k) => k !== undefined) : [...n.keys()]
+          for (const k of keys) {
+            if (!last) { count += step(n.get(k), fr, j + 1); continue }
+            const v = fr.act(n.get(k))
+            if (v === DROP) n.delete(k)
+            else n.set(k, v)
+            count++
+          }
+        }
+        return count
+      }
+      case 'each': {
+        if (!Array.isArray(n)) return 0
+        if (last) {
+          const len = n.length
+          if (fr.action === 'drop') { n.length = 0; return len }
+          for (let k = 0; k < len; k++) n[k] = fr.act(n[k])
+          return len
+        }
+        for (const el of n) count += step(el, fr, j + 1)
+        return count
+      }
+      case 'index': {
+        if (!Array.isArray(n) || seg.i >= n.length) return 0
+        if (!last) return step(n[seg.i], fr, j + 1)
+        const v = fr.act(n[seg.i])
+        if (v === DROP) n.splice(seg.i, 1)
+        else n[seg.i] = v
+        return 1
+      }
+    }
+  }
+}
+
+/** Runs the detectors over every string value (iteratively: deep payloads cannot overflow the stack). */
+function scanStrings(root: unknown, d: CompiledDetectors, counts: MaskCounts, setRoot: (v: unknown) => void): number {
+  if (typeof root === 'string') {
+    const r = d.replaceAll(root)
+    if (r.hits.length === 0) return 0
+    for (const h of r.hits) bump(counts, h)
+    setRoot(r.text)
+    return 1
+  }
+  let changed = 0
+  const stack: [Container, number][] = []
+  const push = (v: unknown, depth: number): void => {
+    if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return
+    if (!Array.isArray(v) && !(v instanceof Map) && !isPlainObject(v)) return
+    if (depth > MAX_DEPTH) throw new ParseError(`nested deeper than ${MAX_DEPTH} levels`)
+    stack.push([v as Container, depth])
+  }
+  const scan = (s: string): string | undefined => {
+    const r = d.replaceAll(s)
+    if (r.hits.length === 0) return undefined
+    for (const h of r.hits) bump(counts, h)
+    changed++
+    return r.text
+  }
+  push(root, 1)
+  while (stack.length > 0) {
+    const [c, depth] = stack.pop()!
+    if (Array.isArray(c)) {
+      for (let k = 0; k < c.length; k++) {
+        const v = c[k]
+        if (typeof v === 'string') { const t = scan(v); if (t !== undefined) c[k] = t } else push(v, depth + 1)
+      }
+    } else if (c instanceof Map) {
+      for (const [k, v] of c) {
+        if (typeof v === 'string') { const t = scan(v); if (t !== undefined) c.set(k, t) } else push(v, depth + 1)
+      }
+    } else {
+      for (const k of Object.keys(c)) {
+        const v = c[k]
+        if (typeof v === 'string') { const t = scan(v); if (t !== undefined) setOwn(c, k, t) } else push(v, depth + 1)
+      }
+    }
+  }
+  return changed
+}

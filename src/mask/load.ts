@@ -1,0 +1,102 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { Ajv, type ErrorObject } from 'ajv'
+import YAML, { isNode, LineCounter, type Document } from 'yaml'
+import { ewError } from '../errors.js'
+import { parsePath } from './path.js'
+import { maskSchema } from './schema.js'
+import { validateFilter } from './trie.js'
+import type { MaskSpec } from './types.js'
+
+const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: true, strictRequired: false, allowUnionTypes: true })
+const validate = ajv.compile(maskSchema)
+
+type Path = (string | number)[]
+
+/**
+ * Reads the `masks:` sections of every policy file (`*.yaml`, `*.yml` directly in `dir`,
+ * in name order; the policy stage reads `rules:` from the same files). A missing dir has
+ * no masks. Errors name the file, the line and the key (EW_POLICY_INVALID).
+ */
+export function loadMaskSpecs(dir: string): MaskSpec[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return []
+  const files = readdirSync(dir).filter((f) => /\.ya?ml$/i.test(f)).sort()
+  const out: MaskSpec[] = []
+  const seen = new Map<string, string>()
+  for (const name of files) {
+    const file = join(dir, name)
+    for (const spec of masksOfFile(file, readFileSync(file, 'utf8'))) {
+      const prev = seen.get(spec.id)
+      if (prev) throw ewError('EW_POLICY_INVALID', `${file}: masks: duplicate mask id '${spec.id}' (also in ${prev})`, { file, key: 'masks' })
+      seen.set(spec.id, file)
+      out.push(spec)
+    }
+  }
+  return out
+}
+
+/** The validated `masks:` entries of one policy file's text. */
+export function masksOfFile(file: string, text: string): MaskSpec[] {
+  const lines = new LineCounter()
+  const doc = YAML.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!
+    const line = e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line
+    throw ewError('EW_POLICY_INVALID', `${file}:${line}: invalid YAML: ${e.message.split('\n')[0]}`, { file, line })
+  }
+  const js = doc.toJS() as unknown
+  if (js === null || js === undefined) return []
+  if (typeof js !== 'object' || Array.isArray(js)) return [] // the policy stage reports a file that is not a mapping
+  const masks = (js as { masks?: unknown }).masks
+  if (masks === undefined || masks === null) return []
+  const fail = (path: Path, problem: string): never => {
+    const line = lineOf(doc, lines, path)
+    const key = formatPath(path)
+    throw ewError('EW_POLICY_INVALID', `${file}${line ? `:${line}` : ''}: ${key}: ${problem}`, { file, line, key })
+  }
+  if (!Array.isArray(masks)) fail(['masks'], 'must be a list')
+  return (masks as unknown[]).map((m, i) => {
+    if (!validate(m)) {
+      const { path, problem } = describe(validate.errors![0]!)
+      fail(['masks', i, ...path], problem)
+    }
+    const spec = m as MaskSpec
+    spec.topics.forEach((t, j) => {
+      try { validateFilter(t) } catch (err) { fail(['masks', i, 'topics', j], (err as Error).message) }
+    })
+    spec.fields.forEach((f, j) => {
+      try { parsePath(f.path) } catch (err) { fail(['masks', i, 'fields', j, 'path'], `invalid path '${f.path}': ${(err as Error).message}`) }
+      if (f.action === 'replace' && !('value' in f)) fail(['masks', i, 'fields', j], "action 'replace' needs a value")
+      if (f.digits !== undefined && f.action !== 'round') fail(['masks', i, 'fields', j, 'digits'], "only action 'round' takes digits")
+    })
+    return Object.freeze({ ...spec, file })
+  })
+}
+
+function describe(e: ErrorObject): { path: Path; problem: string } {
+  const path: Path = e.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')))
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return { path: [...path, e.params.additionalProperty as string], problem: 'unknown key' }
+    case 'required':
+      return { path: [...path, e.params.missingProperty as string], problem: 'is required' }
+    case 'enum':
+      return { path, problem: `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` }
+    case 'pattern':
+      return { path, problem: 'has an invalid format' }
+    default:
+      return { path, problem: e.message ?? 'is invalid' }
+  }
+}
+
+function lineOf(doc: Document, lines: LineCounter, path: Path): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true)
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line
+  }
+  return undefined
+}
+
+function formatPath(path: Path): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')
+}
