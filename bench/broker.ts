@@ -1,0 +1,68 @@
+/**
+ * One broker under test, in its own process (so the load generator never shares its event
+ * loop): `gateway <dataDir> <policiesDir>` or `aedes`. Talks to bench/run.ts over IPC:
+ * sends {type:'ready', port}; answers {type:'mem'} with memory figures after a full GC
+ * (run with --expose-gc); {type:'stop'} stops it and exits.
+ */
+import { createServer, type AddressInfo, type Server } from 'node:net'
+import { Aedes } from 'aedes'
+
+type Msg = { type: 'mem' } | { type: 'stop' }
+
+const send = (m: object): void => { process.send?.(m) }
+const gc = (globalThis as { gc?: () => void }).gc
+
+async function startAedes(): Promise<{ port: number; stop(): Promise<void> }> {
+  // deliberately the defaults, as the issue asks: no setNoDelay, no limits
+  const aedes = new Aedes()
+  await aedes.listen()
+  const server: Server = createServer(aedes.handle)
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    port: (server.address() as AddressInfo).port,
+    stop: () => new Promise<void>((r) => { server.close(); aedes.close(() => r()) }),
+  }
+}
+
+async function startGateway(dataDir: string, policiesDir: string): Promise<{ port: number; stop(): Promise<void> }> {
+  const { createGateway } = await import('../src/index.js')
+  const { silentLogger } = await import('../src/logger.js')
+  const gw = await createGateway({
+    env: {},
+    cwd: dataDir,
+    overrides: {
+      gateway: { id: 'gw-bench', dataDir },
+      listeners: [{ type: 'mqtt', host: '127.0.0.1', port: 0 }],
+      admin: { host: '127.0.0.1', port: 0 },
+      broker: { persistence: 'memory' },
+      policies: { dir: policiesDir, watch: false },
+      log: { level: 'silent' },
+      limits: { connectRatePerAddress: '1000000/s', maxConnections: 100_000 },
+    },
+  }, { logger: silentLogger })
+  await gw.start()
+  return { port: gw.address('mqtt')!.port, stop: () => gw.stop() }
+}
+
+async function main(): Promise<void> {
+  const [kind, dataDir, policiesDir] = process.argv.slice(2)
+  const b = kind === 'gateway' ? await startGateway(dataDir!, policiesDir!) : await startAedes()
+  process.on('message', (m: Msg) => {
+    if (m.type === 'mem') {
+      // two passes: the first may only schedule finalizers
+      gc?.(); gc?.()
+      const u = process.memoryUsage()
+      send({ type: 'mem', rss: u.rss, heapUsed: u.heapUsed, external: u.external, arrayBuffers: u.arrayBuffers })
+    } else if (m.type === 'stop') {
+      const hard = setTimeout(() => process.exit(0), 3000)
+      b.stop().finally(() => { clearTimeout(hard); process.exit(0) })
+    }
+  })
+  process.on('disconnect', () => process.exit(0))
+  send({ type: 'ready', port: b.port })
+}
+
+main().catch((err: Error) => {
+  console.error(`bench broker ${process.argv[2]} failed: ${err.stack ?? err.message}`)
+  process.exit(1)
+})

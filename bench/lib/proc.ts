@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs'
+
+/** Resident set size of a process in bytes, from /proc/<pid>/status (VmRSS). */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`)
+  return Number(m[1]) * 1024
+}
+
+/** CPU time (user + system) of a process in milliseconds, from /proc/<pid>/stat. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // fields after the command name, which may contain spaces: state is field 3, utime 14, stime 15
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const ticks = Number(rest[11]) + Number(rest[12])
+  return ticks * 10 // USER_HZ is 100 on Linux
+}
+
+/** CPU share of one core used by `pid` between two samples. */
+export class CpuMeter {
+  #t0 = 0
+  #c0 = 0
+  constructor(private readonly pid: number) {}
+  start(): void {
+    this.#t0 = performance.now()
+    this.#c0 = cpuMs(this.pid)
+  }
+  /** percent of one core since start() */
+  stop(): number {
+    const dt = performance.now() - this.#t0
+    return dt > 0 ? Math.round(((cpuMs(this.pid) - this.#c0) / dt) * 100) : 0
+  }
+}
+
+export function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+}
+
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]!
+}

@@ -1,0 +1,413 @@
+/**
+ * `npm run bench [-- --quick] [--brokers aedes,gateway,mosquitto] [--scenarios ...] [--profile]`
+ *
+ * Runs edgewarden (JWT on), a bare Aedes 1.2 and Mosquitto side by side on 127.0.0.1, each
+ * broker in its own child process and fresh for every scenario, the load generator in
+ * another (bench/load.ts). Prints a table with ratios to bare Aedes and writes the figures
+ * to bench/results/. Method and latest figures: bench/README.md.
+ */
+import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
+import { cpus, tmpdir, totalmem, hostname } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { JWK } from 'jose'
+import { loadAverage, rssBytes } from './lib/proc.js'
+import type { Scenario } from './load.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..')
+
+type BrokerName = 'aedes' | 'gateway' | 'mosquitto'
+type ScenarioName = 'connects' | 'fanin0' | 'fanin1' | 'fanout' | 'latency' | 'idle' | 'storm'
+const ALL_BROKERS: BrokerName[] = ['aedes', 'gateway', 'mosquitto']
+const ALL_SCENARIOS: ScenarioName[] = ['connects', 'fanin0', 'fanin1', 'fanout', 'latency', 'idle', 'storm']
+
+// ---------------------------------------------------------------- options
+
+function option(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`)
+  if (i >= 0) return process.argv[i + 1]
+  const eq = process.argv.find((a) => a.startsWith(`--${name}=`))
+  return eq?.slice(name.length + 3)
+}
+const flag = (name: string): boolean => process.argv.includes(`--${name}`)
+if (flag('help')) {
+  console.log(`npm run bench -- [--quick] [--brokers ${ALL_BROKERS.join(',')}] [--scenarios ${ALL_SCENARIOS.join(',')}] [--profile]
+  --quick      short windows (about a minute in all)
+  --profile    run the gateway with --cpu-prof during the connects scenario; profiles in bench/results/prof/`)
+  process.exit(0)
+}
+const quick = flag('quick')
+const profile = flag('profile')
+const brokers = (option('brokers')?.split(',') ?? ALL_BROKERS) as BrokerName[]
+const scenarios = (option('scenarios')?.split(',') ?? ALL_SCENARIOS) as ScenarioName[]
+for (const b of brokers) if (!ALL_BROKERS.includes(b)) throw new Error(`unknown broker ${b}`)
+for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`)
+
+const P = quick
+  ? { connects: 3000, connectWarmup: 500, warmupMs: 1000, measureMs: 2000, latWarmupMs: 1000, latMeasureMs: 3000 }
+  : { connects: 15000, connectWarmup: 2000, warmupMs: 2000, measureMs: 5000, latWarmupMs: 1000, latMeasureMs: 10000 }
+const CONCURRENCY = 16
+const IDLE = 2000
+const PAYLOAD = 64
+const LAT_RATE = 2000
+
+// ---------------------------------------------------------------- brokers
+
+interface Broker {
+  readonly name: BrokerName
+  readonly pid: number
+  readonly port: number
+  readonly jwk?: JWK
+  /** set when the broker process died on its own during the scenario */
+  readonly crashed: () => string | undefined
+  /** memory after a full GC (node brokers); RSS only for Mosquitto */
+  mem(): Promise<{ rss: number; heapUsed?: number }>
+  stop(): Promise<void>
+}
+
+const TSX = ['--import', 'tsx']
+
+function waitMessage<T>(child: ChildProcess, pred: (m: Record<string, unknown>) => boolean, what: string, timeoutMs = 60_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`timeout waiting for ${what}`)) }, timeoutMs)
+    const onMsg = (m: Record<string, unknown>): void => {
+      if (m.type === 'error') { cleanup(); reject(new Error(`${what}: ${String(m.message)}`)); return }
+      if (pred(m)) { cleanup(); resolve(m as T) }
+    }
+    const onExit = (code: number | null): void => { cleanup(); reject(new Error(`${what}: process exited (${code})`)) }
+    const cleanup = (): void => { clearTimeout(timer); child.off('message', onMsg); child.off('exit', onExit) }
+    child.on('message', onMsg)
+    child.once('exit', onExit)
+  })
+}
+
+function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    const t = setTimeout(() => { child.kill('SIGKILL'); resolve() }, timeoutMs)
+    child.once('exit', () => { clearTimeout(t); resolve() })
+  })
+}
+
+const tmpDirs: string[] = []
+const children = new Set<ChildProcess>()
+function track(c: ChildProcess): ChildProcess {
+  children.add(c)
+  c.once('exit', () => children.delete(c))
+  return c
+}
+
+const POLICY = `# bench: everyone may connect, publish and subscribe anywhere outside the reserved trees
+rules:
+  - id: bench-connect
+    effect: allow
+    actions: [connect]
+  - id: bench-open
+    effect: allow
+    actions: [publish, subscribe]
+    topics: ['#']
+`
+
+async function startNode(name: 'aedes' | 'gateway', cpuProf: boolean): Promise<Broker> {
+  let args: string[] = [name]
+  let dataDir = ''
+  if (name === 'gateway') {
+    dataDir = mkdtempSync(join(tmpdir(), 'ew-bench-'))
+    tmpDirs.push(dataDir)
+    const policies = join(dataDir, 'policies')
+    mkdirSync(policies)
+    writeFileSync(join(policies, 'bench.yaml'), POLICY)
+    args = [name, join(dataDir, 'data'), policies]
+  }
+  const execArgv = [...TSX, '--expose-gc']
+  if (cpuProf) execArgv.push('--cpu-prof', '--cpu-prof-dir', join(here, 'results', 'prof'))
+  const child = track(fork(join(here, 'broker.ts'), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+  const ready = await waitMessage<{ port: number }>(child, (m) => m.type === 'ready', `${name} start`)
+  let stopping = false
+  let crashed: string | undefined
+  child.once('exit', (code, signal) => {
+    if (!stopping) crashed = `${name} process exited (code ${code}, signal ${signal})`
+    else if (code !== 0 && signal !== 'SIGKILL') crashed = `${name} process exited with code ${code} while stopping`
+  })
+  let jwk: JWK | undefined
+  if (name === 'gateway') jwk = JSON.parse(readFileSync(join(dataDir, 'data', 'keys', 'dev-es256.jwk'), 'utf8')) as JWK
+  return {
+    name, pid: child.pid!, port: ready.port, jwk, crashed: () => crashed,
+    async mem() {
+      const m = waitMessage<{ heapUsed: number }>(child, (x) => x.type === 'mem', `${name} mem`)
+      child.send({ type: 'mem' })
+      const { heapUsed } = await m
+      return { rss: rssBytes(child.pid!), heapUsed }
+    },
+    async stop() {
+      stopping = true
+      if (child.connected) child.send({ type: 'stop' })
+      await exited(child, 5000)
+    },
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = netConnect({ port, host: '127.0.0.1' }, () => { s.destroy(); r(true) })
+      s.once('error', () => r(false))
+    })
+    if (ok) return
+    if (Date.now() > until) throw new Error(`nothing listening on ${port}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+async function startMosquitto(): Promise<Broker> {
+  const dir = mkdtempSync(join(tmpdir(), 'ew-bench-mosq-'))
+  tmpDirs.push(dir)
+  const port = await freePort()
+  const conf = join(dir, 'mosquitto.conf')
+  // defaults otherwise (as in PERFORMANCE-NOTES): no persistence, unlimited connections
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nlog_dest none\n`)
+  const child = track(spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] }))
+  await waitPort(port)
+  let stopping = false
+  let crashed: string | undefined
+  child.once('exit', (code, signal) => { if (!stopping) crashed = `mosquitto exited (code ${code}, signal ${signal})` })
+  return {
+    name: 'mosquitto', pid: child.pid!, port, crashed: () => crashed,
+    async mem() { return { rss: rssBytes(child.pid!) } },
+    async stop() { stopping = true; child.kill('SIGTERM'); await exited(child, 5000) },
+  }
+}
+
+const startBroker = (name: BrokerName, cpuProf = false): Promise<Broker> => (name === 'mosquitto' ? startMosquitto() : startNode(name, cpuProf))
+
+// ---------------------------------------------------------------- load generator
+
+class Load {
+  #id = 0
+  private constructor(readonly child: ChildProcess) {}
+  static async start(): Promise<Load> {
+    const child = track(fork(join(here, 'load.ts'), [], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+    await waitMessage(child, (m) => m.type === 'ready', 'load generator start')
+    return new Load(child)
+  }
+  run<T>(s: Scenario, timeoutMs = 180_000): Promise<T> {
+    const id = ++this.#id
+    const p = waitMessage<{ result: T }>(this.child, (m) => m.type === 'result' && m.id === id, `load ${s.kind}`, timeoutMs)
+    this.child.send({ type: 'run', id, ...s })
+    return p.then((m) => m.result)
+  }
+  async release(): Promise<void> {
+    const p = waitMessage(this.child, (m) => m.type === 'released', 'release idle')
+    this.child.send({ type: 'release' })
+    await p
+  }
+  async stop(): Promise<void> {
+    this.child.disconnect()
+    await exited(this.child, 3000)
+  }
+}
+
+// ---------------------------------------------------------------- scenarios
+
+type Result = Record<string, number | string | undefined>
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Result> {
+  const common = { port: b.port, brokerPid: b.pid, jwk: b.jwk }
+  switch (s) {
+    case 'connects': {
+      const before = await b.mem()
+      const r = await load.run<Result>({ kind: 'connects', ...common, count: P.connects, warmup: P.connectWarmup, concurrency: CONCURRENCY, tag: 'c' })
+      await sleep(500)
+      const after = await b.mem()
+      const total = P.connects + P.connectWarmup
+      return {
+        ...r,
+        heapGrowthPer1kConnects: before.heapUsed !== undefined ? ((after.heapUsed! - before.heapUsed) / total) * 1000 : undefined,
+        rssGrowthPer1kConnects: ((after.rss - before.rss) / total) * 1000,
+      }
+    }
+    case 'fanin0':
+    case 'fanin1':
+      return load.run({ kind: 'fanin', ...common, qos: s === 'fanin0' ? 0 : 1, publishers: 20, warmupMs: P.warmupMs, measureMs: P.measureMs, payloadBytes: PAYLOAD })
+    case 'fanout':
+      return load.run({ kind: 'fanout', ...common, subscribers: 50, warmupMs: P.warmupMs, measureMs: P.measureMs, payloadBytes: PAYLOAD })
+    case 'latency':
+      return load.run({ kind: 'latency', ...common, rate: LAT_RATE, warmupMs: P.latWarmupMs, measureMs: P.latMeasureMs, payloadBytes: PAYLOAD })
+    case 'idle': {
+      await sleep(500)
+      const before = await b.mem()
+      const r = await load.run<{ opened: number; failed: number }>({ kind: 'idle', ...common, count: IDLE, concurrency: 50 })
+      await sleep(1500)
+      const after = await b.mem()
+      await load.release()
+      return {
+        ...r,
+        rssPerConnKiB: (after.rss - before.rss) / r.opened / 1024,
+        heapPerConnKiB: before.heapUsed !== undefined ? (after.heapUsed! - before.heapUsed) / r.opened / 1024 : undefined,
+        rssBeforeMiB: before.rss / 2 ** 20,
+        rssAfterMiB: after.rss / 2 ** 20,
+      }
+    }
+    case 'storm': {
+      // an existing client's latency while a second generator opens connections flat out
+      const storm = await Load.start()
+      try {
+        const warmupMs = 3000
+        const stormRun = storm.run<Result>({ kind: 'connects', ...common, count: 1e9, warmup: 0, concurrency: CONCURRENCY, tag: 's', durationMs: P.latMeasureMs + warmupMs })
+        const lat = await load.run<Result>({ kind: 'latency', ...common, rate: LAT_RATE, warmupMs, measureMs: P.latMeasureMs, payloadBytes: PAYLOAD })
+        const st = await stormRun
+        return { ...lat, stormConnectRate: st.rate, stormRefused: st.refused, stormErrors: st.errors }
+      } finally {
+        await storm.stop()
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+const LABEL: Record<ScenarioName, string> = {
+  connects: 'connect → CONNACK → disconnect /s',
+  fanin0: 'QoS 0 fan-in 20 → 1, msgs/s',
+  fanin1: 'QoS 1 fan-in 20 → 1, msgs/s',
+  fanout: 'fan-out 1 → 50, deliveries/s',
+  latency: 'latency @ 2,000 msg/s',
+  idle: 'RSS per idle connection (2,000)',
+  storm: 'latency @ 2,000 msg/s during a connect storm',
+}
+
+function fmtRate(n: number): string {
+  return n >= 10_000 ? `${(n / 1000).toFixed(1)} k` : n >= 1000 ? `${(n / 1000).toFixed(2)} k` : n.toFixed(0)
+}
+const ms = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '—' : n < 1 ? `${n.toFixed(2)} ms` : `${n.toFixed(1)} ms`)
+
+function cell(s: ScenarioName, r: Result | undefined): string {
+  if (!r) return '—'
+  if (r.error) return `error: ${String(r.error)}`
+  switch (s) {
+    case 'latency': case 'storm': return `${ms(r.p50 as number)} / ${ms(r.p99 as number)} / ${ms(r.max as number)}`
+    case 'idle': return `${(r.rssPerConnKiB as number).toFixed(1)} KiB`
+    default: return `${fmtRate(r.rate as number)} (cpu ${r.brokerCpu}%/${r.loadCpu}%)`
+  }
+}
+
+function ratio(s: ScenarioName, rs: Partial<Record<BrokerName, Result>>): string {
+  const a = rs.aedes
+  const g = rs.gateway
+  if (!a || !g || a.error || g.error) return '—'
+  switch (s) {
+    case 'latency': case 'storm': return `p99 ${((g.p99 as number) / (a.p99 as number)).toFixed(2)}×`
+    case 'idle': return `${((g.rssPerConnKiB as number) / (a.rssPerConnKiB as number)).toFixed(2)}×`
+    default: return `${(((g.rate as number) / (a.rate as number)) * 100).toFixed(0)} %`
+  }
+}
+
+const TARGET: Record<ScenarioName, string> = {
+  connects: '≥ 70 %',
+  fanin0: '≥ 95 %',
+  fanin1: '≥ 95 %',
+  fanout: '≥ 95 %',
+  latency: 'p99 ≤ 2 ms',
+  idle: '≤ 24 KiB',
+  storm: '—',
+}
+
+function table(results: Partial<Record<ScenarioName, Partial<Record<BrokerName, Result>>>>): string {
+  const lines = [
+    '| scenario | bare Aedes | edgewarden | Mosquitto | edgewarden / Aedes | target |',
+    '|---|---:|---:|---:|---:|---|',
+  ]
+  for (const s of scenarios) {
+    const rs = results[s] ?? {}
+    lines.push(`| ${LABEL[s]}${s === 'latency' || s === 'storm' ? ' (p50 / p99 / max)' : ''} | ${cell(s, rs.aedes)} | ${cell(s, rs.gateway)} | ${cell(s, rs.mosquitto)} | ${ratio(s, rs)} | ${TARGET[s]} |`)
+  }
+  return lines.join('\n')
+}
+
+function versions(): Record<string, string> {
+  const v = (f: () => string): string => { try { return f().trim() } catch { return 'unknown' } }
+  return {
+    node: process.version,
+    aedes: v(() => (JSON.parse(readFileSync(join(root, 'node_modules/aedes/package.json'), 'utf8')) as { version: string }).version),
+    commit: v(() => execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' })),
+  }
+}
+
+function mosquittoVersion(): string {
+  try {
+    execFileSync('/usr/sbin/mosquitto', ['-h'], { encoding: 'utf8', stdio: 'pipe' })
+  } catch (err) {
+    // `mosquitto -h` prints its usage and exits non-zero
+    const out = String((err as { stdout?: string }).stdout ?? '')
+    return /mosquitto version (\S+)/.exec(out)?.[1] ?? 'unknown'
+  }
+  return 'unknown'
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const started = new Date()
+  const loadBefore = loadAverage()
+  console.log(`edgewarden bench${quick ? ' (quick)' : ''}: ${scenarios.join(', ')} on ${brokers.join(', ')}; load average ${loadBefore}`)
+  const load = await Load.start()
+  const results: Partial<Record<ScenarioName, Partial<Record<BrokerName, Result>>>> = {}
+  try {
+    for (const s of scenarios) {
+      results[s] = {}
+      for (const name of brokers) {
+        const b = await startBroker(name, profile && name === 'gateway' && s === 'connects')
+        let r: Result
+        try {
+          r = await runScenario(s, b, load)
+        } catch (err) {
+          r = { error: (err as Error).message }
+        }
+        // a broker that died during the scenario has no figure, whatever the generator counted
+        const crash = b.crashed()
+        if (crash) r = { ...r, error: crash }
+        await b.stop()
+        const crashAtStop = b.crashed()
+        if (crashAtStop && !crash) r = { ...r, crashedAtStop: crashAtStop }
+        results[s]![name] = r
+        console.log(`  ${s.padEnd(8)} ${name.padEnd(9)} ${cell(s, r)}`)
+      }
+    }
+  } finally {
+    await load.stop()
+  }
+  const loadAfter = loadAverage()
+  const out = table(results)
+  console.log(`\n${out}\n\ncpu a/b = broker / load generator, % of one core over the measured window; load average before ${loadBefore}, after ${loadAfter}`)
+  const machine = { host: hostname(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), loadBefore, loadAfter }
+  const dir = join(here, 'results')
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, `bench-${started.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`)
+  const json = JSON.stringify({ date: started.toISOString(), quick, params: { ...P, concurrency: CONCURRENCY, idle: IDLE, payloadBytes: PAYLOAD, latencyRate: LAT_RATE }, machine, versions: { ...versions(), mosquitto: mosquittoVersion() }, results, table: out }, null, 2)
+  writeFileSync(file, json)
+  writeFileSync(join(dir, 'latest.json'), json)
+  console.log(`results: ${file}`)
+}
+
+const cleanup = (): void => {
+  for (const c of children) c.kill('SIGKILL')
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true })
+}
+process.on('SIGINT', () => { cleanup(); process.exit(130) })
+main().then(() => { cleanup(); process.exit(0) }, (err: Error) => { console.error(err.stack ?? err.message); cleanup(); process.exit(1) })
