@@ -62,10 +62,10 @@ export class SocketListener implements Listener {
   }
 
   stopAccepting(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#server.listening) return resolve()
-      this.#server.close(() => resolve())
-    })
+    // close() stops accepting at once but calls back only when every open connection has
+    // ended: waiting for that here would hang shutdown while clients are connected
+    if (this.#server.listening) this.#server.close()
+    return new Promise((resolve) => setImmediate(resolve))
   }
 
   destroyAll(): void {

@@ -76,10 +76,10 @@ export class WsListener implements Listener {
   }
 
   stopAccepting(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#http.listening) return resolve()
-      this.#http.close(() => resolve())
-    })
+    // close() stops accepting at once but calls back only when every open connection has
+    // ended: waiting for that here would hang shutdown while clients are connected
+    if (this.#http.listening) this.#http.close()
+    return new Promise((resolve) => setImmediate(resolve))
   }
 
   destroyAll(): void {
