@@ -22,8 +22,10 @@ interface Session {
   readonly identity: Identity
   readonly id: string
   readonly meta: ConnectionMeta
+  readonly connectedAt: number
   expiryTimer?: NodeJS.Timeout
-  expired?: boolean
+  /** the end of this session is journaled already (expiry, kick) */
+  closeJournaled?: boolean
 }
 
 interface Pending {
@@ -192,7 +194,7 @@ export class GatewayCore {
         return done(Object.assign(new Error('not authorized'), { returnCode: 5 }), null)
       }
       if (pending.emptyClientId) (client as { id: string }).id = identity.clientId
-      const session: Session = { identity, id: randomUUID(), meta }
+      const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now() }
       this.#sessions.set(client, session)
       this.#armExpiry(client, session)
       done(null, true)
@@ -231,7 +233,7 @@ export class GatewayCore {
         s.expiryTimer.unref()
         return
       }
-      s.expired = true
+      s.closeJournaled = true
       this.p.metrics.expired.inc()
       this.#journal({ type: 'session_expired', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind, reason: 'token expired' })
       client.close()
@@ -253,7 +255,7 @@ export class GatewayCore {
     if (s.expiryTimer) clearTimeout(s.expiryTimer)
     this.#sessions.delete(client)
     this.#policy.release?.(s.identity.clientId)
-    if (!s.expired) this.#journal({ type: 'disconnect', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind })
+    if (!s.closeJournaled) this.#journal({ type: 'disconnect', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind })
   }
 
   #onClientError(client: Client, err: Error): void {
@@ -388,4 +390,45 @@ export class GatewayCore {
     await new Promise<void>((resolve) => (client as unknown as { unsubscribe(p: object, cb: () => void): void }).unsubscribe({ unsubscriptions: topics }, () => resolve()))
     if (!client.clean) await (this.aedes as unknown as { persistence: { removeSubscriptions(c: Client, t: string[]): Promise<void> } }).persistence.removeSubscriptions(client, topics)
   }
+
+  /** Live sessions for the admin API (no tokens, no claims beyond identity basics). */
+  listSessions(): SessionInfo[] {
+    const out: SessionInfo[] = []
+    for (const client of Object.values((this.aedes as unknown as { clients: Record<string, Client> }).clients)) {
+      const s = this.#sessions.get(client)
+      if (!s) continue
+      const subs = (client as unknown as { subscriptions?: Record<string, { qos: number }> }).subscriptions ?? {}
+      out.push({
+        clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind, groups: s.identity.groups,
+        session: s.id, listener: s.meta.listener, remote: s.meta.remoteAddress,
+        connectedAt: new Date(s.connectedAt).toISOString(), expiresAt: s.identity.exp ? new Date(s.identity.exp).toISOString() : undefined,
+        subscriptions: Object.keys(subs),
+      })
+    }
+    return out
+  }
+
+  /** Disconnects a client (admin kick), journaled with who asked. */
+  kick(clientId: string, by: string): boolean {
+    const client = (this.aedes as unknown as { clients: Record<string, Client> }).clients[clientId]
+    const s = client && this.#sessions.get(client)
+    if (!client || !s) return false
+    this.#journal({ type: 'disconnect', session: s.id, clientId, sub: s.identity.sub, kind: s.identity.kind, reason: 'kicked', by })
+    s.closeJournaled = true
+    client.close()
+    return true
+  }
+}
+
+export interface SessionInfo {
+  readonly clientId: string
+  readonly sub: string
+  readonly kind: string
+  readonly groups: readonly string[]
+  readonly session: string
+  readonly listener: string
+  readonly remote: string
+  readonly connectedAt: string
+  readonly expiresAt?: string
+  readonly subscriptions: readonly string[]
 }

@@ -20,6 +20,7 @@ import { Authenticator } from './identity/authenticate.js'
 import { bearerVerifier } from './admin/auth.js'
 import { registerApprovalRoutes, holdView } from './admin/approvals-api.js'
 import { registerConsole } from './admin/console.js'
+import { registerSessionRoutes } from './admin/sessions-api.js'
 import { createWebhook } from './admin/webhook.js'
 import { Bridge } from './bridge/bridge.js'
 
@@ -108,9 +109,17 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     ...(bridge ? { upstream: bridge.status() } : {}),
   })
   if (admin) {
-    registerApprovalRoutes(admin, { approvals, grants, grantors: config.admin.approvers, verify: bearerVerifier(new Authenticator(config.auth.jwt, keys, clock)) })
+    const verify = bearerVerifier(new Authenticator(config.auth.jwt, keys, clock))
+    registerApprovalRoutes(admin, { approvals, grants, grantors: config.admin.approvers, verify })
+    registerSessionRoutes(admin, { core, verify, admins: config.admin.admins })
     registerConsole(admin)
-    admin.route('GET', '/healthz', (_req, res) => sendJson(res, journal.writable ? 200 : 503, status()))
+    // liveness: the process answers (a full journal is not fixed by a restart, so it stays 200 here)
+    admin.route('GET', '/healthz', (_req, res) => sendJson(res, 200, status()))
+    // readiness: listeners bound and the journal accepting records
+    admin.route('GET', '/readyz', (_req, res) => {
+      const ready = started && journal.writable
+      sendJson(res, ready ? 200 : 503, { ready, journalWritable: journal.writable, started })
+    })
     admin.route('GET', '/metrics', async (_req, res) => {
       const text = await metrics.registry.metrics()
       res.writeHead(200, { 'content-type': metrics.registry.contentType })

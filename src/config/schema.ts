@@ -181,6 +181,15 @@ export const configSchema = {
         enabled: { type: 'boolean', default: true },
         host: { type: 'string', default: '127.0.0.1' },
         port: { ...port, default: 9080 },
+        /** who may list and kick sessions, read the audit API and the policy (any condition suffices) */
+        admins: {
+          type: 'object', additionalProperties: false, default: { groups: ['admins'] },
+          properties: {
+            groups: { type: 'array', items: str },
+            subs: { type: 'array', items: str },
+            kinds: { type: 'array', items: { enum: ['device', 'service', 'agent', 'human'] } },
+          },
+        },
         /** who may create and revoke grants through the admin API (any condition suffices) */
         approvers: {
           type: 'object', additionalProperties: false, default: { groups: ['approvers'] },

@@ -74,6 +74,7 @@ export interface Config {
     readonly enabled: boolean
     readonly host: string
     readonly port: number
+    readonly admins: { readonly groups?: readonly string[]; readonly subs?: readonly string[]; readonly kinds?: readonly ('device' | 'service' | 'agent' | 'human')[] }
     readonly approvers: { readonly groups?: readonly string[]; readonly subs?: readonly string[]; readonly kinds?: readonly ('device' | 'service' | 'agent' | 'human')[] }
     readonly webhook?: { readonly url: string; readonly secret?: Secret; readonly retries: number }
   }
