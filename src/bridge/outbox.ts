@@ -92,7 +92,8 @@ export class Outbox {
       this.#count++
       this.#bytes += size
     }
-    this.#committed = this.#cursor = this.#tail
+    this.#committed = this.#tail
+    this.#cursor = this.#base
   }
 
   get #tail(): number { return this.#base + this.#sizes.length }

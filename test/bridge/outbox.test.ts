@@ -1,0 +1,103 @@
+import t from 'tap'
+import { Outbox } from '../../src/bridge/outbox.js'
+import { ManualClock } from '../../src/clock.js'
+import { tempDir } from '../helpers/gateway.js'
+
+const limits = { maxMessages: 1000, maxBytes: 1 << 20, onFull: 'drop-oldest' as const }
+const p = (s: string) => Buffer.from(s)
+
+t.test('enqueue, take in order, ack removes, rewind resends the unacknowledged', async (t) => {
+  const clock = new ManualClock(1_000_000)
+  const o = Outbox.open(tempDir(t), limits, clock)
+  t.teardown(() => o.close())
+  for (let i = 0; i < 10; i++) t.equal(await o.enqueue('t/' + i, p('m' + i), 1, false), true)
+  t.equal(o.depth, 10)
+  t.equal(o.bytes, 10 * (3 + 2))
+  t.equal(o.oldestTs, 1_000_000)
+  const a = o.take(4)
+  t.same(a.map((m) => m.topic), ['t/0', 't/1', 't/2', 't/3'])
+  t.same(a[0]!.payload, p('m0'))
+  t.equal(a[0]!.qos, 1)
+  const b = o.take(100)
+  t.same(b.map((m) => m.topic), ['t/4', 't/5', 't/6', 't/7', 't/8', 't/9'])
+  t.equal(o.available, false)
+  o.ack(a[1]!.seq)
+  o.ack(a[0]!.seq)
+  t.equal(o.depth, 8)
+  o.rewind()
+  t.same(o.take(3).map((m) => m.topic), ['t/2', 't/3', 't/4'], 'unacked come back in order')
+  t.equal(o.resent, 3)
+  o.ack(a[0]!.seq)
+  t.equal(o.depth, 8, 'a second ack is a no-op')
+})
+
+t.test('survives a reopen: same messages, same order, sizes restored', async (t) => {
+  const dir = tempDir(t)
+  const o = Outbox.open(dir, limits, new ManualClock())
+  for (let i = 0; i < 100; i++) await o.enqueue('t/' + i, p(String(i)), (i % 2) as 0 | 1, i === 5)
+  const first = o.take(10)
+  for (const m of first.slice(0, 5)) o.ack(m.seq)
+  await o.close()
+  const o2 = Outbox.open(dir, limits, new ManualClock())
+  t.teardown(() => o2.close())
+  t.equal(o2.depth, 95)
+  const all = o2.take(1000)
+  t.same(all.map((m) => m.payload.toString()), Array.from({ length: 95 }, (_, i) => String(i + 5)))
+  t.equal(all[0]!.retain, true)
+  t.equal(all[1]!.qos, 0)
+  await o2.enqueue('next', p('x'), 1, false)
+  t.equal(o2.take(10)[0]!.topic, 'next', 'new messages queue after the old ones')
+})
+
+t.test('drop-oldest by count and by bytes; oversized messages dropped; acks of dropped messages ignored', async (t) => {
+  const drops: number[] = []
+  const o = Outbox.open(tempDir(t), { maxMessages: 3, maxBytes: 40, onFull: 'drop-oldest' }, new ManualClock())
+  t.teardown(() => o.close())
+  o.onDrop = (count) => drops.push(count)
+  const inflight = (await Promise.all([0, 1, 2].map((i) => o.enqueue('t', p('m' + i), 1, false))), o.take(1))
+  await o.enqueue('t', p('m3'), 1, false)
+  await o.enqueue('t', p('m4'), 1, false)
+  t.equal(o.depth, 3)
+  t.same(drops, [1, 1])
+  o.ack(inflight[0]!.seq)
+  t.equal(o.depth, 3, 'the PUBACK of a dropped message changes nothing')
+  o.rewind()
+  t.same(o.take(10).map((m) => m.payload.toString()), ['m2', 'm3', 'm4'])
+  t.equal(await o.enqueue('t', Buffer.alloc(100), 1, false), false, 'larger than maxBytes: dropped itself')
+  await o.enqueue('t', Buffer.alloc(36), 1, false)
+  t.ok(o.bytes <= 40, `bytes ${o.bytes} within maxBytes`)
+  t.same(drops, [1, 1, 1, 2], 'the 37-byte message pushed out two small ones (one for the count, one for the bytes)')
+})
+
+t.test('block: writable false at the limit, nothing dropped', async (t) => {
+  const o = Outbox.open(tempDir(t), { maxMessages: 2, maxBytes: 1000, onFull: 'block' }, new ManualClock())
+  t.teardown(() => o.close())
+  await o.enqueue('t', p('a'), 1, false)
+  t.equal(o.writable, true)
+  await o.enqueue('t', p('b'), 1, false)
+  t.equal(o.writable, false)
+  const [m] = o.take(1)
+  o.ack(m!.seq)
+  t.equal(o.writable, true)
+})
+
+t.test('long runs compact the index and keep order', async (t) => {
+  const o = Outbox.open(tempDir(t), { maxMessages: 1_000_000, maxBytes: 1 << 30, onFull: 'drop-oldest' }, new ManualClock())
+  t.teardown(() => o.close())
+  let next = 0
+  for (let round = 0; round < 3; round++) {
+    await Promise.all(Array.from({ length: 5000 }, (_, i) => o.enqueue('t', p(String(round * 5000 + i)), 1, false)))
+    for (;;) {
+      const batch = o.take(700)
+      if (batch.length === 0) break
+      for (const m of batch) {
+        if (Number(m.payload.toString()) !== next) t.fail(`out of order at ${next}`)
+        next++
+        o.ack(m.seq)
+      }
+    }
+  }
+  t.equal(next, 15000)
+  t.equal(o.depth, 0)
+  t.equal(o.bytes, 0)
+})
