@@ -1,6 +1,8 @@
 import { Aedes, type AedesOptions } from 'aedes'
 import type { Config } from '../config/types.js'
 
+interface Preparing { prepare(packet: object): Promise<void> }
+
 /**
  * Builds the Aedes instance from config. Persistence comes from `createPersistence`
  * (src/broker/persistence): the LMDB one for `broker.persistence: lmdb`, or none for
@@ -8,12 +10,24 @@ import type { Config } from '../config/types.js'
  * persistence's `setup()` in `listen()`; the gateway destroys it on stop.
  */
 export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes {
-  return new Aedes({
+  const opts: Partial<AedesOptions> = {
     id: config.gateway.id,
     connectTimeout: Math.round(config.limits.connectTimeoutSec * 1000),
     // MQTT 3.1.1 lets a server accept clientIds longer than 23 characters; UUIDs and subs need it
     maxClientsIdLength: 256,
     heartbeatInterval: 60_000,
     ...hooks,
-  })
+  }
+  const persistence = hooks.persistence as Partial<Preparing> | undefined
+  const authorize = hooks.authorizePublish
+  if (authorize && typeof persistence?.prepare === 'function') {
+    const p = persistence as Preparing
+    // Aedes writes a QoS 1 PUBACK as soon as this callback allows the publish, before it
+    // queues the message: queue it durably first, so a PUBACK survives a crash (lmdb.ts prepare)
+    opts.authorizePublish = (client, packet, cb) => authorize(client, packet, (err) => {
+      if (err || !client || packet.qos !== 1) return cb(err)
+      p.prepare(packet).then(() => cb(null), (e: Error) => cb(e))
+    })
+  }
+  return new Aedes(opts)
 }

@@ -77,6 +77,9 @@ export class LmdbPersistence {
   #seq = 0
   readonly #incoming = new Map<string, Map<number, StoredPacket>>()
   readonly #wills = new Map<string, StoredPacket>()
+  // QoS 1 publishes made durable before their PUBACK (see prepare), keyed by payload object
+  readonly #prepared = new WeakMap<object, { readonly clients: Set<string>; readonly entries: OutEntry[] }>()
+  readonly #preparedRetained = new WeakSet<object>()
   #broker: BrokerRef | undefined
   #destroyed = false
 
@@ -116,6 +119,15 @@ export class LmdbPersistence {
       if (seq > this.#seq) this.#seq = seq
       if (packet.brokerId === broker.id && (packet.brokerCounter ?? 0) > maxCounter) maxCounter = packet.brokerCounter!
     }
+    // a packet queued by prepare() may have been stored before Aedes numbered it: number it now
+    for (const queue of this.#out.values()) {
+      for (const e of queue) {
+        if (e.packet.cmd === 'publish' && !e.packet.brokerCounter) {
+          e.packet.brokerId = broker.id
+          e.packet.brokerCounter = ++maxCounter
+        }
+      }
+    }
     // Aedes matches a queued packet by (brokerId, brokerCounter) and restarts its counter at 0
     // with the same id: continue after the stored ones so new packets never collide with them
     if (maxCounter > broker.counter) broker.counter = maxCounter
@@ -128,6 +140,7 @@ export class LmdbPersistence {
   // ── retained ────────────────────────────────────────────────────────────────────────
 
   async storeRetained(pkt: StoredPacket): Promise<void> {
+    if (typeof pkt.payload === 'object' && this.#preparedRetained.delete(pkt.payload)) return
     const topic = pkt.topic!
     const long = isLongTopic(topic)
     const db = long ? this.#retainedLongDb : this.#retainedDb
@@ -288,10 +301,20 @@ export class LmdbPersistence {
   }
 
   async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: StoredPacket): Promise<void> {
+    const prep = typeof packet.payload === 'object' ? this.#prepared.get(packet.payload) : undefined
+    if (prep) {
+      // queued durably before the PUBACK: now Aedes has numbered the packet, so can we
+      this.#prepared.delete(packet.payload as object)
+      for (const e of prep.entries) {
+        e.packet.brokerId = packet.brokerId
+        e.packet.brokerCounter = packet.brokerCounter
+      }
+    }
     let bytes: Buffer | undefined
     let last: Promise<boolean> | undefined
     for (let i = 0; i < subs.length; i++) {
       const clientId = subs[i]!.clientId
+      if (prep?.clients.has(clientId)) continue
       const queue = listOf(this.#out, clientId)
       // the bound is on what waits for an offline client; a connected one is draining its queue
       if (queue.length >= this.#maxQueued && !this.#online(clientId)) {
@@ -305,6 +328,47 @@ export class LmdbPersistence {
       last = this.#outDb.put([clientId, seq], bytes)
     }
     // resolves when the batch holding these puts is committed (group commit)
+    await last
+  }
+
+  /**
+   * Aedes 1.2 writes a QoS 1 PUBACK *before* it routes the message (and so before
+   * outgoingEnqueueCombi/storeRetained run). Called from the authorizePublish hook, this
+   * queues the message for the matching persistent sessions (and stores it when retained)
+   * and resolves once that is committed, so a PUBACK means "survives kill -9". When Aedes
+   * then routes the same packet (recognised by its payload object), those queues are
+   * skipped and the entries get Aedes' (brokerId, brokerCounter).
+   */
+  async prepare(packet: StoredPacket): Promise<void> {
+    const payload = packet.payload
+    if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0 || this.#prepared.has(payload)) return
+    let subs = this.#trie.match(packet.topic!)
+    if (packet.topic!.startsWith('$SYS')) subs = subs.filter((s) => s.topic[0] !== '+' && s.topic[0] !== '#')
+    const clients = new Set<string>()
+    const entries: OutEntry[] = []
+    let bytes: Buffer | undefined
+    let last: Promise<unknown> | undefined
+    for (const sub of subs) {
+      const clientId = sub.clientId
+      if (clients.has(clientId)) continue
+      clients.add(clientId)
+      const queue = listOf(this.#out, clientId)
+      if (queue.length >= this.#maxQueued && !this.#online(clientId)) {
+        this.drops.add('max_queued_per_client', clientId, packet.topic!)
+        continue
+      }
+      const entry: OutEntry = { seq: ++this.#seq, packet: new Packet(packet) }
+      queue.push(entry)
+      entries.push(entry)
+      bytes ??= this.#packr.pack(entry.packet)
+      last = this.#outDb.put([clientId, entry.seq], bytes)
+    }
+    this.#prepared.set(payload, { clients, entries })
+    if (packet.retain) {
+      const retained = this.storeRetained({ ...new Packet(packet) })
+      this.#preparedRetained.add(payload)
+      await retained
+    }
     await last
   }
 
