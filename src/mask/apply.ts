@@ -62,6 +62,8 @@ function bump(counts: MaskCounts, key: string, n = 1): void {
  * names → numbers). A payload the mask cannot read comes back as { ok: false }.
  */
 export function applyMask(mask: CompiledMask, payload: Buffer, counts: MaskCounts): StepResult {
+  // masked whole already (redact-all): nothing left to read, and masking stays idempotent
+  if (payload.equals(REDACTED_ALL)) return { ok: true, payload }
   const codec = codecFor(mask.format, payload)
   if (codec === undefined) return { ok: false, detail: 'not JSON, MessagePack or UTF-8 text' }
   if (codec === 'text') {

@@ -1,6 +1,6 @@
 import type { Identity } from '../identity/types.js'
 import type { CompiledMask } from './apply.js'
-import { MaskPlan, type ApplyResult } from './plan.js'
+import type { MaskPlan, ApplyResult } from './plan.js'
 import type { MaskCounts } from './types.js'
 
 /** What the publish path does with a payload: the bytes the broker keeps, and the journal facts. */
@@ -25,6 +25,8 @@ export class Masker {
   #plan: MaskPlan
   readonly #cacheSize: number
   readonly #cache = new Map<Buffer, CacheEntry>()
+  /** payloads that came out of onPublish: their unconditional masks are applied already */
+  readonly #published = new WeakSet<Buffer>()
 
   constructor(plan: MaskPlan, cacheSize: number) {
     this.#plan = plan
@@ -50,34 +52,47 @@ export class Masker {
     if (masks.length === 0) return undefined
     const stored = plan.apply(masks.filter((m) => !m.conditional), payload)
     if (!stored.ok) return stored
-    const full = MaskPlan.forViewer(masks, undefined)
-    if (full.masks.length === 0) return stored
-    const view = this.#view(topic, stored.payload, full.key, full.masks)
+    this.#published.add(stored.payload)
+    if (!hasConditional(masks)) return stored
+    const view = this.#viewFor(undefined, topic, stored.payload, masks)
     if (!view.ok) return view
     return { ok: true, payload: stored.payload, masks: [...stored.masks, ...view.masks], counts: merge(stored.counts, view.counts) }
   }
 
   /**
-   * Delivery to one subscriber: the payload its view may see (the same Buffer when no
-   * conditional mask applies to it), or undefined when the payload cannot be masked and
-   * must not be delivered.
+   * Delivery to one subscriber: the payload its view may see (the same Buffer when no mask
+   * applies to it), or undefined when the payload cannot be masked and must not be
+   * delivered. A payload that did not pass onPublish (published by the gateway itself, the
+   * bridge, an approval, or re-read from the retained store) gets the unconditional masks
+   * here too; every action is idempotent, so masking twice changes nothing.
    */
   forSubscriber(identity: Identity | undefined, topic: string, payload: Buffer): Buffer | undefined {
     const masks = this.#plan.match(topic)
-    if (masks.length === 0 || !hasConditional(masks)) return payload
-    const v = MaskPlan.forViewer(masks, identity)
-    if (v.masks.length === 0) return payload
-    const r = this.#view(topic, payload, v.key, v.masks)
+    if (masks.length === 0) return payload
+    const r = this.#viewFor(identity, topic, payload, masks)
     return r.ok ? r.payload : undefined
   }
 
   /**
    * The view for everyone outside the trust boundary that is not a subscriber (bridge,
-   * journal): every conditional mask applied to a payload held by the broker. undefined
-   * when it cannot be masked (do not send it).
+   * journal): every mask applied. undefined when it cannot be masked (do not send it).
    */
   maskedView(topic: string, payload: Buffer): Buffer | undefined {
     return this.forSubscriber(undefined, topic, payload)
+  }
+
+  #viewFor(identity: Identity | undefined, topic: string, payload: Buffer, masks: readonly CompiledMask[]): ApplyResult | { ok: true; payload: Buffer; masks: readonly string[]; counts: MaskCounts } {
+    const fresh = !this.#published.has(payload)
+    let key = fresh ? 'u' : 'p'
+    let apply: CompiledMask[] | undefined
+    for (const m of masks) {
+      if (m.conditional && identity && m.unmaskedFor(identity)) { key += '0'; continue }
+      if (!m.conditional && !fresh) continue
+      key += '1'
+      ;(apply ??= []).push(m)
+    }
+    if (!apply) return { ok: true, payload, masks: NO_IDS, counts: NO_COUNTS }
+    return this.#view(topic, payload, key, apply)
   }
 
   #view(topic: string, payload: Buffer, key: string, masks: readonly CompiledMask[]): ApplyResult {
@@ -100,6 +115,9 @@ export class Masker {
   /** cached messages (for tests and metrics) */
   get cached(): number { return this.#cache.size }
 }
+
+const NO_IDS: readonly string[] = Object.freeze([])
+const NO_COUNTS: MaskCounts = Object.freeze({}) as MaskCounts
 
 function hasConditional(masks: readonly CompiledMask[]): boolean {
   for (const m of masks) if (m.conditional) return true

@@ -1,7 +1,6 @@
 import { applyMask, compileMask, REDACTED_ALL, type CompiledMask } from './apply.js'
 import { TopicTrie } from './trie.js'
 import type { MaskCounts, MaskSpec, OnParseError } from './types.js'
-import type { Identity } from '../identity/types.js'
 
 export interface PlanOptions {
   /** HMAC key for `hash` */
@@ -73,18 +72,5 @@ export class MaskPlan {
       }
     }
     return { ok: true, payload: out, masks: ids, counts }
-  }
-
-  /** the conditional masks of `masks` that still apply for this subscriber */
-  static forViewer(masks: readonly CompiledMask[], identity: Identity | undefined): { masks: CompiledMask[]; key: string } {
-    const out: CompiledMask[] = []
-    let key = ''
-    for (const m of masks) {
-      if (!m.conditional) continue
-      if (identity && m.unmaskedFor(identity)) { key += '0'; continue }
-      key += '1'
-      out.push(m)
-    }
-    return { masks: out, key }
   }
 }
