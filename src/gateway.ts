@@ -315,7 +315,10 @@ export class GatewayCore {
     const qos = Math.min(sub.qos, decision.maxQos ?? 2) as Subscription['qos']
     this.p.metrics.subscribes.inc({ effect: 'allow' })
     this.#journal({ type: 'subscribe', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: sub.topic, qos, rule: decision.ruleId })
-    cb(null, qos === sub.qos ? sub : { ...sub, qos })
+    // in place: Aedes persists packet.subscriptions (restored sessions), not the returned object.
+    // Aedes 1.2 still reports the requested QoS in SUBACK; delivery uses this granted one.
+    if (qos !== sub.qos) sub.qos = qos
+    cb(null, sub)
   }
 
   #authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {

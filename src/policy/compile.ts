@@ -289,12 +289,7 @@ export class CompiledPolicy implements PolicyEngine {
   }
 
   #subscribe(id: Identity, filter: string): Decision {
-    // a shared subscription is decided on the filter it shares
-    if (filter.startsWith('$share/')) {
-      const at = filter.indexOf('/', 7)
-      if (at < 0) return DEFAULT_DENY
-      filter = filter.slice(at + 1)
-    }
+    // Aedes has no shared subscriptions: `$share/...` is an ordinary `$` filter, reachable only by a rule naming it
     const ix = this.#index.subscribe
     const deny = DENY_HITS
     const allow = ALLOW_HITS

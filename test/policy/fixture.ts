@@ -185,8 +185,8 @@ export const ROWS: Row[] = [
   ['ops', 'subscribe', '$warden/status', {}, 'allow', 'ops-status'],
   ['ops', 'subscribe', '$warden/#', {}, 'deny', null, 'reserved_topic'],
   ['ops', 'publish', '$warden/status', { payload: 'x' }, 'deny', null, 'reserved_topic'],
-  ['sensor', 'subscribe', '$share/g/site/1/dev/sensor-1/cmd/#', {}, 'allow', 'devices-own-cmd'],
-  ['sensor', 'subscribe', '$share/g/#', {}, 'deny', 'no-firehose', 'rule_deny'],
+  ['sensor', 'subscribe', '$share/g/site/1/dev/sensor-1/cmd/#', {}, 'deny', null, 'no_matching_rule'],
+  ['auditor', 'subscribe', '$share/g/#', {}, 'deny', null, 'no_matching_rule'],
   // content deny: matches (string and /re/flags) and detectors, only where a payload rule matches the topic
   ['ops', 'publish', 'site/1/db', { payload: 'x; DROP TABLE users' }, 'deny', 'block-secrets', 'payload_match'],
   ['ops', 'publish', 'site/1/sh', { payload: 'RM -RF /' }, 'deny', 'block-secrets', 'payload_match'],
