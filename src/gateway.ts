@@ -91,7 +91,7 @@ export class GatewayCore {
       connectTimeoutMs: Math.round(config.limits.connectTimeoutSec * 1000),
       maxPacketBytes: config.limits.maxPacketBytes,
       onConnection: (stream: Duplex, meta: ConnectionMeta) => this.#onConnection(stream, meta),
-      onRefused: (meta: ConnectionMeta, reason: RefusalReason) => this.#onRefused(meta, reason),
+      onRefused: (meta: ConnectionMeta, reason: RefusalReason, detail?: string) => this.#onRefused(meta, reason, detail),
     }
     this.listeners = config.listeners.map((l) => createListener(l, deps))
   }
@@ -154,9 +154,9 @@ export class GatewayCore {
     }
   }
 
-  #onRefused(meta: ConnectionMeta, reason: RefusalReason): void {
+  #onRefused(meta: ConnectionMeta, reason: RefusalReason, detail?: string): void {
     this.p.metrics.refused.inc({ reason })
-    this.#journal({ type: 'connection_refused', reason, listener: meta.listener, remote: meta.remoteAddress })
+    this.#journal({ type: 'connection_refused', reason, listener: meta.listener, remote: meta.remoteAddress, ...(detail ? { detail } : {}) })
   }
 
   #preConnect(client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void): void {

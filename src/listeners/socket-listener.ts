@@ -23,20 +23,30 @@ export class SocketListener implements Listener {
     this.name = `${spec.type}:${spec.port}`
     if (spec.type === 'mqtts') {
       this.#server = createTlsServer(tlsOptions(spec, deps.connectTimeoutMs))
-      this.#server.on('secureConnection', (s: TLSSocket) => this.#accept(s, peerSubject(s)))
-      this.#server.on('tlsClientError', (_err, s) => s.destroy())
+      this.#server.on('secureConnection', (s: TLSSocket) => {
+        s.on('error', () => s.destroy())
+        this.deps.onConnection(s, this.#meta(s, peerSubject(s)))
+      })
+      this.#server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
+        s.destroy()
+        this.deps.onRefused(this.#meta(s, {}), 'tls_handshake', err.code)
+      })
     } else {
       this.#server = createTcpServer()
-      this.#server.on('connection', (s: Socket) => this.#accept(s, {}))
     }
+    // admission on the raw TCP socket: limits apply before a TLS handshake is paid for
+    this.#server.on('connection', (s: Socket) => this.#admit(s))
   }
 
-  #accept(socket: Socket, cert: { certSubject?: string; certCN?: string }): void {
-    const meta: ConnectionMeta = { listener: this.name, transport: this.spec.type, remoteAddress: socket.remoteAddress ?? '', ...cert }
-    const refused = this.deps.admission.admit(meta.remoteAddress)
+  #meta(socket: Socket, cert: { certSubject?: string; certCN?: string }): ConnectionMeta {
+    return { listener: this.name, transport: this.spec.type, remoteAddress: socket.remoteAddress ?? '', ...cert }
+  }
+
+  #admit(socket: Socket): void {
+    const refused = this.deps.admission.admit(socket.remoteAddress ?? '')
     if (refused) {
       socket.destroy()
-      this.deps.onRefused(meta, refused)
+      this.deps.onRefused(this.#meta(socket, {}), refused)
       return
     }
     // Aedes never disables Nagle; without this p99 latency is ~25 ms instead of ~1 ms
@@ -47,7 +57,7 @@ export class SocketListener implements Listener {
       this.deps.admission.release()
     })
     socket.on('error', () => socket.destroy())
-    this.deps.onConnection(socket, meta)
+    if (this.spec.type === 'mqtt') this.deps.onConnection(socket, this.#meta(socket, {}))
   }
 
   listen(): Promise<void> {

@@ -15,8 +15,9 @@ export interface ConnectionMeta {
 
 export type ConnectionHandler = (stream: Duplex, meta: ConnectionMeta, req?: IncomingMessage) => void
 
-export type RefusalReason = 'max_connections' | 'connect_rate' | 'bad_path' | 'tls_client_cert'
-export type RefusalHandler = (meta: ConnectionMeta, reason: RefusalReason) => void
+export type RefusalReason = 'max_connections' | 'connect_rate' | 'bad_path' | 'tls_handshake'
+/** `detail`: a short error code (e.g. the TLS alert), never peer-supplied text */
+export type RefusalHandler = (meta: ConnectionMeta, reason: RefusalReason, detail?: string) => void
 
 export interface Listener {
   readonly spec: ListenerConfig

@@ -18,19 +18,36 @@ export class WsListener implements Listener {
 
   constructor(readonly spec: ListenerConfig, private readonly deps: SocketListenerDeps & { readonly maxPacketBytes: number }) {
     this.name = `${spec.type}:${spec.port}`
-    this.#http = spec.type === 'wss' ? createHttpsServer(tlsOptions(spec, deps.connectTimeoutMs)) : createHttpServer()
-    this.#http.headersTimeout = deps.connectTimeoutMs
-    this.#http.requestTimeout = deps.connectTimeoutMs
+    // a socket that never completes its upgrade is closed after the CONNECT timeout; Node only
+    // checks these timeouts every connectionsCheckingInterval (30 s by default)
+    const timeouts = { headersTimeout: deps.connectTimeoutMs, requestTimeout: deps.connectTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(deps.connectTimeoutMs / 2, 5000)) }
+    this.#http = spec.type === 'wss' ? createHttpsServer({ ...tlsOptions(spec, deps.connectTimeoutMs), ...timeouts }) : createHttpServer(timeouts)
     this.#http.on('request', (_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
+      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket', connection: 'close' })
       res.end('MQTT over WebSocket: connect with a WebSocket client to ' + spec.path + '\n')
     })
+    // admission on the raw TCP socket (before TLS and HTTP): limits apply to sockets that never upgrade too
     this.#http.on('connection', (s: Socket) => {
+      const refused = this.deps.admission.admit(s.remoteAddress ?? '')
+      if (refused) {
+        s.destroy()
+        this.deps.onRefused(this.#meta(s), refused)
+        return
+      }
       s.setNoDelay(true)
       this.#sockets.add(s)
-      s.once('close', () => this.#sockets.delete(s))
+      s.once('close', () => {
+        this.#sockets.delete(s)
+        this.deps.admission.release()
+      })
     })
     this.#http.on('clientError', (_err, s: Socket) => s.destroy())
+    if (spec.type === 'wss') {
+      this.#http.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
+        s.destroy()
+        this.deps.onRefused(this.#meta(s), 'tls_handshake', err.code)
+      })
+    }
     this.#wss = new WebSocketServer({
       noServer: true,
       // an MQTT packet rides in one or more frames; a frame above the packet limit is refused by ws
@@ -41,22 +58,19 @@ export class WsListener implements Listener {
     this.#http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(req, socket, head))
   }
 
-  #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  #meta(socket: Socket): ConnectionMeta {
     const cert = this.spec.type === 'wss' ? peerSubject(socket as TLSSocket) : {}
-    const meta: ConnectionMeta = { listener: this.name, transport: this.spec.type, remoteAddress: socket.remoteAddress ?? '', ...cert }
+    return { listener: this.name, transport: this.spec.type, remoteAddress: socket.remoteAddress ?? '', ...cert }
+  }
+
+  #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const meta = this.#meta(socket)
     const path = (req.url ?? '/').split('?')[0]
     if (path !== this.spec.path) {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
       this.deps.onRefused(meta, 'bad_path')
       return
     }
-    const refused = this.deps.admission.admit(meta.remoteAddress)
-    if (refused) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
-      this.deps.onRefused(meta, refused)
-      return
-    }
-    socket.once('close', () => this.deps.admission.release())
     this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       const stream = createWebSocketStream(ws)
       stream.on('error', () => stream.destroy())

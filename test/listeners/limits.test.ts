@@ -104,3 +104,27 @@ t.test('keepalive is clamped to limits.keepaliveSec', async (t) => {
     c.socket.destroy()
   }
 })
+
+t.test('limits apply to raw sockets before any TLS handshake or WebSocket upgrade', async (t) => {
+  const { makePki } = await import('../helpers/certs.js')
+  const { tempDir } = await import('../helpers/gateway.js')
+  const pki = makePki(tempDir(t))
+  const g = await startGateway(t, {
+    listeners: [
+      { type: 'mqtts', host: '127.0.0.1', port: 0, cert: pki.serverCert, key: pki.serverKey },
+      { type: 'ws', host: '127.0.0.1', port: 0, path: '/mqtt' },
+    ],
+    limits: { maxConnections: 2, connectTimeoutSec: 1, connectRatePerAddress: '1000/s' },
+  })
+  // two silent sockets (no ClientHello, no HTTP request) take both slots
+  const tlsIdle = await rawClient(t, g.port('mqtts'))
+  const wsIdle = await rawClient(t, g.port('ws'))
+  await waitFor(() => g.gw.core.admission.open === 2, 2000, 'both counted')
+  const third = await rawClient(t, g.port('mqtts'))
+  await third.closed
+  t.equal(records(g, 'connection_refused')[0]?.reason, 'max_connections', 'a third socket is refused before its handshake')
+  // and both are closed after connectTimeoutSec
+  await Promise.race([Promise.all([tlsIdle.closed, wsIdle.closed]), new Promise((_, rej) => setTimeout(() => rej(new Error('idle sockets still open after 8 s')), 8000))])
+  t.pass('silent TLS and WebSocket sockets closed')
+  await waitFor(() => g.gw.core.admission.open === 0, 2000, 'slots released')
+})

@@ -84,3 +84,22 @@ t.test('mqtts with requestCert and rejectUnauthorized: false: certificate option
   t.ok(forged.connected)
   t.equal(identityOf(g, 'opt-2')?.claims.cert_cn, undefined, 'an unverified certificate gives no claims')
 })
+
+t.test('a failed TLS handshake is journaled as connection_refused tls_handshake', async (t) => {
+  const pki = makePki(tempDir(t))
+  const g = await startGateway(t, {
+    listeners: [{ type: 'mqtts', host: '127.0.0.1', port: 0, cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, requestCert: true }],
+  })
+  const { connect: tlsConnect } = await import('node:tls')
+  // a client that does not trust the gateway's certificate, and one with no client certificate
+  await new Promise<void>((resolve) => {
+    const s = tlsConnect({ port: g.port('mqtts'), host: '127.0.0.1', servername: 'localhost' })
+    s.on('error', () => resolve())
+    s.on('close', () => resolve())
+  })
+  const code = await connackCode(t, g.url('mqtts'), { clientId: 'nocert', password: await g.token({ sub: 'nocert' }), ca: readFileSync(pki.ca) })
+  t.not(code, 0)
+  const recs = await waitFor(() => { const r = g.journal.entries.filter((e) => e.type === 'connection_refused'); return r.length >= 2 && r }, 3000, 'two refusals')
+  t.same(recs.map((e) => e.reason), ['tls_handshake', 'tls_handshake'])
+  t.equal(recs[0]!.listener, 'mqtts:0')
+})
