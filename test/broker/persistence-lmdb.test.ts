@@ -1,0 +1,127 @@
+// Beyond the conformance suite: limits (journaled drops), reload from LMDB, long topics,
+// clearing a never-sent packet, and the PUBACK-before-route preparation.
+import t from 'tap'
+import { Readable } from 'node:stream'
+import { LmdbPersistence, type StoredPacket } from '../../src/broker/persistence/lmdb.js'
+import { MemoryJournal } from '../../src/journal/memory.js'
+import { tempDir } from '../helpers/gateway.js'
+
+const all = async <T>(r: Readable): Promise<T[]> => { const out: T[] = []; for await (const x of r) out.push(x as T); return out }
+const pkt = (topic: string, payload: string, extra: Partial<StoredPacket> = {}): StoredPacket =>
+  ({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false, ...extra })
+
+async function open(dataDir: string, o: { maxQueuedPerClient?: number; maxRetained?: number; journal?: MemoryJournal } = {}) {
+  const broker = { id: 'gw', counter: 0, clients: {} as Record<string, unknown> }
+  const p = new LmdbPersistence({ dataDir, ...o })
+  await p.setup(broker)
+  return { p, broker }
+}
+
+t.test('offline queue limit drops new messages for that client only, journaled with counts', async (t) => {
+  const journal = new MemoryJournal()
+  const { p, broker } = await open(tempDir(t), { maxQueuedPerClient: 3, journal })
+  t.teardown(() => p.destroy())
+  broker.clients.online = {}
+  for (let i = 0; i < 5; i++) {
+    await p.outgoingEnqueueCombi([{ clientId: 'offline' }, { clientId: 'online' }], { ...pkt('a/b', String(i)), brokerId: 'gw', brokerCounter: i + 1 })
+  }
+  t.same((await all<StoredPacket>(p.outgoingStream({ id: 'offline' }))).map((x) => String(x.payload)), ['0', '1', '2'], 'the oldest three are kept')
+  t.equal(p.queuedCount('online'), 5, 'a connected client is draining its queue: not bounded')
+  t.equal(journal.entries.length, 0, 'drops are journaled per interval, not per message')
+  p.drops.flush()
+  t.same(journal.entries, [{ type: 'buffer_dropped', store: 'broker', reason: 'max_queued_per_client', clientId: 'offline', topic: 'a/b', count: 2 }])
+  t.equal(p.drops.totals.max_queued_per_client, 2)
+})
+
+t.test('retained limit refuses new topics, still replaces and deletes existing ones', async (t) => {
+  const journal = new MemoryJournal()
+  const { p } = await open(tempDir(t), { maxRetained: 2, journal })
+  t.teardown(() => p.destroy())
+  await p.storeRetained(pkt('r/1', 'a', { retain: true }))
+  await p.storeRetained(pkt('r/2', 'b', { retain: true }))
+  await p.storeRetained(pkt('r/3', 'c', { retain: true }))
+  await p.storeRetained(pkt('r/1', 'a2', { retain: true }))
+  t.same((await all<StoredPacket>(p.createRetainedStreamCombi(['r/#']))).map((x) => `${x.topic}=${x.payload}`), ['r/1=a2', 'r/2=b'])
+  await p.storeRetained(pkt('r/2', '', { retain: true }))
+  await p.storeRetained(pkt('r/3', 'c', { retain: true }))
+  t.same((await all<StoredPacket>(p.createRetainedStreamCombi(['r/#']))).map((x) => `${x.topic}=${x.payload}`), ['r/1=a2', 'r/3=c'], 'a deleted slot is free again')
+  p.drops.flush()
+  t.same(journal.entries, [{ type: 'buffer_dropped', store: 'broker', reason: 'max_retained', clientId: undefined, topic: 'r/3', count: 1 }])
+})
+
+t.test('everything is reloaded from LMDB by a new instance on the same data dir', async (t) => {
+  const dir = tempDir(t)
+  const long = 'long/' + 'x'.repeat(3000)
+  {
+    const { p } = await open(dir)
+    await p.addSubscriptions({ id: 'c1' }, [{ topic: 'a/+', qos: 1 }, { topic: 'b/#', qos: 0 }, { topic: long + '/#', qos: 1 }])
+    await p.storeRetained(pkt('a/x', 'r1', { retain: true }))
+    await p.storeRetained(pkt(long + '/y', 'r2', { retain: true }))
+    await p.outgoingEnqueueCombi([{ clientId: 'c1' }], { ...pkt('a/x', 'q1'), brokerId: 'gw', brokerCounter: 7 })
+    await p.outgoingEnqueueCombi([{ clientId: 'c1' }], { ...pkt('a/x', 'q2', { qos: 2 }), brokerId: 'gw', brokerCounter: 8 })
+    await p.outgoingUpdate({ id: 'c1' }, { ...pkt('a/x', 'q2', { qos: 2 }), brokerId: 'gw', brokerCounter: 8, messageId: 5 })
+    await p.outgoingUpdate({ id: 'c1' }, { cmd: 'pubrel', messageId: 5 })
+    await p.incomingStorePacket({ id: 'c2' }, { ...pkt('i/n', 'in', { qos: 2 }), messageId: 9 })
+    await p.putWill({ id: 'c3' }, pkt('w/ill', 'bye'))
+    await p.destroy()
+  }
+  const { p, broker } = await open(dir)
+  t.teardown(() => p.destroy())
+  const byTopic = (x: { topic: string }, y: { topic: string }): number => (x.topic < y.topic ? -1 : 1)
+  t.same((await p.subscriptionsByClient({ id: 'c1' })).sort(byTopic), [
+    { topic: 'a/+', qos: 1, rh: undefined, rap: undefined, nl: undefined },
+    { topic: 'b/#', qos: 0, rh: undefined, rap: undefined, nl: undefined },
+    { topic: long + '/#', qos: 1, rh: undefined, rap: undefined, nl: undefined },
+  ].sort(byTopic))
+  t.same((await p.subscriptionsByTopic('a/x')).map((s) => s.clientId), ['c1'], 'the trie is rebuilt')
+  t.same((await p.subscriptionsByTopic(long + '/z')).map((s) => s.topic), [long + '/#'], 'a filter longer than an LMDB key')
+  t.same(await p.countOffline(), { subsCount: 2, clientsCount: 1 })
+  t.same((await all<StoredPacket>(p.createRetainedStreamCombi(['#']))).map((x) => x.topic), ['a/x', long + '/y'], 'retained, long topic included')
+  t.same((await all<StoredPacket>(p.createRetainedStreamCombi([long + '/y']))).map((x) => String(x.payload)), ['r2'])
+  t.same((await all<StoredPacket>(p.createRetainedStreamCombi(['long/+/y']))).map((x) => String(x.payload)), ['r2'])
+  const q = await all<StoredPacket>(p.outgoingStream({ id: 'c1' }))
+  t.same(q.map((x) => x.cmd), ['publish', 'pubrel'], 'queue order and the PUBREL state')
+  t.equal(String(q[0]!.payload), 'q1')
+  t.ok(Buffer.isBuffer(q[0]!.payload), 'payloads come back as Buffers')
+  t.equal(q[0]!.messageId, undefined, 'in-flight messageIds are not stored: a resumed session gets new ones')
+  t.equal(broker.counter, 7, "Aedes' packet counter continues after the stored packets (the PUBREL has none)")
+  t.equal(String((await p.incomingGetPacket({ id: 'c2' }, { messageId: 9 })).payload), 'in')
+  t.equal((await all<StoredPacket>(p.streamWill({})))[0]!.topic, 'w/ill')
+})
+
+t.test('a queued packet Aedes decides not to forward is cleared by its broker counter', async (t) => {
+  const { p } = await open(tempDir(t))
+  t.teardown(() => p.destroy())
+  const a = { ...pkt('a', '1'), brokerId: 'gw', brokerCounter: 1 }
+  const b = { ...pkt('a', '2'), brokerId: 'gw', brokerCounter: 2 }
+  await p.outgoingEnqueueCombi([{ clientId: 'c' }], a)
+  await p.outgoingEnqueueCombi([{ clientId: 'c' }], b)
+  const cleared = await p.outgoingClearMessageId({ id: 'c' }, b)
+  t.equal(String(cleared?.payload), '2', 'the packet itself, not the first one without a messageId')
+  t.same((await all<StoredPacket>(p.outgoingStream({ id: 'c' }))).map((x) => String(x.payload)), ['1'])
+})
+
+t.test('prepare queues a QoS 1 publish before Aedes routes it, and Aedes does not queue it twice', async (t) => {
+  const dir = tempDir(t)
+  const { p, broker } = await open(dir)
+  await p.addSubscriptions({ id: 'c' }, [{ topic: 'a/#', qos: 1 }])
+  const incoming = pkt('a/b', 'x', { retain: true })
+  await p.prepare(incoming)
+  t.equal(p.queuedCount('c'), 1, 'queued at authorize time')
+  t.equal(p.retainedCount, 1, 'retained at authorize time')
+  // what Aedes does next: a Packet copy (same payload object) with its counter, then route
+  const routed = { ...incoming, brokerId: broker.id, brokerCounter: ++broker.counter }
+  await p.storeRetained(routed)
+  await p.outgoingEnqueueCombi(await p.subscriptionsByTopic('a/b'), routed)
+  t.equal(p.queuedCount('c'), 1, 'not queued a second time')
+  await p.outgoingUpdate({ id: 'c' }, { ...routed, messageId: 3 })
+  t.equal((await p.outgoingClearMessageId({ id: 'c' }, { cmd: 'puback', messageId: 3 }))?.brokerCounter, 1, 'numbered like any other packet')
+  // a prepared packet whose route never ran (crash) is numbered at the next setup
+  await p.prepare(pkt('a/c', 'y'))
+  await p.destroy()
+  const again = await open(dir)
+  t.teardown(() => again.p.destroy())
+  const q = await all<StoredPacket>(again.p.outgoingStream({ id: 'c' }))
+  t.same(q.map((x) => [String(x.payload), x.brokerId, x.brokerCounter]), [['y', 'gw', 1]])
+  t.equal(again.broker.counter, 1)
+})
