@@ -30,7 +30,8 @@ export class Authenticator {
     const generation = this.keys.generation
     const result = this.#verifier.verify(token)
     const done = (r: VerifyResult): AuthResult => {
-      if (r.ok && cacheKey) this.#cache.set(cacheKey, generation, r.claims)
+      // the key set changed while verifying (JWKS refresh): don't cache against the new set
+      if (r.ok && cacheKey && this.keys.generation === generation) this.#cache.set(cacheKey, generation, r.claims)
       return this.#bind(r, attempt)
     }
     return result instanceof Promise ? result.then(done) : done(result)

@@ -41,14 +41,27 @@ export function keyFromJwk(jwk: JsonWebKey & { kid?: string; alg?: string; use?:
     const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = jwk
     const key = createPublicKey({ key: pub as JsonWebKey, format: 'jwk' })
     const family = familyOf(key)
-    return family ? { kid: jwk.kid, alg: jwk.alg, key, family, source } : undefined
+    return family && strongEnough(key) ? { kid: jwk.kid, alg: jwk.alg, key, family, source } : undefined
   } catch {
     return undefined
   }
 }
 
+/** RSA below 2048 bits is refused (RFC 7518 §3.3 requires at least 2048). */
+function strongEnough(key: KeyObject): boolean {
+  return key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'rsa-pss' ? true : (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048
+}
+
+/** Identity of a key set: kid plus key material, so a key replaced under the same kid counts as a change. */
+function fingerprint(keys: readonly VerificationKey[]): string {
+  return keys.map((k) => `${k.kid ?? ''}:${k.alg ?? ''}:${JSON.stringify(k.key.export({ format: 'jwk' }))}`).join('|')
+}
+
 function keysFromJwksText(text: string, source: VerificationKey['source']): VerificationKey[] {
-  const doc = JSON.parse(text) as { keys?: unknown }
+  const doc = JSON.parse(text) as { keys?: unknown } | null
+  if (!doc || typeof doc !== 'object') throw new Error('not a JSON object')
+  // a URL must answer a JWKS: an error page or `{}` must not wipe the key set
+  if (source === 'jwksUrl' && !Array.isArray(doc.keys)) throw new Error('no "keys" array')
   const list = Array.isArray(doc.keys) ? doc.keys : [doc]
   return list.map((k) => keyFromJwk(k as JsonWebKey, source)).filter((k): k is VerificationKey => !!k)
 }
@@ -59,7 +72,25 @@ function keyFromPublicKeyText(text: string): VerificationKey[] {
   const key = createPublicKey(t)
   const family = familyOf(key)
   if (!family) throw new Error('unsupported key type')
+  if (!strongEnough(key)) throw new Error('RSA keys must have at least 2048 bits')
   return [{ key, family, source: 'publicKey' }]
+}
+
+const MAX_JWKS_BYTES = 1024 * 1024
+
+/** Reads a response body, giving up past `max` bytes instead of buffering whatever a server sends. */
+async function readCapped(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? 0)
+  if (declared > max) throw new Error('JWKS larger than 1 MiB')
+  if (!res.body) return ''
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.length
+    if (total > max) throw new Error('JWKS larger than 1 MiB')
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
 }
 
 export interface KeyStoreOptions {
@@ -178,11 +209,9 @@ export class KeyStore {
     try {
       const res = await fetch(jwt.jwksUrl!, { signal: AbortSignal.timeout(5000), headers: { accept: 'application/json' } })
       if (!res.ok) throw new Error(`HTTP ${res.status}`)
-      const text = await res.text()
-      if (text.length > 1024 * 1024) throw new Error('JWKS larger than 1 MiB')
-      const keys = keysFromJwksText(text, 'jwksUrl')
-      const before = this.#remote.map((k) => `${k.kid}:${k.family}`).join(',')
-      const after = keys.map((k) => `${k.kid}:${k.family}`).join(',')
+      const keys = keysFromJwksText(await readCapped(res, MAX_JWKS_BYTES), 'jwksUrl')
+      const before = fingerprint(this.#remote)
+      const after = fingerprint(keys)
       this.#remote = keys
       if (before !== after) {
         this.#generation++

@@ -66,3 +66,21 @@ t.test('JWKS URL: rotation via unknown-kid refresh, removed keys refused, refres
   await waitFor(() => jwks.state.hits - before === 2, 2000, 'the failed fetch')
   t.equal(await connackCode(t, url, { clientId: 'dev-1', password: t2 }), 0, 'known key still accepted after a failed refresh')
 })
+
+t.test('a key replaced under the same kid empties the verified-token cache', async (t) => {
+  const [old, fresh] = await Promise.all([makeKey('ES256', 'same'), makeKey('ES256', 'same')])
+  const jwks = await jwksServer(t, [old])
+  const clock = new ManualClock(Date.now())
+  const g = await startGateway(t, { auth: { jwt: { jwksUrl: jwks.url, jwksCooldownSec: 30 } } }, { clock })
+  const url = g.url('mqtt')
+  const tok = (k: TestKey, kid?: string) => signToken(k, { sub: 'dev-1', exp: Math.floor(clock.now() / 1000) + 3600 }, { kid })
+  const tOld = await tok(old)
+  t.equal(await connackCode(t, url, { clientId: 'dev-1', password: tOld }), 0, 'old key accepted and cached')
+  jwks.state.keys = [fresh]
+  clock.advance(31_000)
+  t.equal(await connackCode(t, url, { clientId: 'dev-1', password: await tok(fresh, 'trigger-refresh') }), 4, 'an unknown kid triggers the refresh')
+  t.equal(jwks.state.hits, 2)
+  t.equal(await connackCode(t, url, { clientId: 'dev-1', password: tOld }), 4, 'the old token is verified again, against the new key')
+  t.equal(g.journal.entries.filter((e) => e.type === 'connect_denied').at(-1)?.reason, 'bad_signature')
+  t.equal(await connackCode(t, url, { clientId: 'dev-1', password: await tok(fresh) }), 0, 'the new key works')
+})
