@@ -4,6 +4,7 @@ import { VERSION } from '../version.js'
 import { registerStart } from './start.js'
 import { registerToken } from './token.js'
 import { registerApprovals } from './approvals.js'
+import { registerPolicy } from './policy.js'
 
 /** Exit codes (SPEC §2): 0 ok, 1 runtime failure, 2 bad usage or invalid config/policy. */
 export async function main(argv: string[]): Promise<number> {
@@ -16,6 +17,7 @@ export async function main(argv: string[]): Promise<number> {
   registerStart(program)
   registerToken(program)
   registerApprovals(program)
+  registerPolicy(program)
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0

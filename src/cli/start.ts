@@ -31,9 +31,10 @@ function printBanner(gw: Awaited<ReturnType<typeof createGateway>>, file?: strin
     lines.push(
       '',
       'Tokens are verified with the development key in ' + gw.devKey.path + '. Try:',
-      `  TOKEN=$(npx edgewarden token --sub sensor-1 --ttl 1h${cfg})`,
-      `  mosquitto_sub -h 127.0.0.1 -p ${mqtt?.port ?? 1883} -i sensor-1 -u sensor-1 -P "$TOKEN" -t 'site/#' -v &`,
-      `  mosquitto_pub -h 127.0.0.1 -p ${mqtt?.port ?? 1883} -i sensor-1-pub -u sensor-1 -P "$(npx edgewarden token --sub sensor-1 --client-id sensor-1-pub${cfg})" -t site/1/hello -m hi`,
+      // the shipped policies/site.yaml: dashboards read telemetry, a sensor publishes only its own
+      `  TOKEN=$(npx edgewarden token --sub dashboard-1 --groups dashboards --kind service --ttl 1h${cfg})`,
+      `  mosquitto_sub -h 127.0.0.1 -p ${mqtt?.port ?? 1883} -i dashboard-1 -u dashboard-1 -P "$TOKEN" -t 'site/+/dev/+/telemetry' -v &`,
+      `  mosquitto_pub -h 127.0.0.1 -p ${mqtt?.port ?? 1883} -i sensor-1 -u sensor-1 -P "$(npx edgewarden token --sub sensor-1 --groups sensors --ttl 1h${cfg})" -t site/1/dev/sensor-1/telemetry -m '{"t":21.5}'`,
     )
   }
   process.stdout.write(lines.filter(Boolean).join('\n') + '\n')

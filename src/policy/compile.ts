@@ -273,19 +273,29 @@ export class CompiledPolicy implements PolicyEngine {
     for (const e of ix.exactAllow) if (matchTemplate(e.parts, id, topic, 0, topic.length)) allow.push(e.rule)
     if (allow.length === 0) return isReservedTopic(topic) ? RESERVED_DENY : DEFAULT_DENY
     sortUnique(allow)
+    // an approval rule that matches wins over plain allows (deny > hold > allow), whatever the
+    // file order; when its limits refuse, a plain allow does not get around the approval
+    const held = this.#firstAllowed(id, input, true)
+    if (held !== undefined) return held
+    return this.#firstAllowed(id, input, false) ?? (isReservedTopic(topic) ? RESERVED_DENY : DEFAULT_DENY)
+  }
+
+  /** First allow rule in ALLOW_HITS (of the hold kind or not) whose who and limits pass; else its first refusal. */
+  #firstAllowed(id: Identity, input: DecisionInput, holds: boolean): Decision | undefined {
+    const allow = ALLOW_HITS
     const qos = input.qos ?? 0
-    const bytes = payload?.length ?? 0
+    const bytes = input.payload?.length ?? 0
     let refused: Decision | undefined
     for (let i = 0; i < allow.length; i++) {
       const r = this.#rules[allow[i]!]!
-      if (!whoMatches(r.who, id)) continue
+      if ((r.ok.effect === 'hold') !== holds || !whoMatches(r.who, id)) continue
       if ((r.qosMask & (1 << qos)) === 0) { refused ??= r.qosDenied; continue }
       if (input.retain === true && r.retain === false) { refused ??= r.retainDenied; continue }
       if (bytes > r.maxPayloadBytes) { refused ??= r.sizeDenied; continue }
       if (r.rateSlot >= 0 && !this.#rate.take(id.clientId, r.rateSlot, this.#clock.now())) { refused ??= r.rateDenied; continue }
       return r.ok
     }
-    return refused ?? (isReservedTopic(topic) ? RESERVED_DENY : DEFAULT_DENY)
+    return refused
   }
 
   #subscribe(id: Identity, filter: string): Decision {
