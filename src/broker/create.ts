@@ -2,6 +2,7 @@ import { Aedes, type AedesOptions } from 'aedes'
 import type { Config } from '../config/types.js'
 
 interface Preparing { prepare(packet: object): Promise<void> }
+interface Revoking { denied(clientId: string, sub: object & { topic: string }): void }
 
 /**
  * Builds the Aedes instance from config. Persistence comes from `createPersistence`
@@ -27,6 +28,16 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     opts.authorizePublish = (client, packet, cb) => authorize(client, packet, (err) => {
       if (err || !client || packet.qos !== 1) return cb(err)
       p.prepare(packet).then(() => cb(null), (e: Error) => cb(e))
+    })
+  }
+  const authorizeSub = hooks.authorizeSubscribe
+  if (authorizeSub && typeof (persistence as Partial<Revoking> | undefined)?.denied === 'function') {
+    const p = persistence as unknown as Revoking
+    // a refused subscription must not be stored with its granted siblings, nor survive in a
+    // resumed session (Aedes re-authorizes restored subscriptions but never un-stores them)
+    opts.authorizeSubscribe = (client, sub, cb) => authorizeSub(client, sub, (err, granted) => {
+      if (!err && !granted && !client.clean) p.denied(client.id, sub)
+      cb(err, granted)
     })
   }
   return new Aedes(opts)

@@ -1,6 +1,6 @@
 import type { Journal } from '../../journal/types.js'
 
-export type DropReason = 'max_queued_per_client' | 'max_retained'
+export type DropReason = 'max_queued_per_client' | 'max_retained' | 'subscription_revoked'
 
 interface Pending { readonly clientId?: string; readonly reason: DropReason; readonly topic: string; count: number }
 
@@ -11,17 +11,17 @@ interface Pending { readonly clientId?: string; readonly reason: DropReason; rea
  */
 export class DropCounter {
   readonly #pending = new Map<string, Pending>()
-  readonly #totals: Record<DropReason, number> = { max_queued_per_client: 0, max_retained: 0 }
+  readonly #totals: Record<DropReason, number> = { max_queued_per_client: 0, max_retained: 0, subscription_revoked: 0 }
   #timer: NodeJS.Timeout | undefined
 
   constructor(private readonly journal: Journal | undefined, private readonly intervalMs = 1000) {}
 
-  add(reason: DropReason, clientId: string | undefined, topic: string): void {
-    this.#totals[reason]++
+  add(reason: DropReason, clientId: string | undefined, topic: string, n = 1): void {
+    this.#totals[reason] += n
     const key = clientId === undefined ? reason : reason + '\0' + clientId
     const e = this.#pending.get(key)
-    if (e) e.count++
-    else this.#pending.set(key, { clientId, reason, topic, count: 1 })
+    if (e) e.count += n
+    else this.#pending.set(key, { clientId, reason, topic, count: n })
     if (!this.#timer) {
       this.#timer = setTimeout(() => this.flush(), this.intervalMs)
       this.#timer.unref()

@@ -80,6 +80,8 @@ export class LmdbPersistence {
   // QoS 1 publishes made durable before their PUBACK (see prepare), keyed by payload object
   readonly #prepared = new WeakMap<object, { readonly clients: Set<string>; readonly entries: OutEntry[] }>()
   readonly #preparedRetained = new WeakSet<object>()
+  // subscriptions the gateway refused: Aedes stores a SUBSCRIBE's whole list when any one is granted
+  readonly #denied = new WeakSet<object>()
   #broker: BrokerRef | undefined
   #destroyed = false
 
@@ -236,6 +238,7 @@ export class LmdbPersistence {
     mapOf(this.#subs, client.id)
     let last: Promise<boolean> | undefined
     for (const sub of subs) {
+      if (this.#denied.has(sub)) continue
       const record: SubRecord = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
       if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier
       this.#addSub(client.id, sub.topic, record)
@@ -257,6 +260,33 @@ export class LmdbPersistence {
     }
     if (stored.size === 0) this.#subs.delete(client.id)
     await last
+  }
+
+  /**
+   * The gateway refused `sub` (policy): it is never stored, and if the session had it stored
+   * (a session resumed under a changed policy) it is removed, with the queued messages that
+   * no remaining subscription of the session covers — journaled as dropped. Aedes re-checks
+   * a resumed session's subscriptions before it sends the queue, so nothing refused leaks.
+   */
+  denied(clientId: string, sub: object & { topic: string }): void {
+    this.#denied.add(sub)
+    const stored = this.#subs.get(clientId)
+    if (!stored?.has(sub.topic)) return
+    void this.removeSubscriptions({ id: clientId }, [sub.topic])
+    const queue = this.#out.get(clientId)
+    if (!queue) return
+    const remaining = new QlobberTrue(QLOBBER)
+    for (const topic of this.#subs.get(clientId)?.keys() ?? []) remaining.add(topic)
+    let dropped = 0
+    for (let i = queue.length - 1; i >= 0; i--) {
+      const e = queue[i]!
+      if (e.packet.cmd !== 'publish' || remaining.test(e.packet.topic!)) continue
+      queue.splice(i, 1)
+      void this.#outDb.remove([clientId, e.seq])
+      dropped++
+    }
+    if (queue.length === 0) this.#out.delete(clientId)
+    if (dropped) this.drops.add('subscription_revoked', clientId, sub.topic, dropped)
   }
 
   async subscriptionsByClient(client: ClientRef): Promise<Sub[]> {
