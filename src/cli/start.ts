@@ -2,6 +2,8 @@ import type { Command } from 'commander'
 import { createGateway } from '../index.js'
 import { loadConfig } from '../config/load.js'
 
+const SHUTDOWN_DEADLINE_MS = 15_000
+
 export function registerStart(program: Command): void {
   program.command('start')
     .description('run the gateway (config: --config FILE, else ./edgewarden.yaml, else embedded defaults)')
@@ -12,7 +14,14 @@ export function registerStart(program: Command): void {
       await gw.start()
       printBanner(gw, opts.config)
       await waitForSignal(gw.logger)
+      // a stuck close (a peer that never lets go) must not keep the process alive forever
+      const deadline = setTimeout(() => {
+        gw.logger.error({ event: 'shutdown_timeout', afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time: exiting')
+        process.exit(1)
+      }, SHUTDOWN_DEADLINE_MS)
+      deadline.unref()
       await gw.stop()
+      clearTimeout(deadline)
     })
 }
 

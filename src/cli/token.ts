@@ -32,6 +32,11 @@ export function registerToken(program: Command): void {
         }
         if (!('d' in key)) throw ewError('EW_USAGE', `--key: ${o.key} is not a private key`)
       } else {
+        const jwt = config.auth.jwt
+        // the gateway verifies with the dev key only when no key source is configured
+        if (jwt.jwksFile || jwt.jwksUrl || jwt.publicKey || jwt.secret) {
+          throw ewError('EW_USAGE', `${config.source}: auth.jwt has a key source, so the gateway does not accept dev-key tokens; pass --key with a private JWK it trusts`)
+        }
         key = (await ensureDevKey(config.gateway.dataDir)).privateJwk
       }
       const aud = config.auth.jwt.audience
