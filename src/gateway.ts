@@ -223,8 +223,10 @@ export class GatewayCore {
   }
 
   #armExpiry(client: Client, s: Session): void {
-    const exp = s.identity.exp
-    if (exp === undefined || !this.p.config.auth.jwt.disconnectOnExpiry) return
+    if (s.identity.exp === undefined || !this.p.config.auth.jwt.disconnectOnExpiry) return
+    // the token stays valid for clockToleranceSec past exp (as at CONNECT): a token accepted
+    // inside the tolerance is not closed the moment it connects
+    const exp = s.identity.exp + this.p.config.auth.jwt.clockToleranceSec * 1000
     const delay = exp - this.p.clock.now()
     const fire = (): void => {
       const left = exp - this.p.clock.now()

@@ -23,6 +23,7 @@ import { registerConsole } from './admin/console.js'
 import { registerSessionRoutes } from './admin/sessions-api.js'
 import { createWebhook } from './admin/webhook.js'
 import { Bridge } from './bridge/bridge.js'
+import { setupFleet } from './fleet/index.js'
 
 export interface GatewayOptions {
   readonly logger?: Logger
@@ -93,7 +94,10 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   // audit batches with signed checkpoints go up the same link
   const shipper = bridge && journal instanceof LmdbJournal ? await createShipper(config, journal, bridge.link, { logger, clock }) : undefined
   // hot reload: a new policy is one reference swap; live subscriptions it denies are removed
-  const policyWatch = startPolicyWatch(config, { logger, journal, clock, current: () => core.policy.revision, apply: (p) => { core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
+  // fleet bundles (SPEC §8): a stored bundle, re-verified, replaces the local files at boot
+  const fleet = await setupFleet(config, { journal, logger, clock, apply: (p) => { core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
+  if (fleet?.restored) core.setPolicy(fleet.restored)
+  const policyWatch = startPolicyWatch(config, { logger, journal, clock, current: () => core.policy.revision, apply: (p) => { if (fleet?.inForce()) return logger.warn({ event: 'policy_local_ignored', fleetVersion: fleet.receiver.version }, 'local policy files changed, but a fleet bundle is in force: ignored'); core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
   const admin = config.admin.enabled ? new AdminServer(config.admin.host, config.admin.port) : undefined
   const startedAt = clock.now()
 
@@ -134,6 +138,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
       try {
         await core.listen()
         await admin?.listen()
+        fleet?.start(bridge?.link)
         await bridge?.start()
         shipper?.start()
       } catch (err) {
@@ -165,6 +170,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
       await persistence?.destroy()
       await admin?.close()
       await holdStore.close()
+      await fleet?.close()
       keys.close()
       await journal.flush()
       await journal.close()

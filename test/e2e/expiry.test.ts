@@ -25,3 +25,15 @@ t.test('disconnectOnExpiry: false keeps the connection', async (t) => {
   await c.publishAsync('site/keep/x', 'still here', { qos: 1 })
   t.equal(g.journal.entries.filter((e) => e.type === 'session_expired').length, 0)
 })
+
+t.test('a token accepted inside the clock tolerance stays until exp + tolerance', async (t) => {
+  const g = await startGateway(t, { auth: { jwt: { clockToleranceSec: 2 } } })
+  const { mintToken } = await import('../../src/identity/mint.js')
+  // exp one second in the past: valid only thanks to the 2 s tolerance
+  const token = await mintToken(g.gw.devKey!.privateJwk, { sub: 'skew-1', extra: { exp: Math.floor(Date.now() / 1000) - 1 } })
+  const c = await connect(t, g.url('mqtt'), { clientId: 'skew-1', password: token })
+  await c.publishAsync('site/skew/x', 'made it', { qos: 1 })
+  t.ok(g.journal.entries.some((e) => e.type === 'publish' && e.clientId === 'skew-1'), 'could publish after connecting')
+  await waitClose(c, 5000)
+  t.ok(await waitFor(() => g.journal.entries.find((e) => e.type === 'session_expired' && e.clientId === 'skew-1'), 2000, 'record'))
+})
