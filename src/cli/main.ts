@@ -4,8 +4,8 @@ import { VERSION } from '../version.js'
 import { registerStart } from './start.js'
 import { registerToken } from './token.js'
 import { registerApprovals } from './approvals.js'
-import { registerFleet } from './fleet.js'
-import { registerPolicy } from './policy.js'
+import { registerAudit } from './audit.js'
+import { registerKeys } from './keys.js'
 
 /** Exit codes (SPEC §2): 0 ok, 1 runtime failure, 2 bad usage or invalid config/policy. */
 export async function main(argv: string[]): Promise<number> {
@@ -18,9 +18,8 @@ export async function main(argv: string[]): Promise<number> {
   registerStart(program)
   registerToken(program)
   registerApprovals(program)
-  // after the policy verbs: bundle and push join the same `policy` group
-  registerFleet(program)
-  registerPolicy(program)
+  registerAudit(program)
+  registerKeys(program)
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0
