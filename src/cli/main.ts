@@ -4,6 +4,8 @@ import { VERSION } from '../version.js'
 import { registerStart } from './start.js'
 import { registerToken } from './token.js'
 import { registerApprovals } from './approvals.js'
+import { registerFleet } from './fleet.js'
+import { registerPolicy } from './policy.js'
 import { registerAudit } from './audit.js'
 import { registerKeys } from './keys.js'
 
@@ -18,6 +20,9 @@ export async function main(argv: string[]): Promise<number> {
   registerStart(program)
   registerToken(program)
   registerApprovals(program)
+  // after the policy verbs: bundle and push join the same `policy` group
+  registerFleet(program)
+  registerPolicy(program)
   registerAudit(program)
   registerKeys(program)
   try {
