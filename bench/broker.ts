@@ -2,12 +2,15 @@
  * One broker under test, in its own process (so the load generator never shares its event
  * loop): `gateway <dataDir> <policiesDir>` or `aedes`. Talks to bench/run.ts over IPC:
  * sends {type:'ready', port}; answers {type:'mem'} with memory figures after a full GC
- * (run with --expose-gc); {type:'stop'} stops it and exits.
+ * (run with --expose-gc); {type:'profile-start'} / {type:'profile-stop', file} record a CPU
+ * profile of what happens in between; {type:'stop'} stops it and exits.
  */
 import { createServer, type AddressInfo, type Server } from 'node:net'
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { Aedes } from 'aedes'
 
-type Msg = { type: 'mem' } | { type: 'stop' }
+type Msg = { type: 'mem' } | { type: 'stop' } | { type: 'profile-start' } | { type: 'profile-stop'; file: string }
 
 const send = (m: object): void => { process.send?.(m) }
 const gc = (globalThis as { gc?: () => void }).gc
@@ -44,6 +47,8 @@ async function startGateway(dataDir: string, policiesDir: string): Promise<{ por
   return { port: gw.address('mqtt')!.port, stop: () => gw.stop() }
 }
 
+let profiler: Session | undefined
+
 async function main(): Promise<void> {
   const [kind, dataDir, policiesDir] = process.argv.slice(2)
   const b = kind === 'gateway' ? await startGateway(dataDir!, policiesDir!) : await startAedes()
@@ -53,6 +58,23 @@ async function main(): Promise<void> {
       gc?.(); gc?.()
       const u = process.memoryUsage()
       send({ type: 'mem', rss: u.rss, heapUsed: u.heapUsed, external: u.external, arrayBuffers: u.arrayBuffers })
+    } else if (m.type === 'profile-start') {
+      // the CPU profile covers only the measured scenario, not startup or module loading
+      void (async () => {
+        profiler = new Session()
+        profiler.connect()
+        await profiler.post('Profiler.enable')
+        await profiler.post('Profiler.setSamplingInterval', { interval: 200 })
+        await profiler.post('Profiler.start')
+        send({ type: 'profile-started' })
+      })()
+    } else if (m.type === 'profile-stop') {
+      void (async () => {
+        const { profile } = await profiler!.post('Profiler.stop')
+        writeFileSync(m.file, JSON.stringify(profile))
+        profiler!.disconnect()
+        send({ type: 'profile-stopped', file: m.file })
+      })()
     } else if (m.type === 'stop') {
       const hard = setTimeout(() => process.exit(0), 3000)
       b.stop().finally(() => { clearTimeout(hard); process.exit(0) })

@@ -6,7 +6,7 @@
  */
 import { connect as netConnect } from 'node:net'
 import type { JWK } from 'jose'
-import { CpuMeter, percentile } from './lib/proc.js'
+import { CpuMeter, percentile, rssBytes } from './lib/proc.js'
 import { TokenMinter } from './lib/tokens.js'
 import {
   closeClient, connectPacket, DISCONNECT, incomingPayload, openClient, publishIdOffset, publishPacket,
@@ -25,6 +25,7 @@ export type Scenario =
   | (Common & { kind: 'fanout'; subscribers: number; warmupMs: number; measureMs: number; payloadBytes: number })
   | (Common & { kind: 'latency'; rate: number; warmupMs: number; measureMs: number; payloadBytes: number })
   | (Common & { kind: 'idle'; count: number; concurrency: number })
+  | (Common & { kind: 'slowsub'; publishers: number; rate: number; payloadBytes: number; stallMs: number; afterMs: number })
 
 type In = ({ type: 'run'; id: number } & Scenario) | { type: 'release' }
 
@@ -178,7 +179,9 @@ async function fanin(s: Extract<Scenario, { kind: 'fanin' }>): Promise<Throughpu
   await subscribe(sub, 'bench/#', s.qos)
   const pubs = await Promise.all(Array.from({ length: s.publishers }, (_, i) => client(s, minter, `bench-fanin-pub-${i}`)))
   const perBatch = Number(process.env.BENCH_BATCH ?? 0) || (s.qos === 0 ? 20 : 5)
-  const window = Number(process.env.BENCH_WINDOW ?? 0) || (s.qos === 0 ? 4000 : 800)
+  // windows stay under ~1,000 messages: Aedes' mqemitter drains its queue recursively, and a
+  // queue of a few thousand overflows the stack (RangeError) in bare Aedes and the gateway alike
+  const window = Number(process.env.BENCH_WINDOW ?? 0) || (s.qos === 0 ? 1000 : 600)
   const payload = payloadOf(s.payloadBytes)
   const templates = pubs.map((_, i) => publishPacket(`bench/pub/${i}/data`, payload, s.qos, 1))
   const qos0 = templates.map((t) => Buffer.concat(Array(perBatch).fill(t)))
@@ -233,13 +236,16 @@ async function latency(s: Extract<Scenario, { kind: 'latency' }>): Promise<objec
   let n = 0
   let measuring = false
   let received = 0
+  let masked = 0
   sub.framer.onPacket = (type, flags, buf, body, end) => {
     if (type !== PUBLISH) return
     const now = performance.now()
     received++
     if (!measuring || n >= maxSamples) return
-    const p = JSON.parse(incomingPayload(buf, body, end, (flags >> 1) & 3).toString()) as { ts: number }
+    const p = JSON.parse(incomingPayload(buf, body, end, (flags >> 1) & 3).toString()) as { ts: number; p: string }
     samples[n++] = now - p.ts
+    // the gateway's bench policy redacts `p`: proves the mask ran on the measured path
+    if (p.p === '[REDACTED]') masked++
   }
   // one write per message (as a device would send them), paced by a 1 ms timer with catch-up
   const pad = Math.max(0, s.payloadBytes - 40)
@@ -269,7 +275,61 @@ async function latency(s: Extract<Scenario, { kind: 'latency' }>): Promise<objec
   const sorted = samples.subarray(0, n).sort()
   return {
     p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[n - 1] ?? NaN,
-    samples: n, sent: sentInWindow, lost: sent - received, brokerCpu, loadCpu: lc,
+    samples: n, masked, sent: sentInWindow, lost: sent - received, brokerCpu, loadCpu: lc,
+  }
+}
+
+// ---------------------------------------------------------------- a subscriber that stops reading
+
+/**
+ * Issue 14.1: publishers at a fixed rate to two subscribers of the same topics; one stops
+ * reading (socket.pause()) for `stallMs`, then vanishes with its backlog. Reports how the
+ * broker's RSS grew, whether the reading subscriber kept its full rate, and (via the
+ * runner) whether the broker survived the disconnect.
+ */
+async function slowsub(s: Extract<Scenario, { kind: 'slowsub' }>): Promise<object> {
+  const minter = s.jwk ? new TokenMinter(s.jwk) : undefined
+  const fast = await client(s, minter, 'bench-slow-fast')
+  await subscribe(fast, 'bench/slow/#', 0)
+  const slow = await client(s, minter, 'bench-slow-stalled')
+  await subscribe(slow, 'bench/slow/#', 0)
+  slow.socket.pause()
+  const pubs = await Promise.all(Array.from({ length: s.publishers }, (_, i) => client(s, minter, `bench-slow-pub-${i}`)))
+  let received = 0
+  fast.framer.onPacket = (type) => { if (type === PUBLISH) received++ }
+  const pkts = pubs.map((_, i) => publishPacket(`bench/slow/${i}`, payloadOf(s.payloadBytes), 0))
+  let sent = 0
+  const t0 = performance.now()
+  const timer = setInterval(() => {
+    const due = Math.floor(((performance.now() - t0) * s.rate) / 1000)
+    while (sent < due) { pubs[sent % pubs.length]!.socket.write(pkts[sent % pubs.length]!); sent++ }
+  }, 1)
+  const rss0 = rssBytes(s.brokerPid)
+  let rssMax = rss0
+  const sampler = setInterval(() => { try { rssMax = Math.max(rssMax, rssBytes(s.brokerPid)) } catch { /* broker gone */ } }, 100)
+  await sleep(s.stallMs)
+  const stalledSent = sent
+  const stalledReceived = received
+  const rssStalled = rssBytes(s.brokerPid)
+  // the stalled subscriber disconnects with everything the broker queued for it
+  slow.socket.destroy()
+  const r1 = received
+  const s1 = sent
+  await sleep(s.afterMs)
+  clearInterval(timer)
+  clearInterval(sampler)
+  const afterRatio = (received - r1) / Math.max(1, sent - s1)
+  let rssAfter: number | undefined
+  try { rssAfter = rssBytes(s.brokerPid) } catch { rssAfter = undefined }
+  await Promise.all([...pubs, fast].map(closeClient))
+  return {
+    offered: s.rate, stallSeconds: s.stallMs / 1000,
+    fastRatioStalled: stalledReceived / Math.max(1, stalledSent),
+    fastRatioAfter: afterRatio,
+    rssGrowthMiB: (rssStalled - rss0) / 2 ** 20,
+    rssMaxMiB: rssMax / 2 ** 20,
+    rssAfterMiB: rssAfter !== undefined ? rssAfter / 2 ** 20 : undefined,
+    backlogMiB: ((stalledSent * pkts[0]!.length) / 2 ** 20),
   }
 }
 
@@ -313,6 +373,7 @@ process.on('message', (m: In) => {
       case 'fanout': return fanout(m)
       case 'latency': return latency(m)
       case 'idle': return idle(m)
+      case 'slowsub': return slowsub(m)
     }
   }
   run().then(

@@ -20,9 +20,9 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 
 type BrokerName = 'aedes' | 'gateway' | 'mosquitto'
-type ScenarioName = 'connects' | 'fanin0' | 'fanin1' | 'fanout' | 'latency' | 'idle' | 'storm'
+type ScenarioName = 'connects' | 'fanin0' | 'fanin1' | 'fanout' | 'latency' | 'idle' | 'storm' | 'slowsub'
 const ALL_BROKERS: BrokerName[] = ['aedes', 'gateway', 'mosquitto']
-const ALL_SCENARIOS: ScenarioName[] = ['connects', 'fanin0', 'fanin1', 'fanout', 'latency', 'idle', 'storm']
+const ALL_SCENARIOS: ScenarioName[] = ['connects', 'fanin0', 'fanin1', 'fanout', 'latency', 'idle', 'storm', 'slowsub']
 
 // ---------------------------------------------------------------- options
 
@@ -36,7 +36,8 @@ const flag = (name: string): boolean => process.argv.includes(`--${name}`)
 if (flag('help')) {
   console.log(`npm run bench -- [--quick] [--brokers ${ALL_BROKERS.join(',')}] [--scenarios ${ALL_SCENARIOS.join(',')}] [--profile]
   --quick      short windows (about a minute in all)
-  --profile    run the gateway with --cpu-prof during the connects scenario; profiles in bench/results/prof/`)
+  --profile    CPU-profile the node brokers during each scenario (not idle); profiles in
+               bench/results/prof/, summarized by: npx tsx bench/profile.ts FILE.cpuprofile [--per OPS]`)
   process.exit(0)
 }
 const quick = flag('quick')
@@ -47,8 +48,8 @@ for (const b of brokers) if (!ALL_BROKERS.includes(b)) throw new Error(`unknown 
 for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`)
 
 const P = quick
-  ? { connects: 3000, connectWarmup: 500, warmupMs: 1000, measureMs: 2000, latWarmupMs: 1000, latMeasureMs: 3000 }
-  : { connects: 15000, connectWarmup: 2000, warmupMs: 2000, measureMs: 5000, latWarmupMs: 1000, latMeasureMs: 10000 }
+  ? { connects: 3000, connectWarmup: 500, warmupMs: 1000, measureMs: 2000, latWarmupMs: 1000, latMeasureMs: 3000, stallMs: 3000 }
+  : { connects: 15000, connectWarmup: 2000, warmupMs: 2000, measureMs: 5000, latWarmupMs: 1000, latMeasureMs: 10000, stallMs: 8000 }
 const CONCURRENCY = 16
 const IDLE = 2000
 const PAYLOAD = 64
@@ -65,6 +66,8 @@ interface Broker {
   readonly crashed: () => string | undefined
   /** memory after a full GC (node brokers); RSS only for Mosquitto */
   mem(): Promise<{ rss: number; heapUsed?: number }>
+  /** node brokers: CPU profile of what runs until the returned function is called */
+  profile?(): Promise<(file: string) => Promise<void>>
   stop(): Promise<void>
 }
 
@@ -100,7 +103,8 @@ function track(c: ChildProcess): ChildProcess {
   return c
 }
 
-const POLICY = `# bench: everyone may connect, publish and subscribe anywhere outside the reserved trees
+const POLICY = `# bench: everyone may connect, publish and subscribe anywhere outside the reserved trees;
+# the latency topic carries a JSON mask (issue 14: latency target with policy and masking on)
 rules:
   - id: bench-connect
     effect: allow
@@ -109,9 +113,16 @@ rules:
     effect: allow
     actions: [publish, subscribe]
     topics: ['#']
+masks:
+  - id: bench-latency-mask
+    topics: ['bench/lat']
+    format: json
+    fields:
+      - { path: p, action: redact }
+    detectors: [email]
 `
 
-async function startNode(name: 'aedes' | 'gateway', cpuProf: boolean): Promise<Broker> {
+async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
   let args: string[] = [name]
   let dataDir = ''
   if (name === 'gateway') {
@@ -123,7 +134,6 @@ async function startNode(name: 'aedes' | 'gateway', cpuProf: boolean): Promise<B
     args = [name, join(dataDir, 'data'), policies]
   }
   const execArgv = [...TSX, '--expose-gc']
-  if (cpuProf) execArgv.push('--cpu-prof', '--cpu-prof-dir', join(here, 'results', 'prof'))
   const child = track(fork(join(here, 'broker.ts'), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
   const ready = await waitMessage<{ port: number }>(child, (m) => m.type === 'ready', `${name} start`)
   let stopping = false
@@ -141,6 +151,16 @@ async function startNode(name: 'aedes' | 'gateway', cpuProf: boolean): Promise<B
       child.send({ type: 'mem' })
       const { heapUsed } = await m
       return { rss: rssBytes(child.pid!), heapUsed }
+    },
+    async profile() {
+      const started = waitMessage(child, (x) => x.type === 'profile-started', `${name} profile`)
+      child.send({ type: 'profile-start' })
+      await started
+      return async (file: string) => {
+        const stopped = waitMessage(child, (x) => x.type === 'profile-stopped', `${name} profile`)
+        child.send({ type: 'profile-stop', file })
+        await stopped
+      }
     },
     async stop() {
       stopping = true
@@ -193,7 +213,7 @@ async function startMosquitto(): Promise<Broker> {
   }
 }
 
-const startBroker = (name: BrokerName, cpuProf = false): Promise<Broker> => (name === 'mosquitto' ? startMosquitto() : startNode(name, cpuProf))
+const startBroker = (name: BrokerName): Promise<Broker> => (name === 'mosquitto' ? startMosquitto() : startNode(name))
 
 // ---------------------------------------------------------------- load generator
 
@@ -226,6 +246,18 @@ class Load {
 
 type Result = Record<string, number | string | undefined>
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** With --profile, node brokers record a CPU profile of each scenario (bench/results/prof/). */
+async function runProfiled(s: ScenarioName, b: Broker, load: Load): Promise<Result> {
+  if (!profile || !b.profile || s === 'idle') return runScenario(s, b, load)
+  const end = await b.profile()
+  const r = await runScenario(s, b, load)
+  const dir = join(here, 'results', 'prof')
+  mkdirSync(dir, { recursive: true })
+  const profileFile = join(dir, `${b.name}-${s}-${Date.now()}.cpuprofile`)
+  await end(profileFile)
+  return { ...r, profileFile }
+}
 
 async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Result> {
   const common = { port: b.port, brokerPid: b.pid, jwk: b.jwk }
@@ -264,6 +296,8 @@ async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Resu
         rssAfterMiB: after.rss / 2 ** 20,
       }
     }
+    case 'slowsub':
+      return load.run({ kind: 'slowsub', ...common, publishers: 5, rate: 5000, payloadBytes: 1024, stallMs: P.stallMs, afterMs: 2000 })
     case 'storm': {
       // an existing client's latency while a second generator opens connections flat out
       const storm = await Load.start()
@@ -290,6 +324,7 @@ const LABEL: Record<ScenarioName, string> = {
   latency: 'latency @ 2,000 msg/s',
   idle: 'RSS per idle connection (2,000)',
   storm: 'latency @ 2,000 msg/s during a connect storm',
+  slowsub: 'one subscriber stops reading (5,000 msg/s of 1 KiB)',
 }
 
 function fmtRate(n: number): string {
@@ -303,6 +338,7 @@ function cell(s: ScenarioName, r: Result | undefined): string {
   switch (s) {
     case 'latency': case 'storm': return `${ms(r.p50 as number)} / ${ms(r.p99 as number)} / ${ms(r.max as number)}`
     case 'idle': return `${(r.rssPerConnKiB as number).toFixed(1)} KiB`
+    case 'slowsub': return `+${(r.rssGrowthMiB as number).toFixed(0)} MiB, others ${((r.fastRatioStalled as number) * 100).toFixed(0)} %${r.crashedAtStop ? ', crashed' : ''}`
     default: return `${fmtRate(r.rate as number)} (cpu ${r.brokerCpu}%/${r.loadCpu}%)`
   }
 }
@@ -314,6 +350,7 @@ function ratio(s: ScenarioName, rs: Partial<Record<BrokerName, Result>>): string
   switch (s) {
     case 'latency': case 'storm': return `p99 ${((g.p99 as number) / (a.p99 as number)).toFixed(2)}×`
     case 'idle': return `${((g.rssPerConnKiB as number) / (a.rssPerConnKiB as number)).toFixed(2)}×`
+    case 'slowsub': return '—'
     default: return `${(((g.rate as number) / (a.rate as number)) * 100).toFixed(0)} %`
   }
 }
@@ -326,6 +363,7 @@ const TARGET: Record<ScenarioName, string> = {
   latency: 'p99 ≤ 2 ms',
   idle: '≤ 24 KiB',
   storm: '—',
+  slowsub: 'bounded, others 100 %',
 }
 
 function table(results: Partial<Record<ScenarioName, Partial<Record<BrokerName, Result>>>>): string {
@@ -372,10 +410,10 @@ async function main(): Promise<void> {
     for (const s of scenarios) {
       results[s] = {}
       for (const name of brokers) {
-        const b = await startBroker(name, profile && name === 'gateway' && s === 'connects')
+        const b = await startBroker(name)
         let r: Result
         try {
-          r = await runScenario(s, b, load)
+          r = await runProfiled(s, b, load)
         } catch (err) {
           r = { error: (err as Error).message }
         }

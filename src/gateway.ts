@@ -16,6 +16,8 @@ import type { AuthFailure, Identity } from './identity/types.js'
 import { Admission, createListener, PacketSizeGuard, type ConnectionMeta, type Listener, type RefusalReason } from './listeners/index.js'
 import { createAedes } from './broker/create.js'
 import type { Metrics } from './admin/metrics.js'
+import { REDACTED_ALL } from './mask/apply.js'
+import type { Masker, PublishMasking } from './mask/masker.js'
 
 /** Per-connection state, attached once authentication succeeds. */
 interface Session {
@@ -47,6 +49,8 @@ export interface GatewayParts {
   readonly approvals?: Approvals
   /** an aedes-persistence instance (src/broker/persistence); absent → Aedes' in-memory store */
   readonly persistence?: object
+  /** payload masking (SPEC §5 masks); absent → payloads pass unmasked */
+  readonly masker?: Masker
 }
 
 type AuthError = Error & { returnCode: number }
@@ -291,10 +295,16 @@ export class GatewayCore {
       // MQTT 3.1.1 has no negative PUBACK: the connection is closed ([MQTT-3.3.5-2])
       return cb(new Error(`publish denied: ${reason}`))
     }
+    // masks apply before anything keeps the payload (broker, retained store, hold queue, journal)
+    const masked = this.p.masker?.onPublish(topic, payload)
+    if (masked && !masked.ok) return this.#refuseUnmaskable(s, packet, masked, decision.ruleId, cb)
+    if (masked) packet.payload = masked.payload
     if (decision.effect === 'hold') return this.#hold(s, packet, decision, cb)
     this.p.metrics.publishes.inc({ effect: 'allow' })
     // payload: the journal keeps, seals or drops it per journal.recordPayloads (session replay)
-    const entry: JournalEntry = { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload }
+    const entry: JournalEntry = masked
+      ? { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.maskedView(packet), masks: masked.masks, masked: masked.counts }
+      : { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload }
     if (packet.qos > 0) {
       // Aedes writes PUBACK right after this callback: acknowledge only what the journal holds
       this.p.journal.append(entry).then(() => cb(null), (err: Error) => cb(err))
@@ -324,9 +334,32 @@ export class GatewayCore {
   }
 
   #authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    const s = this.#sessions.get(client)
     // reserved trees reach only subscribers whose own subscription a rule allowed
-    if (isReservedTopic(packet.topic) && !this.#sessions.get(client)) return null
-    return packet
+    if (isReservedTopic(packet.topic) && !s) return null
+    if (!this.p.masker) return packet
+    // each subscriber gets its view; one masking per (message, view), however many subscribers
+    const payload = this.p.masker.forSubscriber(s?.identity, packet.topic, packet.payload as Buffer)
+    if (payload === undefined) return null
+    return payload === packet.payload ? packet : { ...packet, payload }
+  }
+
+  /**
+   * The payload of a packet held by the broker as the world outside may see it (bridge,
+   * journal): every mask applied. A payload that cannot be masked becomes `[REDACTED]`.
+   */
+  maskedView(packet: { readonly topic: string; readonly payload: Buffer | string }): Buffer {
+    const raw = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
+    if (!this.p.masker) return raw
+    return this.p.masker.maskedView(packet.topic, raw) ?? REDACTED_ALL
+  }
+
+  /** A payload a mask cannot read under onParseError: block is refused like a deny. */
+  #refuseUnmaskable(s: Session, packet: PublishPacket, m: Exclude<PublishMasking, { ok: true }>, rule: string | undefined, cb: (err?: Error | null) => void): void {
+    const id = s.identity
+    this.p.metrics.publishes.inc({ effect: 'deny' })
+    this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: (packet.payload as Buffer).length, rule, reason: m.reason, masks: [m.mask], detail: m.detail, policyRev: this.#policy.revision })
+    cb(new Error(`publish denied: ${m.reason}`))
   }
 
   /** Policy first; a grant can only turn a default deny (no rule matched) into an allow. */

@@ -23,6 +23,7 @@ import { registerConsole } from './admin/console.js'
 import { registerSessionRoutes } from './admin/sessions-api.js'
 import { createWebhook } from './admin/webhook.js'
 import { Bridge } from './bridge/bridge.js'
+import { createMasker, masksFromPolicy } from './mask/index.js'
 import { setupFleet } from './fleet/index.js'
 
 export interface GatewayOptions {
@@ -81,7 +82,9 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const grants = new Grants(holdStore, journal, clock, () => void coreRef?.recheckSubscriptions('grant_expired'))
   // broker.persistence: lmdb → retained, sessions and QoS 1/2 queues in the data dir's LMDB
   const persistence = createPersistence(config, journal)
-  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence })
+  // payload masks (SPEC §5 `masks`) from the same policy files; bad masks fail the start (exit 2)
+  const masker = createMasker(config, logger)
+  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence, masker })
   coreRef = core
   // the cloud bridge (SPEC §3 upstream), only when configured; a full `block` outbox refuses bridged publishes
   const bridge = config.upstream ? new Bridge({ config, aedes: core.aedes, policy: () => core.policy, journal, logger, clock, registry: metrics.registry }) : undefined
@@ -95,9 +98,19 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const shipper = bridge && journal instanceof LmdbJournal ? await createShipper(config, journal, bridge.link, { logger, clock }) : undefined
   // hot reload: a new policy is one reference swap; live subscriptions it denies are removed
   // fleet bundles (SPEC §8): a stored bundle, re-verified, replaces the local files at boot
-  const fleet = await setupFleet(config, { journal, logger, clock, apply: (p) => { core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
-  if (fleet?.restored) core.setPolicy(fleet.restored)
-  const policyWatch = startPolicyWatch(config, { logger, journal, clock, current: () => core.policy.revision, apply: (p) => { if (fleet?.inForce()) return logger.warn({ event: 'policy_local_ignored', fleetVersion: fleet.receiver.version }, 'local policy files changed, but a fleet bundle is in force: ignored'); core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
+  const fleet = await setupFleet(config, { journal, logger, clock, apply: (p) => { swapMasks(p); core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
+  if (fleet?.restored) { swapMasks(fleet.restored); core.setPolicy(fleet.restored) }
+  const policyWatch = startPolicyWatch(config, { logger, journal, clock, current: () => core.policy.revision, apply: (p) => { if (fleet?.inForce()) return logger.warn({ event: 'policy_local_ignored', fleetVersion: fleet.receiver.version }, 'local policy files changed, but a fleet bundle is in force: ignored'); swapMasks(p); core.setPolicy(p); void core.recheckSubscriptions('policy_changed') } })
+  // masks follow the policy document they came with; invalid masks keep the running ones
+  function swapMasks(p: { readonly revision: string }): void {
+    try {
+      masksFromPolicy(masker, config, logger, p)
+    } catch (err) {
+      const reason = (err as Error).message
+      logger.error({ event: 'masks_rejected', err: reason }, 'masks in the new policy are invalid: keeping the running masks')
+      journal.record({ type: 'policy_rejected', reason: `masks: ${reason}`.slice(0, 500), policyRev: p.revision })
+    }
+  }
   const admin = config.admin.enabled ? new AdminServer(config.admin.host, config.admin.port) : undefined
   const startedAt = clock.now()
 
