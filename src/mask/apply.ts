@@ -90,7 +90,7 @@ export function applyMask(mask: CompiledMask, payload: Buffer, counts: MaskCount
   } catch (err) {
     if (err instanceof ParseError) return { ok: false, detail: err.message }
     // a structure too deep for the encoder, or any surprise: never pass it on unmasked
-    return { ok: false, detail: `cannot re-encode: ${(err as Error).message.slice(0, 120)}` }
+    return { ok: false, detail: `cannot mask: ${(err as Error).name}` }
   }
 }
 

@@ -44,7 +44,8 @@ export function decodeMsgpack(buf: Buffer): unknown {
   try {
     values = unpackr.unpackMultiple(buf) as unknown[]
   } catch (err) {
-    throw new ParseError(`invalid MessagePack: ${(err as Error).message.slice(0, 120)}`)
+    // msgpackr's messages name types and lengths, never values; still, keep them short
+    throw new ParseError(`invalid MessagePack: ${(err as Error).message.replace(/[^\w .:-]/g, '').slice(0, 80)}`)
   }
   if (values.length !== 1) throw new ParseError(`invalid MessagePack: ${values.length} values in one payload`)
   return values[0]
@@ -59,7 +60,9 @@ export function decodeJson(buf: Buffer): unknown {
   try {
     return JSON.parse(buf.toString('utf8')) as unknown
   } catch (err) {
-    throw new ParseError(`invalid JSON: ${(err as Error).message.slice(0, 120)}`)
+    // V8's message quotes the input: only the position may reach the journal
+    const at = /position (\d+)/.exec((err as Error).message)
+    throw new ParseError(at ? `invalid JSON at position ${at[1]}` : 'invalid JSON')
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Config } from '../config/types.js'
 import type { Logger } from '../logger.js'
-import { loadMaskSpecs } from './load.js'
+import { loadMaskSpecs, masksOfEntries } from './load.js'
 import { Masker } from './masker.js'
 import { MaskPlan } from './plan.js'
 import type { MaskSpec } from './types.js'
@@ -10,7 +10,7 @@ export type * from './types.js'
 export { compileDetectors, DETECTOR_NAMES, type DetectorName, type CompiledDetectors } from './detectors.js'
 export { Masker, type PublishMasking } from './masker.js'
 export { MaskPlan } from './plan.js'
-export { loadMaskSpecs, masksOfFile } from './load.js'
+export { loadMaskSpecs, masksOfFile, masksOfEntries } from './load.js'
 
 /**
  * The `hash` key: masking.hashKey when configured. Without one, a random key for this
@@ -41,8 +41,16 @@ export function createMasker(config: Config, logger: Logger): Masker {
   return new Masker(plan, config.masking.cacheSize)
 }
 
-/** Re-reads the masks (policy reload): a bad file keeps the running plan and throws. */
-export function reloadMasks(masker: Masker, config: Config, logger: Logger): void {
-  const specs = loadMaskSpecs(config.policies.dir)
+/**
+ * Follows a policy swap (file reload, fleet bundle): the new policy document's `masks`
+ * replace the running plan. Invalid masks keep the running plan and throw (EW_POLICY_INVALID);
+ * a policy without a document (tests, placeholders) leaves the masks alone.
+ */
+export function masksFromPolicy(masker: Masker, config: Config, logger: Logger, policy: object): boolean {
+  const doc = (policy as { document?: { masks?: readonly unknown[]; files?: readonly string[] } }).document
+  if (!doc?.masks) return false
+  const specs = masksOfEntries(doc.masks, `policy ${(doc.files ?? []).join(', ') || 'document'}`)
   masker.setPlan(buildPlan(config, logger, specs))
+  logger.info({ event: 'masks_applied', masks: specs.map((s) => s.id) }, `${specs.length} mask(s) applied`)
+  return true
 }

@@ -20,7 +20,7 @@ type Path = (string | number)[]
  */
 export function loadMaskSpecs(dir: string): MaskSpec[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return []
-  const files = readdirSync(dir).filter((f) => /\.ya?ml$/i.test(f)).sort()
+  const files = readdirSync(dir).filter((f) => /\.ya?ml$/i.test(f) && statSync(join(dir, f)).isFile()).sort()
   const out: MaskSpec[] = []
   const seen = new Map<string, string>()
   for (const name of files) {
@@ -55,7 +55,29 @@ export function masksOfFile(file: string, text: string): MaskSpec[] {
     throw ewError('EW_POLICY_INVALID', `${file}${line ? `:${line}` : ''}: ${key}: ${problem}`, { file, line, key })
   }
   if (!Array.isArray(masks)) fail(['masks'], 'must be a list')
-  return (masks as unknown[]).map((m, i) => {
+  return validateEntries(masks as unknown[], file, fail)
+}
+
+/**
+ * Validates `masks:` entries already parsed (a fleet bundle's merged policy document);
+ * errors name the source and the entry's key, without a line.
+ */
+export function masksOfEntries(entries: readonly unknown[], source: string): MaskSpec[] {
+  const fail = (path: Path, problem: string): never => {
+    const key = formatPath(path)
+    throw ewError('EW_POLICY_INVALID', `${source}: ${key}: ${problem}`, { file: source, key })
+  }
+  const specs = validateEntries(entries.map((e) => structuredClone(e)), source, fail)
+  const seen = new Set<string>()
+  for (const s of specs) {
+    if (seen.has(s.id)) fail(['masks'], `duplicate mask id '${s.id}'`)
+    seen.add(s.id)
+  }
+  return specs
+}
+
+function validateEntries(masks: unknown[], file: string, fail: (path: Path, problem: string) => never): MaskSpec[] {
+  return masks.map((m, i) => {
     if (!validate(m)) {
       const { path, problem } = describe(validate.errors![0]!)
       fail(['masks', i, ...path], problem)
