@@ -6,14 +6,14 @@ import { registerToken } from './token.js'
 import { registerApprovals } from './approvals.js'
 import { registerFleet } from './fleet.js'
 import { registerPolicy } from './policy.js'
-import { registerAudit } from './audit.js'
-import { registerKeys } from './keys.js'
 
 /** Exit codes (SPEC §2): 0 ok, 1 runtime failure, 2 bad usage or invalid config/policy. */
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('edgewarden')
     .description('MQTT governance gateway for the edge')
     .version(VERSION)
+    // options belong to the verb they follow: `policy bundle --version N` is the bundle's version
+    .enablePositionalOptions()
     .exitOverride()
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
@@ -23,8 +23,6 @@ export async function main(argv: string[]): Promise<number> {
   // after the policy verbs: bundle and push join the same `policy` group
   registerFleet(program)
   registerPolicy(program)
-  registerAudit(program)
-  registerKeys(program)
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0
