@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { JwtConfig } from '../config/types.js'
 import type { Clock } from '../clock.js'
 import type { KeyStore } from './keys.js'
@@ -51,8 +52,10 @@ export class Authenticator {
       } else if (clientId !== bound) {
         return { ok: false, failure: authFailure('client_id_mismatch', { sub, detail: 'clientId differs from the bound id' }) }
       }
-    } else if (clientId === '' && !a.clean) {
-      return { ok: false, failure: authFailure('client_id_required', { sub }) }
+    } else if (clientId === '') {
+      if (!a.clean) return { ok: false, failure: authFailure('client_id_required', { sub }) }
+      // SPEC §4: under `none` an empty clientId gets a generated one
+      clientId = `ew-${randomUUID()}`
     }
     const kind = this.#kind(c)
     if (!kind) return { ok: false, failure: authFailure('bad_claims', { sub, detail: `${this.cfg.kindClaim} must be one of ${IDENTITY_KINDS.join(', ')}` }) }

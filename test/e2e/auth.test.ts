@@ -124,3 +124,15 @@ t.test('the token matrix over MQTT: CONNACK codes, connect_denied records, token
   t.equal(leaks, 0, `none of ${tokens.length} tokens appears in ${g.journal.entries.length} journal records or the logs`)
   t.notMatch(journalText + logText, HS_SECRET, 'the HS secret never appears')
 })
+
+t.test('clientIdBinding none: any clientId; an empty one with clean=1 gets a generated id', async (t) => {
+  const g = await startGateway(t, { auth: { jwt: { clientIdBinding: 'none' } } })
+  const token = await g.token({ sub: 'legacy-1' })
+  t.equal(await connackCode(t, g.url('mqtt'), { clientId: 'anything', password: token }), 0)
+  await waitFor(() => g.journal.entries.some((e) => e.type === 'connect' && e.clientId === 'anything'), 2000, 'first connect')
+  const from = g.journal.entries.length
+  t.equal(await rawConnack(t, g.port('mqtt'), { clientId: '', clean: true, password: token }), 0)
+  const rec = await waitFor(() => g.journal.entries.slice(from).find((e) => e.type === 'connect'), 2000, 'connect record')
+  t.match(rec.clientId, /^ew-[0-9a-f-]{36}$/, 'generated clientId journaled')
+  t.equal(await rawConnack(t, g.port('mqtt'), { clientId: '', clean: false, password: token }), 2)
+})

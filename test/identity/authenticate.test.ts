@@ -206,6 +206,9 @@ t.test('clientId binding', async (t) => {
   t.ok(any.ok, 'binding none: any clientId')
   if (any.ok) t.equal(any.identity.clientId, 'whatever')
   refused(t, await loose.check(bySub, { clientId: '', clean: false }), 'client_id_required', 2, 'none: empty clientId + clean=0')
+  const generated = await loose.check(bySub, { clientId: '', clean: true })
+  t.ok(generated.ok, 'none: empty clientId + clean=1 accepted')
+  if (generated.ok) t.match(generated.identity.clientId, /^ew-[0-9a-f-]{36}$/, 'with a generated clientId')
 })
 
 t.test('TLS client certificate subject becomes claims', async (t) => {
