@@ -302,8 +302,9 @@ export class GatewayCore {
     if (decision.effect === 'hold') return this.#hold(s, packet, decision, cb)
     this.p.metrics.publishes.inc({ effect: 'allow' })
     // payload: the journal keeps, seals or drops it per journal.recordPayloads (session replay)
+    // masked messages: the journal keeps the masked view, or under `sealed` the raw payload it encrypts to the auditors
     const entry: JournalEntry = masked
-      ? { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.maskedView(packet), masks: masked.masks, masked: masked.counts }
+      ? { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.p.config.journal.recordPayloads === 'sealed' ? payload : this.maskedView(packet), masks: masked.masks, masked: masked.counts }
       : { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload }
     if (packet.qos > 0) {
       // Aedes writes PUBACK right after this callback: acknowledge only what the journal holds
