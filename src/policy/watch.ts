@@ -18,7 +18,7 @@ export interface PolicyWatchOptions {
 }
 
 export interface PolicyWatcher {
-  /** re-reads the dir now (what a file change triggers) */
+  /** re-reads the dir now (what a file change triggers); 'unchanged' too when a fleet bundle is in force */
   reload(): 'applied' | 'unchanged' | 'rejected' | 'missing'
   close(): void
 }
@@ -32,8 +32,14 @@ export interface PolicyWatcher {
 export function watchPolicyDir(o: PolicyWatchOptions): PolicyWatcher {
   let timer: NodeJS.Timeout | undefined
   let fsw: FSWatcher | undefined
+  // the revision this dir put in force; another source (a fleet bundle) may have replaced it since
+  let mine = o.current()
   const reload: PolicyWatcher['reload'] = () => {
     const previous = o.current()
+    if (previous !== mine) {
+      o.logger.warn({ event: 'policy_dir_ignored', dir: o.dir, policyRev: previous }, 'policy dir changed, but another source (fleet bundle) is in force: not applied')
+      return 'unchanged'
+    }
     let policy: CompiledPolicy
     try {
       const loaded = loadPolicyDir(o.dir)
@@ -52,8 +58,9 @@ export function watchPolicyDir(o: PolicyWatchOptions): PolicyWatcher {
       return 'rejected'
     }
     o.apply(policy)
+    mine = policy.revision
     o.logger.info({ event: 'policy_applied', policyRev: policy.revision, previous, rules: policy.ruleCount }, 'policy applied')
-    o.journal.record({ type: 'policy_applied', policyRev: policy.revision, previous, count: policy.ruleCount, files: policy.document.files })
+    o.journal.record({ type: 'policy_applied', source: 'dir', policyRev: policy.revision, previous, count: policy.ruleCount, files: policy.document.files })
     return 'applied'
   }
   if (existsSync(o.dir)) {
