@@ -21,6 +21,7 @@ import { bearerVerifier } from './admin/auth.js'
 import { registerApprovalRoutes, holdView } from './admin/approvals-api.js'
 import { registerConsole } from './admin/console.js'
 import { registerSessionRoutes } from './admin/sessions-api.js'
+import { registerAuditRoutes } from './admin/audit-api.js'
 import { createWebhook } from './admin/webhook.js'
 import { Bridge } from './bridge/bridge.js'
 import { createMasker, masksFromPolicy } from './mask/index.js'
@@ -129,6 +130,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     const verify = bearerVerifier(new Authenticator(config.auth.jwt, keys, clock))
     registerApprovalRoutes(admin, { approvals, grants, grantors: config.admin.approvers, verify })
     registerSessionRoutes(admin, { core, verify, admins: config.admin.admins })
+    registerAuditRoutes(admin, { dataDir: config.gateway.dataDir, gatewayId: config.gateway.id, verify, admins: config.admin.admins, available: () => journal instanceof LmdbJournal })
     registerConsole(admin)
     // liveness: the process answers (a full journal is not fixed by a restart, so it stays 200 here)
     admin.route('GET', '/healthz', (_req, res) => sendJson(res, 200, status()))
