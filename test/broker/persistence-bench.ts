@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import mqtt from 'mqtt'
-import memory from 'aedes-persistence'
+import { createRequire } from 'node:module'
 import { createAedes } from '../../src/broker/create.js'
 import { LmdbPersistence } from '../../src/broker/persistence/lmdb.js'
 import type { Config } from '../../src/config/types.js'
@@ -73,7 +73,9 @@ const lmdb = (): P => {
   dirs.push(d)
   return new LmdbPersistence({ dataDir: d }) as unknown as P
 }
-const mem = (): P => memory() as unknown as P
+// what Aedes uses when given no persistence (CommonJS; its typings do not survive NodeNext)
+const memory = createRequire(import.meta.url)('aedes-persistence') as () => P
+const mem = (): P => memory()
 
 try {
   const m1 = await qos1(mem)
