@@ -176,39 +176,62 @@ function scanStrings(root: unknown, d: CompiledDetectors, counts: MaskCounts, se
     setRoot(r.text)
     return 1
   }
+  if (!isContainer(root)) return 0
   let changed = 0
-  const stack: [Container, number][] = []
-  const push = (v: unknown, depth: number): void => {
-    if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return
-    if (!Array.isArray(v) && !(v instanceof Map) && !isPlainObject(v)) return
-    if (depth > MAX_DEPTH) throw new ParseError(`nested deeper than ${MAX_DEPTH} levels`)
-    stack.push([v as Container, depth])
-  }
-  const scan = (s: string): string | undefined => {
-    const r = d.replaceAll(s)
-    if (r.hits.length === 0) return undefined
-    for (const h of r.hits) bump(counts, h)
-    changed++
-    return r.text
-  }
-  push(root, 1)
+  // parallel stacks (no tuple per container): the walk runs for every message
+  const stack: Container[] = [root as Container]
+  const depths: number[] = [1]
   while (stack.length > 0) {
-    const [c, depth] = stack.pop()!
+    const c = stack.pop()!
+    const depth = depths.pop()! + 1
     if (Array.isArray(c)) {
       for (let k = 0; k < c.length; k++) {
         const v = c[k]
-        if (typeof v === 'string') { const t = scan(v); if (t !== undefined) c[k] = t } else push(v, depth + 1)
+        if (typeof v === 'string') {
+          const r = d.replaceAll(v)
+          if (r.hits.length === 0) continue
+          for (const h of r.hits) bump(counts, h)
+          c[k] = r.text
+          changed++
+        } else if (isContainer(v)) {
+          if (depth > MAX_DEPTH) throw new ParseError(`nested deeper than ${MAX_DEPTH} levels`)
+          stack.push(v as Container); depths.push(depth)
+        }
       }
     } else if (c instanceof Map) {
       for (const [k, v] of c) {
-        if (typeof v === 'string') { const t = scan(v); if (t !== undefined) c.set(k, t) } else push(v, depth + 1)
+        if (typeof v === 'string') {
+          const r = d.replaceAll(v)
+          if (r.hits.length === 0) continue
+          for (const h of r.hits) bump(counts, h)
+          c.set(k, r.text)
+          changed++
+        } else if (isContainer(v)) {
+          if (depth > MAX_DEPTH) throw new ParseError(`nested deeper than ${MAX_DEPTH} levels`)
+          stack.push(v as Container); depths.push(depth)
+        }
       }
     } else {
-      for (const k of Object.keys(c)) {
-        const v = c[k]
-        if (typeof v === 'string') { const t = scan(v); if (t !== undefined) setOwn(c, k, t) } else push(v, depth + 1)
+      const o = c as Record<string, unknown>
+      // JSON.parse and msgpackr build plain objects: for-in sees exactly their own keys
+      for (const k in o) {
+        const v = o[k]
+        if (typeof v === 'string') {
+          const r = d.replaceAll(v)
+          if (r.hits.length === 0) continue
+          for (const h of r.hits) bump(counts, h)
+          setOwn(o, k, r.text)
+          changed++
+        } else if (isContainer(v)) {
+          if (depth > MAX_DEPTH) throw new ParseError(`nested deeper than ${MAX_DEPTH} levels`)
+          stack.push(v as Container); depths.push(depth)
+        }
       }
     }
   }
   return changed
+}
+
+function isContainer(v: unknown): boolean {
+  return v !== null && typeof v === 'object' && (Array.isArray(v) || v instanceof Map || Object.getPrototypeOf(v) === Object.prototype)
 }

@@ -133,7 +133,8 @@ const DETECTORS: Record<DetectorName, Detector> = {
       /\bxox[abposr]-[A-Za-z0-9-]{10,}/.source, // Slack
       /\bAIza[0-9A-Za-z_-]{35}/.source, // Google API key
     ].join('|'), 'g'),
-    quick: (f, s) => f.upper || s.includes('sk-') || s.includes('k_') || s.includes('gh') || s.includes('xox') || s.includes('earer'),
+    quick: (f, s) => (f.upper && (s.includes('AKIA') || s.includes('ASIA') || s.includes('ABIA') || s.includes('ACCA') || s.includes('AIza')))
+      || s.includes('sk-') || s.includes('k_') || s.includes('gh') || s.includes('xox') || s.includes('earer'),
   },
   email: {
     name: 'email',
@@ -208,6 +209,9 @@ const MIN_LENGTH: Record<DetectorName, number> = Object.freeze({
 
 const NO_HITS: DetectorName[] = Object.freeze([]) as unknown as DetectorName[]
 
+// one scratch object: scanning is synchronous, and this runs for every string value
+const scratch: Features = { digits: 0, colons: 0, at: false, dots: false, dashes: false, upper: false }
+
 function features(s: string): Features {
   let digits = 0, colons = 0, at = false, dots = false, dashes = false, upper = false
   for (let i = 0; i < s.length; i++) {
@@ -219,7 +223,9 @@ function features(s: string): Features {
     else if (c === 45) dashes = true
     else if (c >= 65 && c <= 90) upper = true
   }
-  return { digits, colons, at, dots, dashes, upper }
+  const f = scratch
+  f.digits = digits; f.colons = colons; f.at = at; f.dots = dots; f.dashes = dashes; f.upper = upper
+  return f
 }
 
 /** Compiles the named detectors into one scanner (order fixed by priority, duplicates ignored). */
