@@ -53,6 +53,14 @@ export interface GatewayParts {
   readonly masker?: Masker
 }
 
+/** What the cloud bridge (src/bridge) offers the publish path; Aedes stays spoken only here. */
+export interface PublishTap {
+  /** why a publish must be refused (a `block` outbox is full and the topic is bridged), or undefined */
+  refusal(topic: string): string | undefined
+  /** queues the packet for the cloud when a mapping takes it; resolves once durable, never rejects */
+  accept(packet: { readonly topic: string; readonly payload: Buffer | string; readonly qos: number; readonly retain: boolean }): Promise<unknown> | undefined
+}
+
 type AuthError = Error & { returnCode: number }
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -70,8 +78,8 @@ export class GatewayCore {
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
   #policy: PolicyEngine
   #closing = false
-  /** set by the bridge: why a publish must be refused (its outbox is full under onFull: block) */
-  publishGate: ((topic: string) => string | undefined) | undefined
+  /** the cloud bridge's side of the publish path, set when `upstream` is configured */
+  bridgeTap: PublishTap | undefined
 
   constructor(private readonly p: GatewayParts) {
     const { config, clock } = p
@@ -287,7 +295,7 @@ export class GatewayCore {
     const topic = packet.topic
     const payload = packet.payload as Buffer
     const decision = this.#decide(id, 'publish', topic, { qos: packet.qos, retain: packet.retain, payload })
-    const gated = decision.effect === 'allow' ? this.publishGate?.(topic) : undefined
+    const gated = decision.effect === 'allow' ? this.bridgeTap?.refusal(topic) : undefined
     if (decision.effect === 'deny' || gated !== undefined || !this.p.journal.writable) {
       const reason = decision.effect === 'deny' ? (decision.reason ?? 'policy') : (gated ?? 'journal_full')
       this.p.metrics.publishes.inc({ effect: 'deny' })
@@ -306,9 +314,12 @@ export class GatewayCore {
     const entry: JournalEntry = masked
       ? { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.p.config.journal.recordPayloads === 'sealed' ? payload : this.maskedView(packet), masks: masked.masks, masked: masked.counts }
       : { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload }
+    // the bridge queues the cloud's view durably before the PUBACK: QoS 1 end to end
+    const bridged = this.bridgeTap?.accept(packet)
     if (packet.qos > 0) {
-      // Aedes writes PUBACK right after this callback: acknowledge only what the journal holds
-      this.p.journal.append(entry).then(() => cb(null), (err: Error) => cb(err))
+      // Aedes writes PUBACK right after this callback: acknowledge only what the journal (and the outbox) holds
+      const durable = bridged ? Promise.all([this.p.journal.append(entry), bridged]) : this.p.journal.append(entry)
+      durable.then(() => cb(null), (err: Error) => cb(err))
     } else {
       this.p.journal.record(entry)
       cb(null)

@@ -88,9 +88,9 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence, masker })
   coreRef = core
   // the cloud bridge (SPEC §3 upstream), only when configured; a full `block` outbox refuses bridged publishes
-  const bridge = config.upstream ? new Bridge({ config, aedes: core.aedes, policy: () => core.policy, journal, logger, clock, registry: metrics.registry }) : undefined
+  const bridge = config.upstream ? new Bridge({ config, aedes: core.aedes, policy: () => core.policy, journal, logger, clock, registry: metrics.registry, view: maskedViewOf(core) }) : undefined
   if (bridge) {
-    core.publishGate = (topic) => bridge.refusal(topic)
+    core.bridgeTap = bridge
     const announce = (): void => publishStatus(core, config, { ...status(), status: 'up' })
     bridge.link.on('up', announce)
     bridge.link.on('down', announce)
@@ -197,6 +197,12 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     },
   }
   return gw
+}
+
+/** the cloud sees the masked view of a message (masking stage: core.maskedView), else the payload as routed */
+function maskedViewOf(core: GatewayCore): ((p: { readonly topic: string; readonly payload: Buffer | string }) => Buffer) | undefined {
+  const c = core as unknown as { maskedView?: (p: { readonly topic: string; readonly payload: Buffer | string }) => Buffer }
+  return typeof c.maskedView === 'function' ? (p) => c.maskedView!(p) : undefined
 }
 
 function publishStatus(core: GatewayCore, config: Config, body: object): void {

@@ -10,7 +10,7 @@ import { UpstreamLink, type LinkStatus, type Timers } from './link.js'
 import { Outbox } from './outbox.js'
 import { compileMappings, type CompiledMappings, type InMapping, type OutMapping } from './mappings.js'
 import { createBridgeMetrics, type BridgeMetrics } from './metrics.js'
-import { isValidTopic } from './topic.js'
+import { isValidTopic, matchTopic } from './topic.js'
 
 /** The identity cloud messages are judged as (SPEC: kind service, group cloud). */
 export const UPSTREAM_IDENTITY: Identity = Object.freeze({
@@ -27,7 +27,7 @@ export interface BridgeDeps {
   readonly clock: Clock
   readonly registry: Registry
   /** the payload the cloud may see (masked view); default: the packet as routed */
-  readonly view?: (packet: AedesPublishPacket) => Buffer
+  readonly view?: (packet: { readonly topic: string; readonly payload: Buffer | string }) => Buffer
   readonly random?: () => number
   readonly timers?: Timers
 }
@@ -44,7 +44,8 @@ const DROP_REPORT_MS = 1000
 
 /**
  * The cloud bridge: local messages matching `upstream.out` are rendered to their cloud
- * topic, queued durably in the outbox (the local QoS 1 PUBACK waits for that commit), and
+ * topic, queued durably in the outbox (the local QoS 1 PUBACK waits for that commit, see
+ * accept()), and
  * drained in order over the link, leaving the outbox only when the cloud acknowledges.
  * Cloud messages matching `upstream.in` are judged by policy as the `upstream` identity
  * and published into the local broker; they are never bridged back out.
@@ -76,7 +77,7 @@ export class Bridge {
     this.link = new UpstreamLink({ config: this.#cfg, gatewayId: d.config.gateway.id, logger: d.logger, journal: d.journal, clock: d.clock, random: d.random, timers: d.timers })
     this.outbox = Outbox.open(d.config.gateway.dataDir, this.#cfg.buffer, d.clock)
     this.outbox.onDrop = (count, bytes) => this.#noteDrop('drop-oldest', count, bytes)
-    this.outbox.onCommitted = () => this.#schedulePump()
+    this.outbox.onCommitted = () => { if (this.#inflight <= WINDOW / 2) this.#schedulePump() }
     this.#metrics = createBridgeMetrics(d.registry, this, d.clock)
     this.link.on('up', () => {
       this.outbox.rewind()
@@ -134,23 +135,53 @@ export class Bridge {
     await this.outbox.close()
   }
 
+  /**
+   * The publish path (gateway.ts #authorizePublish, after policy and masking) hands every
+   * allowed client publish here: each out mapping that takes it queues the cloud's view.
+   * The promise resolves once the outbox holds it durably (the local PUBACK waits for
+   * it) and never rejects: a failed write is logged and counted as dropped.
+   */
+  accept(packet: { readonly topic: string; readonly payload: Buffer | string; readonly qos: number; readonly retain: boolean }): Promise<unknown> | undefined {
+    if (this.#stopped) return undefined
+    let pending: Promise<unknown> | undefined
+    let payload: Buffer | undefined
+    for (const m of this.mappings.out) {
+      if (!this.#takes(m, packet.topic)) continue
+      payload ??= this.#view(packet)
+      const p = this.#enqueue(m, packet.topic, payload, packet.retain)
+      pending = pending ? Promise.all([pending, p]) : p
+    }
+    return pending
+  }
+
+  /** internal publishes (approved held messages and other gateway-made messages) reach the bridge here */
   #outbound(m: OutMapping, packet: AedesPublishPacket, cb: () => void): void {
-    const topic = packet.topic
+    // client publishes carry their clientId and were taken in accept(); inbound cloud messages never go back
+    if ((packet as { clientId?: string }).clientId !== undefined || this.#stopped || this.#inbound.has(packet.payload as Buffer) || !this.#takes(m, packet.topic)) return cb()
+    void this.#enqueue(m, packet.topic, this.#view(packet), packet.retain).then(cb)
+  }
+
+  #takes(m: OutMapping, topic: string): boolean {
     // $-trees (status, held messages, $SYS) leave only through a mapping that names them
-    const raw = packet.payload as Buffer
-    if ((topic.charCodeAt(0) === 36 && !m.dollar) || this.#inbound.has(raw) || this.#stopped) return cb()
+    if (topic.charCodeAt(0) === 36 && !m.dollar) return false
+    return matchTopic(m.local, topic)
+  }
+
+  #view(packet: { readonly topic: string; readonly payload: Buffer | string }): Buffer {
+    if (this.#d.view) return this.#d.view(packet)
+    return typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
+  }
+
+  #enqueue(m: OutMapping, topic: string, payload: Buffer, retain: boolean): Promise<unknown> {
     const remote = m.remote(topic)
     if (remote === undefined || !isValidTopic(remote)) {
       this.#log.warn({ event: 'bridge_topic_invalid', topic, mapping: m.local }, 'out mapping rendered no valid cloud topic; message not bridged')
-      this.#noteDrop('rejected', 1, raw.length)
-      return cb()
+      this.#noteDrop('rejected', 1, payload.length)
+      return Promise.resolve()
     }
-    const payload = this.#d.view ? this.#d.view(packet) : raw
-    // the local PUBACK (Aedes waits for every handler of the emit) follows the durable commit
-    this.outbox.enqueue(remote, payload, m.qos, m.retain ?? packet.retain).then(() => cb(), (err: Error) => {
+    return this.outbox.enqueue(remote, payload, m.qos, m.retain ?? retain).catch((err: Error) => {
       this.#log.error({ event: 'outbox_write_failed', err: err.message }, 'could not queue a message for the cloud')
       this.#noteDrop('rejected', 1, payload.length)
-      cb()
     })
   }
 
@@ -183,7 +214,8 @@ export class Bridge {
             this.#noteDrop('rejected', 1, msg.payload.length)
           }
           // otherwise the link dropped: the message stays queued and is sent again after rewind
-          if (this.outbox.available) this.#schedulePump()
+          // refill in batches: one LMDB range read per half window, not one per PUBACK
+          if (this.#inflight <= WINDOW / 2 && this.outbox.available) this.#schedulePump()
         })
       }
     }

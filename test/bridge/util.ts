@@ -1,4 +1,5 @@
-import type { MqttClient } from 'mqtt'
+import mqtt, { type MqttClient } from 'mqtt'
+import type { Test } from 'tap'
 
 /** Polls `cond` until true; fails after `ms` with `what` (no timing assertion: only a deadline). */
 export async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
@@ -9,11 +10,51 @@ export async function waitFor(cond: () => boolean, what: string, ms = 10_000): P
   }
 }
 
-export interface Received { readonly topic: string; readonly payload: Buffer; readonly qos: number; readonly retain: boolean }
+export interface Received { readonly topic: string; readonly payload: Buffer; readonly qos: number; readonly retain: boolean; readonly dup: boolean }
 
 /** Every message the client receives from now on, in arrival order. */
 export function collect(c: MqttClient): Received[] {
   const got: Received[] = []
-  c.on('message', (topic, payload, packet) => got.push({ topic, payload, qos: packet.qos, retain: packet.retain }))
+  c.on('message', (topic, payload, packet) => got.push({ topic, payload, qos: packet.qos, retain: packet.retain, dup: packet.dup }))
   return got
+}
+
+/** publishes 0..n-1 as payloads, QoS 1, with up to `window` unacknowledged */
+export async function publishSeq(c: MqttClient, topic: (i: number) => string, n: number, window = 500): Promise<void> {
+  let next = 0
+  await new Promise<void>((resolve, reject) => {
+    let inflight = 0
+    let done = 0
+    const pump = (): void => {
+      while (inflight < window && next < n) {
+        const i = next++
+        inflight++
+        c.publish(topic(i), String(i), { qos: 1 }, (err) => {
+          if (err) return reject(err)
+          inflight--
+          if (++done === n) resolve()
+          else pump()
+        })
+      }
+    }
+    pump()
+  })
+}
+
+
+/**
+ * A persistent-session (clean: false) QoS 1 subscriber on the cloud broker that keeps
+ * reconnecting through outages: with mosquitto persistence, nothing published while it is
+ * away is lost. Ended at teardown.
+ */
+export async function cloudSubscriber(t: Test, url: string, filter: string, clientId = 'cloud-sub'): Promise<Received[]> {
+  const c = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 100, protocolVersion: 4, connectTimeout: 5000 })
+  t.teardown(() => new Promise<void>((r) => c.end(true, {}, () => r())))
+  c.on('error', () => {})
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => resolve())
+    setTimeout(() => reject(new Error('cloud subscriber did not connect')), 5000).unref()
+  })
+  await c.subscribeAsync(filter, { qos: 1 })
+  return collect(c)
 }
