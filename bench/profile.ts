@@ -18,6 +18,7 @@ const arg = (name: string): number => (process.argv.includes(name) ? Number(proc
 const topN = arg('--top') || 25
 /** with --per N (e.g. the number of CONNECTs profiled), times are also given in µs per operation */
 const per = arg('--per')
+process.stdout.on('error', () => process.exit(0)) // piped into head
 const prof = JSON.parse(readFileSync(file, 'utf8')) as Profile
 
 const byId = new Map(prof.nodes.map((n) => [n.id, n]))

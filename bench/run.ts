@@ -20,9 +20,9 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 
 type BrokerName = 'aedes' | 'gateway' | 'mosquitto'
-type ScenarioName = 'connects' | 'fanin0' | 'fanin1' | 'fanout' | 'latency' | 'idle' | 'storm' | 'slowsub'
+type ScenarioName = 'connects' | 'churn' | 'fanin0' | 'fanin1' | 'fanout' | 'latency' | 'idle' | 'storm' | 'slowsub'
 const ALL_BROKERS: BrokerName[] = ['aedes', 'gateway', 'mosquitto']
-const ALL_SCENARIOS: ScenarioName[] = ['connects', 'fanin0', 'fanin1', 'fanout', 'latency', 'idle', 'storm', 'slowsub']
+const ALL_SCENARIOS: ScenarioName[] = ['connects', 'churn', 'fanin0', 'fanin1', 'fanout', 'latency', 'idle', 'storm', 'slowsub']
 
 // ---------------------------------------------------------------- options
 
@@ -48,9 +48,10 @@ for (const b of brokers) if (!ALL_BROKERS.includes(b)) throw new Error(`unknown 
 for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`)
 
 const P = quick
-  ? { connects: 3000, connectWarmup: 500, warmupMs: 1000, measureMs: 2000, latWarmupMs: 1000, latMeasureMs: 3000, stallMs: 3000 }
-  : { connects: 15000, connectWarmup: 2000, warmupMs: 2000, measureMs: 5000, latWarmupMs: 1000, latMeasureMs: 10000, stallMs: 8000 }
+  ? { connects: 3000, connectWarmup: 500, churn: 1000, warmupMs: 1000, measureMs: 2000, latWarmupMs: 1000, latMeasureMs: 3000, stallMs: 3000 }
+  : { connects: 15000, connectWarmup: 2000, churn: 5000, warmupMs: 2000, measureMs: 5000, latWarmupMs: 1000, latMeasureMs: 10000, stallMs: 8000 }
 const CONCURRENCY = 16
+const CHURN_ROUNDS = 5
 const IDLE = 2000
 const PAYLOAD = 64
 const LAT_RATE = 2000
@@ -262,16 +263,26 @@ async function runProfiled(s: ScenarioName, b: Broker, load: Load): Promise<Resu
 async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Result> {
   const common = { port: b.port, brokerPid: b.pid, jwk: b.jwk }
   switch (s) {
-    case 'connects': {
-      const before = await b.mem()
-      const r = await load.run<Result>({ kind: 'connects', ...common, count: P.connects, warmup: P.connectWarmup, concurrency: CONCURRENCY, tag: 'c' })
-      await sleep(500)
-      const after = await b.mem()
-      const total = P.connects + P.connectWarmup
+    case 'connects':
+      return load.run<Result>({ kind: 'connects', ...common, count: P.connects, warmup: P.connectWarmup, concurrency: CONCURRENCY, tag: 'c' })
+    case 'churn': {
+      // issue 14.3: heap after GC between rounds of connect/disconnect; the first round warms up
+      const heap: number[] = []
+      const rss: number[] = []
+      for (let round = 0; round < CHURN_ROUNDS; round++) {
+        await load.run({ kind: 'connects', ...common, count: P.churn, warmup: 0, concurrency: CONCURRENCY, tag: `churn${round}` })
+        await sleep(300)
+        const m = await b.mem()
+        if (m.heapUsed !== undefined) heap.push(m.heapUsed / 2 ** 20)
+        rss.push(m.rss / 2 ** 20)
+      }
+      const per1k = (series: number[]): number => ((series.at(-1)! - series[0]!) * 2 ** 20) / (P.churn * (CHURN_ROUNDS - 1)) * 1000 / 1024
       return {
-        ...r,
-        heapGrowthPer1kConnects: before.heapUsed !== undefined ? ((after.heapUsed! - before.heapUsed) / total) * 1000 : undefined,
-        rssGrowthPer1kConnects: ((after.rss - before.rss) / total) * 1000,
+        connections: P.churn * CHURN_ROUNDS,
+        heapMiB: heap.length ? heap.map((h) => h.toFixed(1)).join(' → ') : undefined,
+        rssMiB: rss.map((h) => h.toFixed(1)).join(' → '),
+        heapGrowthKiBPer1k: heap.length ? per1k(heap) : undefined,
+        rssGrowthKiBPer1k: per1k(rss),
       }
     }
     case 'fanin0':
@@ -318,6 +329,7 @@ async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Resu
 
 const LABEL: Record<ScenarioName, string> = {
   connects: 'connect → CONNACK → disconnect /s',
+  churn: 'heap growth over connect churn, per 1,000 connects',
   fanin0: 'QoS 0 fan-in 20 → 1, msgs/s',
   fanin1: 'QoS 1 fan-in 20 → 1, msgs/s',
   fanout: 'fan-out 1 → 50, deliveries/s',
@@ -338,6 +350,7 @@ function cell(s: ScenarioName, r: Result | undefined): string {
   switch (s) {
     case 'latency': case 'storm': return `${ms(r.p50 as number)} / ${ms(r.p99 as number)} / ${ms(r.max as number)}`
     case 'idle': return `${(r.rssPerConnKiB as number).toFixed(1)} KiB`
+    case 'churn': return r.heapGrowthKiBPer1k !== undefined ? `${(r.heapGrowthKiBPer1k as number).toFixed(1)} KiB (heap ${r.heapMiB} MiB)` : `RSS ${(r.rssGrowthKiBPer1k as number).toFixed(1)} KiB`
     case 'slowsub': return `+${(r.rssGrowthMiB as number).toFixed(0)} MiB, others ${((r.fastRatioStalled as number) * 100).toFixed(0)} %${r.crashedAtStop ? ', crashed' : ''}`
     default: return `${fmtRate(r.rate as number)} (cpu ${r.brokerCpu}%/${r.loadCpu}%)`
   }
@@ -350,13 +363,14 @@ function ratio(s: ScenarioName, rs: Partial<Record<BrokerName, Result>>): string
   switch (s) {
     case 'latency': case 'storm': return `p99 ${((g.p99 as number) / (a.p99 as number)).toFixed(2)}×`
     case 'idle': return `${((g.rssPerConnKiB as number) / (a.rssPerConnKiB as number)).toFixed(2)}×`
-    case 'slowsub': return '—'
+    case 'slowsub': case 'churn': return '—'
     default: return `${(((g.rate as number) / (a.rate as number)) * 100).toFixed(0)} %`
   }
 }
 
 const TARGET: Record<ScenarioName, string> = {
   connects: '≥ 70 %',
+  churn: 'flat',
   fanin0: '≥ 95 %',
   fanin1: '≥ 95 %',
   fanout: '≥ 95 %',
@@ -374,6 +388,20 @@ function table(results: Partial<Record<ScenarioName, Partial<Record<BrokerName, 
   for (const s of scenarios) {
     const rs = results[s] ?? {}
     lines.push(`| ${LABEL[s]}${s === 'latency' || s === 'storm' ? ' (p50 / p99 / max)' : ''} | ${cell(s, rs.aedes)} | ${cell(s, rs.gateway)} | ${cell(s, rs.mosquitto)} | ${ratio(s, rs)} | ${TARGET[s]} |`)
+  }
+  return lines.join('\n')
+}
+
+/** Broker CPU time per operation (CONNECT, message received, delivery): ratios that hold on a busy machine. */
+function cpuTable(results: Partial<Record<ScenarioName, Partial<Record<BrokerName, Result>>>>): string {
+  const lines = ['| broker CPU per operation | bare Aedes | edgewarden | Mosquitto | edgewarden / Aedes |', '|---|---:|---:|---:|---:|']
+  const us = (r: Result | undefined): string => (r && typeof r.brokerUsPerOp === 'number' && !r.error ? `${r.brokerUsPerOp.toFixed(r.brokerUsPerOp < 10 ? 2 : 0)} µs` : '—')
+  for (const s of scenarios) {
+    const rs = results[s]
+    if (!rs || !['connects', 'fanin0', 'fanin1', 'fanout'].includes(s)) continue
+    const a = rs.aedes?.brokerUsPerOp as number | undefined
+    const g = rs.gateway?.brokerUsPerOp as number | undefined
+    lines.push(`| ${LABEL[s].replace(/, (msgs|deliveries)\/s| \/s$/, '')} | ${us(rs.aedes)} | ${us(rs.gateway)} | ${us(rs.mosquitto)} | ${a && g ? `${(g / a).toFixed(2)}×` : '—'} |`)
   }
   return lines.join('\n')
 }
@@ -431,7 +459,7 @@ async function main(): Promise<void> {
     await load.stop()
   }
   const loadAfter = loadAverage()
-  const out = table(results)
+  const out = `${table(results)}\n\n${cpuTable(results)}`
   console.log(`\n${out}\n\ncpu a/b = broker / load generator, % of one core over the measured window; load average before ${loadBefore}, after ${loadAfter}`)
   const machine = { host: hostname(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), loadBefore, loadAfter }
   const dir = join(here, 'results')
