@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url'
 import { tempDir } from '../helpers/gateway.js'
 
 const bin = fileURLToPath(new URL('../../bin/edgewarden.js', import.meta.url))
-const shipped = fileURLToPath(new URL('../../policies', import.meta.url))
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -16,10 +15,8 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   })
 }
 
-t.test('policy lint: ok, and exit 2 naming file, line, column and key', async (t) => {
-  const ok = await cli('policy', 'lint', shipped)
-  t.equal(ok.code, 0, ok.stderr)
-  t.match(ok.stdout, /1 file, \d+ rules, revision [0-9a-f]{16}: ok/)
+// each run starts node + tsx: keep them few (the clean cases run in-process in shipped.test.ts)
+t.test('policy lint: exit 2 naming file, line, column and key', async (t) => {
   const dir = tempDir(t)
   writeFileSync(join(dir, 'a.yaml'), "rules:\n  - id: r1\n    effect: allow\n    actions: [publish]\n    topics: ['site/#/x']\n")
   writeFileSync(join(dir, 'b.yaml'), "rules:\n  - { id: r1, effect: deny, actions: [subscribe], topics: ['${nope}/x'] }\n")
@@ -30,15 +27,9 @@ t.test('policy lint: ok, and exit 2 naming file, line, column and key', async (t
   t.match(bad.stderr, 'unknown placeholder ${nope}')
   t.match(bad.stderr, "duplicate rule id 'r1'")
   t.match(bad.stderr, /\[EW_POLICY_INVALID\]/)
-  const missing = await cli('policy', 'lint', join(dir, 'absent'))
-  t.equal(missing.code, 2)
-  t.match(missing.stderr, 'no such policy directory')
 })
 
 t.test('policy test: N passed, N failed; a failing case exits non-zero', async (t) => {
-  const ok = await cli('policy', 'test', shipped)
-  t.equal(ok.code, 0, ok.stderr + ok.stdout)
-  t.match(ok.stdout, /^\d+ passed, 0 failed\n$/m)
   const dir = tempDir(t)
   writeFileSync(join(dir, 'p.yaml'), "rules:\n  - { id: own, effect: allow, actions: [publish], topics: ['d/${sub}/#'] }\n")
   mkdirSync(join(dir, 'tests'))
