@@ -101,5 +101,5 @@ t.test('a failed TLS handshake is journaled as connection_refused tls_handshake'
   t.not(code, 0)
   const recs = await waitFor(() => { const r = g.journal.entries.filter((e) => e.type === 'connection_refused'); return r.length >= 2 && r }, 3000, 'two refusals')
   t.same(recs.map((e) => e.reason), ['tls_handshake', 'tls_handshake'])
-  t.equal(recs[0]!.listener, 'mqtts:0')
+  t.equal(recs[0]!.listener, g.gw.core.listeners.find((l) => l.spec.type === 'mqtts')!.name)
 })
