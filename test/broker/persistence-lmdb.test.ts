@@ -125,3 +125,19 @@ t.test('prepare queues a QoS 1 publish before Aedes routes it, and Aedes does no
   t.same(q.map((x) => [String(x.payload), x.brokerId, x.brokerCounter]), [['y', 'gw', 1]])
   t.equal(again.broker.counter, 1)
 })
+
+t.test('a 256-character clientId with a long filter still fits an LMDB key', async (t) => {
+  const dir = tempDir(t)
+  const clientId = '€'.repeat(256) // 768 bytes
+  const filter = 'f/' + 'y'.repeat(900) + '/#'
+  {
+    const { p } = await open(dir)
+    await p.addSubscriptions({ id: clientId }, [{ topic: filter, qos: 1 }])
+    await p.destroy()
+  }
+  const { p } = await open(dir)
+  t.teardown(() => p.destroy())
+  t.same((await p.subscriptionsByClient({ id: clientId })).map((s) => s.topic), [filter])
+  await p.removeSubscriptions({ id: clientId }, [filter])
+  t.same(await p.countOffline(), { subsCount: 0, clientsCount: 0 })
+})

@@ -12,9 +12,13 @@ export function topicHash(topic: string): string {
   return createHash('sha256').update(topic).digest('base64url')
 }
 
-/** key part for a topic or filter: itself when short, `\u0001sha256:<hash>` when long */
-export function topicKey(topic: string): string {
-  return isLongTopic(topic) ? '\u0001sha256:' + topicHash(topic) : topic
+/**
+ * key part for a filter stored under a clientId (up to 256 characters, so up to 1 KiB):
+ * itself when both fit in MAX_KEY_BYTES, else `\u0001sha256:<hash>` (the value keeps the filter)
+ */
+export function topicKey(clientId: string, topic: string): string {
+  const short = clientId.length + topic.length <= MAX_KEY_BYTES / 4 || Buffer.byteLength(clientId) + Buffer.byteLength(topic) <= MAX_KEY_BYTES
+  return short ? topic : '\u0001sha256:' + topicHash(topic)
 }
 
 /** literal levels of a filter before its first wildcard, with a trailing '/'; '' when it starts with one */

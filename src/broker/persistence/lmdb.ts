@@ -242,7 +242,7 @@ export class LmdbPersistence {
       const record: SubRecord = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
       if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier
       this.#addSub(client.id, sub.topic, record)
-      last = this.#subsDb.put([client.id, topicKey(sub.topic)], { topic: sub.topic, ...record })
+      last = this.#subsDb.put([client.id, topicKey(client.id, sub.topic)], { topic: sub.topic, ...record })
     }
     await last
   }
@@ -256,7 +256,7 @@ export class LmdbPersistence {
       if (!sub) continue
       if (sub.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
       stored.delete(topic)
-      last = this.#subsDb.remove([client.id, topicKey(topic)])
+      last = this.#subsDb.remove([client.id, topicKey(client.id, topic)])
     }
     if (stored.size === 0) this.#subs.delete(client.id)
     await last
@@ -312,7 +312,7 @@ export class LmdbPersistence {
     let last: Promise<boolean> | undefined
     for (const [topic, sub] of stored) {
       if (sub.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
-      last = this.#subsDb.remove([client.id, topicKey(topic)])
+      last = this.#subsDb.remove([client.id, topicKey(client.id, topic)])
     }
     this.#subs.delete(client.id)
     await last
