@@ -58,7 +58,9 @@ export function encodeMsgpack(v: unknown): Buffer {
 export function decodeJson(buf: Buffer): unknown {
   if (!isUtf8(buf)) throw new ParseError('invalid JSON: not UTF-8')
   try {
-    return JSON.parse(buf.toString('utf8')) as unknown
+    // a UTF-8 byte order mark is not JSON, but common from some firmware: skip it
+    const start = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0
+    return JSON.parse(buf.toString('utf8', start)) as unknown
   } catch (err) {
     // V8's message quotes the input: only the position may reach the journal
     const at = /position (\d+)/.exec((err as Error).message)
@@ -76,7 +78,7 @@ export function encodeJson(v: unknown): Buffer {
  * mask can read (undefined → onParseError).
  */
 export function sniff(buf: Buffer): Codec | undefined {
-  let i = 0
+  let i = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0
   while (i < buf.length && (buf[i] === 0x20 || buf[i] === 0x09 || buf[i] === 0x0a || buf[i] === 0x0d)) i++
   if (i === buf.length) return 'text'
   const b = buf[i]!
