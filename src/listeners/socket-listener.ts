@@ -13,6 +13,8 @@ export interface SocketListenerDeps {
   readonly connectTimeoutMs: number
 }
 
+const LISTEN_BACKLOG = 4096
+
 /** MQTT over TCP (`mqtt`) and TLS (`mqtts`). */
 export class SocketListener implements Listener {
   readonly name: string
@@ -64,7 +66,8 @@ export class SocketListener implements Listener {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(ewError('EW_LISTEN_FAILED', `${this.name}: cannot listen on ${this.spec.host}:${this.spec.port} (${err.code ?? err.message})`))
       this.#server.once('error', onError)
-      this.#server.listen(this.spec.port, this.spec.host, () => {
+      // a reconnect storm (a site's devices after a power cut) overflows Node's default backlog of 511
+      this.#server.listen({ port: this.spec.port, host: this.spec.host, backlog: LISTEN_BACKLOG }, () => {
         this.#server.off('error', onError)
         resolve()
       })

@@ -9,6 +9,8 @@ import { peerSubject, tlsOptions } from './tls-options.js'
 import type { ConnectionMeta, Listener } from './types.js'
 import type { SocketListenerDeps } from './socket-listener.js'
 
+const LISTEN_BACKLOG = 4096
+
 /** MQTT over WebSocket (`ws`) and secure WebSocket (`wss`), with ws 8's createWebSocketStream. */
 export class WsListener implements Listener {
   readonly name: string
@@ -82,7 +84,8 @@ export class WsListener implements Listener {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(ewError('EW_LISTEN_FAILED', `${this.name}: cannot listen on ${this.spec.host}:${this.spec.port} (${err.code ?? err.message})`))
       this.#http.once('error', onError)
-      this.#http.listen(this.spec.port, this.spec.host, () => {
+      // a reconnect storm (a site's devices after a power cut) overflows Node's default backlog of 511
+      this.#http.listen({ port: this.spec.port, host: this.spec.host, backlog: LISTEN_BACKLOG }, () => {
         this.#http.off('error', onError)
         resolve()
       })
