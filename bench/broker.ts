@@ -7,6 +7,7 @@
  */
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { writeFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
 import { Session } from 'node:inspector/promises'
 import { Aedes } from 'aedes'
 
@@ -28,8 +29,10 @@ async function startAedes(): Promise<{ port: number; stop(): Promise<void> }> {
 }
 
 async function startGateway(dataDir: string, policiesDir: string): Promise<{ port: number; stop(): Promise<void> }> {
-  const { createGateway } = await import('../src/index.js')
-  const { silentLogger } = await import('../src/logger.js')
+  // BENCH_SRC: a snapshot of src/ at a commit (run.ts --ref), else this working tree
+  const src = process.env.BENCH_SRC ? pathToFileURL(`${process.env.BENCH_SRC}/`).href : new URL('../src/', import.meta.url).href
+  const { createGateway } = (await import(`${src}index.ts`)) as typeof import('../src/index.js')
+  const { silentLogger } = (await import(`${src}logger.ts`)) as typeof import('../src/logger.js')
   const gw = await createGateway({
     env: {},
     cwd: dataDir,

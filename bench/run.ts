@@ -7,7 +7,7 @@
  * to bench/results/. Method and latest figures: bench/README.md.
  */
 import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
 import { cpus, tmpdir, totalmem, hostname } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -34,13 +34,16 @@ function option(name: string): string | undefined {
 }
 const flag = (name: string): boolean => process.argv.includes(`--${name}`)
 if (flag('help')) {
-  console.log(`npm run bench -- [--quick] [--brokers ${ALL_BROKERS.join(',')}] [--scenarios ${ALL_SCENARIOS.join(',')}] [--profile]
-  --quick      short windows (about a minute in all)
+  console.log(`npm run bench -- [--quick] [--brokers ${ALL_BROKERS.join(',')}] [--scenarios ${ALL_SCENARIOS.join(',')}] [--ref REF] [--profile]
+  --quick      short windows (about two minutes in all)
+  --ref REF    benchmark the gateway's src/ as committed at REF (e.g. HEAD), not the working tree
   --profile    CPU-profile the node brokers during each scenario (not idle); profiles in
                bench/results/prof/, summarized by: npx tsx bench/profile.ts FILE.cpuprofile [--per OPS]`)
   process.exit(0)
 }
 const quick = flag('quick')
+/** benchmark src/ as committed at this ref (a snapshot in a temp dir) instead of the working tree */
+const ref = option('ref')
 const profile = flag('profile')
 const brokers = (option('brokers')?.split(',') ?? ALL_BROKERS) as BrokerName[]
 const scenarios = (option('scenarios')?.split(',') ?? ALL_SCENARIOS) as ScenarioName[]
@@ -99,6 +102,8 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
 const tmpDirs: string[] = []
 const children = new Set<ChildProcess>()
 function track(c: ChildProcess): ChildProcess {
+  // a send to a child that just died must not take the runner down: the exit is reported instead
+  c.on('error', () => {})
   children.add(c)
   c.once('exit', () => children.delete(c))
   return c
@@ -148,6 +153,7 @@ async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
   return {
     name, pid: child.pid!, port: ready.port, jwk, crashed: () => crashed,
     async mem() {
+      if (!child.connected) throw new Error(`${name} is gone`)
       const m = waitMessage<{ heapUsed: number }>(child, (x) => x.type === 'mem', `${name} mem`)
       child.send({ type: 'mem' })
       const { heapUsed } = await m
@@ -238,7 +244,7 @@ class Load {
     await p
   }
   async stop(): Promise<void> {
-    this.child.disconnect()
+    if (this.child.connected) this.child.disconnect()
     await exited(this.child, 3000)
   }
 }
@@ -411,7 +417,7 @@ function versions(): Record<string, string> {
   return {
     node: process.version,
     aedes: v(() => (JSON.parse(readFileSync(join(root, 'node_modules/aedes/package.json'), 'utf8')) as { version: string }).version),
-    commit: v(() => execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' })),
+    gateway: ref ? `${ref} = ${v(() => execFileSync('git', ['rev-parse', '--short', ref], { cwd: root, encoding: 'utf8' }))}` : `working tree on ${v(() => execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }))}${v(() => execFileSync('git', ['status', '--porcelain', 'src'], { cwd: root, encoding: 'utf8' })) ? ' + uncommitted src changes' : ''}`,
   }
 }
 
@@ -428,11 +434,21 @@ function mosquittoVersion(): string {
 
 // ---------------------------------------------------------------- main
 
+/** src/ of `ref` in a temp dir beside a node_modules link; the gateway child imports it (BENCH_SRC). */
+function snapshot(r: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ew-bench-src-'))
+  tmpDirs.push(dir)
+  execFileSync('sh', ['-c', `git archive --format=tar "$1" src package.json | tar -x -C "$2"`, 'sh', r, dir], { cwd: root })
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+  return join(dir, 'src')
+}
+
 async function main(): Promise<void> {
   const started = new Date()
+  if (ref) process.env.BENCH_SRC = snapshot(ref)
   const loadBefore = loadAverage()
-  console.log(`edgewarden bench${quick ? ' (quick)' : ''}: ${scenarios.join(', ')} on ${brokers.join(', ')}; load average ${loadBefore}`)
-  const load = await Load.start()
+  console.log(`edgewarden bench${quick ? ' (quick)' : ''}: ${scenarios.join(', ')} on ${brokers.join(', ')}; gateway ${versions().gateway}; load average ${loadBefore}`)
+  let load = await Load.start()
   const results: Partial<Record<ScenarioName, Partial<Record<BrokerName, Result>>>> = {}
   try {
     for (const s of scenarios) {
@@ -449,6 +465,8 @@ async function main(): Promise<void> {
         const crash = b.crashed()
         if (crash) r = { ...r, error: crash }
         await b.stop()
+        // a generator that died (it should not) is replaced so the other scenarios still run
+        if (load.child.exitCode !== null || load.child.signalCode !== null) load = await Load.start()
         const crashAtStop = b.crashed()
         if (crashAtStop && !crash) r = { ...r, crashedAtStop: crashAtStop }
         results[s]![name] = r

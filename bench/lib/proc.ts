@@ -26,10 +26,14 @@ export class CpuMeter {
     this.#t0 = performance.now()
     this.#c0 = cpuMs(this.pid)
   }
-  /** percent of one core since start() */
+  /** percent of one core since start(); NaN when the process is gone (it crashed) */
   stop(): number {
     const dt = performance.now() - this.#t0
-    return dt > 0 ? Math.round(((cpuMs(this.pid) - this.#c0) / dt) * 100) : 0
+    try {
+      return dt > 0 ? Math.round(((cpuMs(this.pid) - this.#c0) / dt) * 100) : 0
+    } catch {
+      return NaN
+    }
   }
 }
 
