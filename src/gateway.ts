@@ -13,6 +13,7 @@ import { isReservedTopic } from './policy/reserved.js'
 import { Authenticator } from './identity/authenticate.js'
 import type { KeyStore } from './identity/keys.js'
 import type { AuthFailure, Identity } from './identity/types.js'
+import { journalUsername } from './identity/username.js'
 import { Admission, createListener, PacketSizeGuard, type ConnectionMeta, type Listener, type RefusalReason } from './listeners/index.js'
 import { createAedes } from './broker/create.js'
 import type { Metrics } from './admin/metrics.js'
@@ -180,7 +181,9 @@ export class GatewayCore {
     cb(null, true)
   }
 
-  #authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (err: AuthError | null, ok: boolean | null) => void): void {
+  #authenticate(client: Client, rawUsername: string | undefined, password: Buffer | undefined, done: (err: AuthError | null, ok: boolean | null) => void): void {
+    // journaled and logged below: never the token, even when firmware puts it in the username
+    const username = journalUsername(rawUsername, password)
     const meta = this.#meta.get(client.conn as Duplex)
     const pending = this.#pending.get(client)
     if (!meta || !pending) return done(Object.assign(new Error('no connection metadata'), { returnCode: 3 }), null)

@@ -54,7 +54,7 @@ t.test('the token matrix over MQTT: CONNACK codes, connect_denied records, token
     const denied = deniedSince(from)
     t.equal(denied.length, 1, `${name}: one connect_denied record`)
     t.equal(denied[0]?.reason, reason, `${name}: reason ${reason}`)
-    t.equal(denied[0]?.listener, `mqtt:0`, `${name}: listener named`)
+    t.equal(denied[0]?.listener, g.gw.core.listeners.find((l) => l.spec.type === 'mqtt')!.name, `${name}: listener named`)
   }
 
   await expectRefused('missing password', undefined, 'missing_token')
@@ -135,4 +135,19 @@ t.test('clientIdBinding none: any clientId; an empty one with clean=1 gets a gen
   const rec = await waitFor(() => g.journal.entries.slice(from).find((e) => e.type === 'connect'), 2000, 'connect record')
   t.match(rec.clientId, /^ew-[0-9a-f-]{36}$/, 'generated clientId journaled')
   t.equal(await rawConnack(t, g.port('mqtt'), { clientId: '', clean: false, password: token }), 2)
+})
+
+t.test('a token sent as the username too never reaches the journal or logs', async (t) => {
+  const logs = logSink()
+  const g = await startGateway(t, {}, { logger: createLogger('debug', logs.stream) })
+  const good = await g.token({ sub: 'fw-1' })
+  const expired = await g.token({ sub: 'fw-1', ttlSec: -120 })
+  t.equal(await connackCode(t, g.url('mqtt'), { clientId: 'fw-1', username: good, password: good }), 0)
+  t.equal(await connackCode(t, g.url('mqtt'), { clientId: 'fw-1', username: expired, password: expired }), 4)
+  t.equal(await connackCode(t, g.url('mqtt'), { clientId: 'fw-1', username: good, password: 'garbage' }), 4)
+  await waitFor(() => g.journal.entries.filter((e) => e.type === 'connect_denied').length === 2, 2000, 'refusals')
+  await waitFor(() => g.journal.entries.some((e) => e.type === 'connect'), 2000, 'connect')
+  const text = JSON.stringify(g.journal.entries) + logs.text()
+  for (const tok of [good, expired]) t.notMatch(text, tok.split('.')[2]!, 'no token signature anywhere')
+  t.same(g.journal.entries.filter((e) => e.username !== undefined).map((e) => e.username).sort(), ['[password]', '[password]', '[token]'])
 })
