@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash as oneShotHash } from 'node:crypto'
 import { Packr } from 'msgpackr'
 import type { JournalRecord } from './types.js'
 
@@ -36,12 +36,19 @@ function bumpMapCount(buf: Buffer, by: 1 | -1): void {
   else throw new Error('record is not a msgpack map')
 }
 
+// scratch for prev ‖ body: one sha256 call over one buffer, no Hash object per record
+let scratch = Buffer.allocUnsafeSlow(64 * 1024)
+
 /** Encodes a record (without hash), chains it, returns the stored bytes and its hash. */
 export function sealRecord(record: Record<string, unknown>, prevHex: string): { bytes: Buffer; hash: string } {
   let body = packr.pack(record)
   // a fixmap of 15 cannot take one more entry in place: re-encode with room
   if (body[0] === 0x8f) body = Buffer.concat([Buffer.from([0xde, 0, 15]), body.subarray(1)])
-  const hash = chainHash(prevHex, body)
+  const need = 32 + body.length
+  if (scratch.length < need) scratch = Buffer.allocUnsafeSlow(need * 2)
+  scratch.write(prevHex, 0, 32, 'hex')
+  body.copy(scratch, 32)
+  const hash = oneShotHash('sha256', scratch.subarray(0, need), 'hex')
   const bytes = Buffer.allocUnsafe(body.length + HASH_TAIL_BYTES)
   body.copy(bytes, 0)
   let o = body.length

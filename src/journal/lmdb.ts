@@ -107,11 +107,18 @@ export class LmdbJournal implements Journal {
 
   append(entry: JournalEntry): Promise<number> {
     if (this.#sealing > 0 || this.#needsSeal(entry)) return this.#queued(entry).then((w) => w.p)
-    return this.#write(entry)
+    return this.#committed(this.#write(entry))
   }
 
   record(entry: JournalEntry): void {
-    this.append(entry).catch(noop)
+    if (this.#sealing > 0 || this.#needsSeal(entry)) this.#queued(entry).then((w) => w.p).catch(noop)
+    // no promise per record: nothing waits for it
+    else this.#write(entry)
+  }
+
+  #committed(seq: number): Promise<number> {
+    if (seq < 0) return Promise.reject(new Error(this.#closed ? 'journal closed' : 'journal full'))
+    return this.#group!.done.then(() => seq)
   }
 
   async flush(): Promise<void> {
@@ -169,7 +176,7 @@ export class LmdbJournal implements Journal {
         this.#sealing--
       }
       // wrapped (not a thenable) so the queue waits for the write, not for the commit
-      const p = this.#write(e)
+      const p = this.#committed(this.#write(e))
       p.catch(noop)
       return { p }
     })
@@ -177,8 +184,9 @@ export class LmdbJournal implements Journal {
     return run
   }
 
-  #write(entry: JournalEntry): Promise<number> {
-    if (this.#closed) return Promise.reject(new Error('journal closed'))
+  /** Chains and queues one record; returns its seq, or -1 when refused (closed, or full past the hard limit). */
+  #write(entry: JournalEntry): number {
+    if (this.#closed) return -1
     const seq = this.#lastSeq + 1
     const rec: Record<string, unknown> = { seq, ts: this.#clock.now(), gw: this.#o.gw, type: entry.type }
     for (const k in entry) {
@@ -192,7 +200,7 @@ export class LmdbJournal implements Journal {
     const room = this.#makeRoom(bytes.length)
     if (room === 'refuse') {
       this.#lost++
-      return Promise.reject(new Error('journal full'))
+      return -1
     }
     // a buffer_dropped record went in first: chain this one after it
     if (seq !== this.#lastSeq + 1) return this.#write(entry)
@@ -202,7 +210,7 @@ export class LmdbJournal implements Journal {
     const g = this.#group ?? this.#startGroup()
     g.seqs.push(seq)
     g.bytes.push(bytes)
-    return g.done.then(() => seq)
+    return seq
   }
 
   #startGroup(): Group {
