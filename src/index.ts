@@ -113,6 +113,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     }
   }
   const admin = config.admin.enabled ? new AdminServer(config.admin.host, config.admin.port) : undefined
+  if (admin) admin.onError = (err, route) => logger.error({ event: 'admin_error', route, err: err.message }, 'admin API handler failed')
   const startedAt = clock.now()
 
   const status = () => ({

@@ -27,6 +27,12 @@ code{font-size:13px;word-break:break-all}#status{margin-left:auto;font-size:13px
 <h2>Pending approvals</h2>
 <table><thead><tr><th>Topic</th><th>Requested by</th><th>Payload</th><th>Approvals</th><th>Expires</th><th></th></tr></thead>
 <tbody id="pending"><tr><td colspan="6" class="empty">sign in to see pending requests</td></tr></tbody></table>
+<h2>Live sessions</h2>
+<table><thead><tr><th>Client</th><th>Identity</th><th>Listener</th><th>Since</th><th>Subscriptions</th><th></th></tr></thead>
+<tbody id="sessions"><tr><td colspan="6" class="empty">admins see live sessions here</td></tr></tbody></table>
+<h2>Audit tail</h2>
+<table><thead><tr><th>Seq</th><th>Time</th><th>Type</th><th>Who</th><th>Topic</th><th>Rule / reason</th></tr></thead>
+<tbody id="audit"><tr><td colspan="6" class="empty">admins see the journal here</td></tr></tbody></table>
 <h2>Grants</h2>
 <table><thead><tr><th>Identity</th><th>Actions</th><th>Topics</th><th>Expires</th><th>Granted by</th><th></th></tr></thead>
 <tbody id="grants"></tbody></table>
@@ -69,9 +75,36 @@ async function refresh() {
       b.onclick = async () => { await api('DELETE', '/api/grants/' + encodeURIComponent(g.id)).catch(() => {}); refresh() }
       cell(tr, '').appendChild(b)
     }
+    await refreshAdmin()
     $('status').dataset.ready = '1'
     if (!$('status').textContent.startsWith('approve') && !$('status').textContent.startsWith('reject')) $('status').textContent = 'signed in'
   } catch (e) { $('status').textContent = 'error: ' + e.message }
+}
+let auditLast
+async function refreshAdmin() {
+  try {
+    const { sessions } = await api('GET', '/api/sessions')
+    const sb = $('sessions'); sb.replaceChildren()
+    for (const s of sessions) {
+      const tr = sb.insertRow(); tr.dataset.clientId = s.clientId
+      cell(tr, s.clientId); cell(tr, s.sub + ' (' + s.kind + ')'); cell(tr, s.listener + ' ' + s.remote)
+      cell(tr, new Date(s.connectedAt).toLocaleTimeString()); cell(tr, s.subscriptions.join(' '))
+      const b = document.createElement('button'); b.className = 'kick'; b.textContent = 'Kick'
+      b.onclick = async () => { try { await api('DELETE', '/api/sessions/' + encodeURIComponent(s.clientId)); $('status').textContent = 'kicked ' + s.clientId } catch (e) { $('status').textContent = 'kick failed: ' + e.message } refresh() }
+      cell(tr, '').appendChild(b)
+    }
+    const q = auditLast === undefined ? '/api/audit?limit=50' : '/api/audit?after=' + auditLast
+    const { records, last } = await api('GET', q)
+    const ab = $('audit')
+    if (auditLast === undefined) { ab.replaceChildren(); records.reverse() }
+    for (const r of records) {
+      const tr = ab.insertRow(0); tr.dataset.type = r.type
+      cell(tr, String(r.seq)); cell(tr, new Date(r.ts).toLocaleTimeString()); cell(tr, r.type)
+      cell(tr, (r.sub || '') + (r.clientId ? ' / ' + r.clientId : '')); cell(tr, r.topic || ''); cell(tr, [r.rule, r.reason].filter(Boolean).join(' · '))
+    }
+    while (ab.rows.length > 200) ab.deleteRow(ab.rows.length - 1)
+    auditLast = last
+  } catch (e) { /* not an admin, or no journal: those sections stay as they are */ }
 }
 $('login').onsubmit = (ev) => { ev.preventDefault(); token = $('token').value.trim(); sessionStorage.setItem('ew-token', token); $('token').value = ''; refresh() }
 setInterval(refresh, 2000); refresh()

@@ -14,6 +14,9 @@ export class AdminServer {
   readonly #server: Server
   readonly #routes: Route[] = []
 
+  /** told about handler failures (the client only sees a 500) */
+  onError: ((err: Error, route: string) => void) | undefined
+
   constructor(private readonly host: string, private readonly port: number) {
     this.#server = createServer((req, res) => void this.#dispatch(req, res))
     this.#server.headersTimeout = 10_000
@@ -35,7 +38,8 @@ export class AdminServer {
       if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) continue
       try {
         await r.handler(req, res, params)
-      } catch {
+      } catch (err) {
+        this.onError?.(err as Error, `${req.method} ${url.pathname}`)
         if (!res.headersSent) sendJson(res, 500, { error: 'internal error' })
         else res.destroy()
       }

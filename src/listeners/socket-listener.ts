@@ -17,7 +17,8 @@ const LISTEN_BACKLOG = 4096
 
 /** MQTT over TCP (`mqtt`) and TLS (`mqtts`). */
 export class SocketListener implements Listener {
-  readonly name: string
+  /** `type:port`, with the bound port once listening (port 0 picks one) */
+  name: string
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
 
@@ -69,6 +70,7 @@ export class SocketListener implements Listener {
       // a reconnect storm (a site's devices after a power cut) overflows Node's default backlog of 511
       this.#server.listen({ port: this.spec.port, host: this.spec.host, backlog: LISTEN_BACKLOG }, () => {
         this.#server.off('error', onError)
+        this.name = `${this.spec.type}:${this.address().port}`
         resolve()
       })
     })

@@ -13,7 +13,8 @@ const LISTEN_BACKLOG = 4096
 
 /** MQTT over WebSocket (`ws`) and secure WebSocket (`wss`), with ws 8's createWebSocketStream. */
 export class WsListener implements Listener {
-  readonly name: string
+  /** `type:port`, with the bound port once listening (port 0 picks one) */
+  name: string
   readonly #http: Server
   readonly #wss: WebSocketServer
   readonly #sockets = new Set<Socket>()
@@ -87,6 +88,7 @@ export class WsListener implements Listener {
       // a reconnect storm (a site's devices after a power cut) overflows Node's default backlog of 511
       this.#http.listen({ port: this.spec.port, host: this.spec.host, backlog: LISTEN_BACKLOG }, () => {
         this.#http.off('error', onError)
+        this.name = `${this.spec.type}:${this.address().port}`
         resolve()
       })
     })

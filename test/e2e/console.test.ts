@@ -1,12 +1,18 @@
 import t from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startGateway, tempDir } from '../helpers/gateway.js'
-import { connect, nextMessage } from '../helpers/mqtt.js'
+import { createGateway } from '../../src/index.js'
+import { mintToken } from '../../src/identity/mint.js'
+import { silentLogger } from '../../src/logger.js'
+import { tempDir } from '../helpers/gateway.js'
+import { connect, nextMessage, waitClose } from '../helpers/mqtt.js'
 import { launchChromium } from '../helpers/browser.js'
 
-t.test('an approver signs in to the console in Chromium and approves a held command', async (t) => {
-  const dir = join(tempDir(t), 'policies')
+const ARTIFACTS = join(process.cwd(), '.tap', 'artifacts')
+
+t.test('the console in Chromium: sign in, see a held command as text, approve it, see sessions and the audit tail, kick', async (t) => {
+  const dataDir = tempDir(t)
+  const dir = join(dataDir, 'policies')
   mkdirSync(dir)
   writeFileSync(join(dir, 'p.yaml'), `
 rules:
@@ -21,33 +27,58 @@ rules:
     who: { kinds: [agent] }
     approval: { approvers: { groups: [ops-leads] }, quorum: 1, ttl: 5m }
 `)
-  const g = await startGateway(t, { policies: { dir, watch: false } })
-  const device = await connect(t, g.url(), { clientId: 'dev-7', password: await g.token({ sub: 'dev-7' }) })
+  // the LMDB journal (the default), so the console's audit tail has something to read
+  const gw = await createGateway({
+    env: {}, cwd: dataDir,
+    overrides: {
+      gateway: { id: 'gw-console', dataDir },
+      listeners: [{ type: 'mqtt', host: '127.0.0.1', port: 0 }],
+      admin: { host: '127.0.0.1', port: 0 },
+      broker: { persistence: 'memory' },
+      policies: { dir, watch: false },
+    },
+  }, { logger: silentLogger })
+  await gw.start()
+  t.teardown(() => gw.stop())
+  const url = `mqtt://127.0.0.1:${gw.address('mqtt')!.port}`
+  const token = (o: Parameters<typeof mintToken>[1]) => mintToken(gw.devKey!.privateJwk, { ttlSec: 600, ...o })
+
+  const device = await connect(t, url, { clientId: 'dev-7', password: await token({ sub: 'dev-7' }) })
   await device.subscribeAsync('site/1/dev/7/cmd/#', { qos: 1 })
-  const agent = await connect(t, g.url(), { clientId: 'agent-1', password: await g.token({ sub: 'agent-1', kind: 'agent' }) })
+  const agent = await connect(t, url, { clientId: 'agent-1', password: await token({ sub: 'agent-1', kind: 'agent' }) })
   // the preview is attacker-controlled: it must show as text, never run
-  await agent.publishAsync('site/1/dev/7/cmd/firmware', '<img src=x onerror="document.title=\'pwned\'">v2', { qos: 1 })
+  await agent.publishAsync('site/1/dev/7/cmd/firmware', '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>v2', { qos: 1 })
 
   const browser = await launchChromium(t)
-  const page = await browser.newPage()
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } })
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
-  await page.goto(`http://127.0.0.1:${g.port('admin')}/console`)
-  await page.fill('#token', await g.token({ sub: 'alice', groups: ['ops-leads'], kind: 'human' }))
+  await page.goto(`http://127.0.0.1:${gw.address('admin')!.port}/console`)
+  await page.fill('#token', await token({ sub: 'alice', groups: ['ops-leads', 'admins'], kind: 'human' }))
   await page.click('#login button')
   const row = page.locator('#pending tr[data-id]')
-  await row.first().waitFor({ timeout: 10_000 })
+  await row.first().waitFor({ timeout: 30_000 })
   t.equal(await row.count(), 1, 'one pending request listed')
   t.match(await row.first().innerText(), /site\/1\/dev\/7\/cmd\/firmware/)
-  t.match(await row.first().locator('code').innerText(), /<img src=x/, 'payload preview shown as text')
+  t.match(await row.first().locator('code').innerText(), /<img src=x.*<script>/, 'payload preview shown as text')
   t.not(await page.title(), 'pwned', 'no script ran from the payload')
+  await page.locator('#sessions tr[data-client-id="dev-7"]').waitFor({ timeout: 30_000 })
+  await page.locator('#audit tr[data-type="held"]').first().waitFor({ timeout: 30_000 })
+  t.pass('sessions and the audit tail are shown to an admin')
+  mkdirSync(ARTIFACTS, { recursive: true })
+  await page.screenshot({ path: join(ARTIFACTS, 'console.png'), fullPage: true })
 
   const delivered = nextMessage(device)
   await row.first().locator('button.approve').click()
   const m = await delivered
   t.equal(m.topic, 'site/1/dev/7/cmd/firmware')
-  await page.locator('#pending td.empty').waitFor({ timeout: 10_000 })
-  t.match(await page.locator('#status').innerText(), /approved/)
-  t.match(g.journal.entries.find((e) => e.type === 'approved'), { approvers: ['alice'] })
+  await page.locator('#pending td.empty').waitFor({ timeout: 30_000 })
+  await page.locator('#audit tr[data-type="approved"]').first().waitFor({ timeout: 30_000 })
+  t.pass('the approval shows up in the live audit tail')
+
+  const closed = waitClose(agent)
+  await page.locator('#sessions tr[data-client-id="agent-1"] button.kick').click()
+  await closed
+  t.pass('kick from the console closed the agent')
   t.same(errors, [], 'no page errors')
 })
