@@ -230,7 +230,10 @@ export class UpstreamLink extends EventEmitter {
       if (wasUp) this.emit('down', reason)
       const delay = this.#backoff.next()
       this.#nextAt = this.#o.clock.now() + delay
-      this.#log.warn({ event: 'upstream_retry', url: this.#displayUrl, reason, attempt: this.#backoff.attempt, delayMs: delay }, `cloud broker unreachable (${reason}); retrying in ${delay} ms`)
+      // attempts 1, 2, 4, 8…: a long outage stays visible without a log line per retry
+      const attempt = this.#backoff.attempt
+      const level = (attempt & (attempt - 1)) === 0 ? 'warn' : 'debug'
+      this.#log[level]({ event: 'upstream_retry', url: this.#displayUrl, reason, attempt, delayMs: delay }, `cloud broker unreachable (${reason}); retrying in ${delay} ms`)
       this.#timer = this.#timers.setTimeout(() => this.#connect(), delay)
     })
   }
