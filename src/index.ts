@@ -22,6 +22,7 @@ import { registerApprovalRoutes, holdView } from './admin/approvals-api.js'
 import { registerConsole } from './admin/console.js'
 import { registerSessionRoutes } from './admin/sessions-api.js'
 import { registerAuditRoutes } from './admin/audit-api.js'
+import { registerJournalMetrics } from './journal/metrics.js'
 import { createWebhook } from './admin/webhook.js'
 import { Bridge } from './bridge/bridge.js'
 import { createMasker, masksFromPolicy } from './mask/index.js'
@@ -65,6 +66,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   // the LMDB journal in the data dir unless one is passed in (tests pass a MemoryJournal)
   const journal = opts.journal ?? await createJournal(config, { logger, clock })
   const metrics = createMetrics()
+  if (journal instanceof LmdbJournal) registerJournalMetrics(metrics.registry, journal)
   // approvals and grants: durable in the data dir's LMDB, whatever broker.persistence says
   const holdStore = new LmdbHoldStore(config.gateway.dataDir)
   const webhook = config.admin.webhook ? createWebhook({ ...config.admin.webhook, logger }) : undefined
