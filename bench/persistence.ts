@@ -1,4 +1,4 @@
-// Benchmark, run by hand (not a tap test): npx tsx test/broker/persistence-bench.ts
+// Benchmark, run by hand (not a tap test): npx tsx bench/persistence.ts
 // LMDB vs Aedes' memory persistence in the same run:
 //  1. QoS 1 delivery to an online persistent-session (clean=false) subscriber through
 //     Aedes built by createAedes (so the LMDB side includes the PUBACK-durability step),
@@ -11,9 +11,9 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import mqtt from 'mqtt'
 import { createRequire } from 'node:module'
-import { createAedes } from '../../src/broker/create.js'
-import { LmdbPersistence } from '../../src/broker/persistence/lmdb.js'
-import type { Config } from '../../src/config/types.js'
+import { createAedes } from '../src/broker/create.js'
+import { LmdbPersistence } from '../src/broker/persistence/lmdb.js'
+import type { Config } from '../src/config/types.js'
 
 const MESSAGES = Number(process.env.N ?? 20000)
 const PUBLISHERS = 4

@@ -373,6 +373,8 @@ export class LmdbPersistence {
     const payload = packet.payload
     if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0 || this.#prepared.has(payload)) return
     let subs = this.#trie.match(packet.topic!)
+    // nothing to make durable: no allocation, Aedes' own enqueue handles any late subscriber
+    if (subs.length === 0 && !packet.retain) return
     if (packet.topic!.startsWith('$SYS')) subs = subs.filter((s) => s.topic[0] !== '+' && s.topic[0] !== '#')
     const clients = new Set<string>()
     const entries: OutEntry[] = []
