@@ -42,12 +42,15 @@ t.test('start with a missing env: secret: exit 2 naming the key; an invalid valu
 
 t.test('env override error names the variable; bad usage exits 2', async (t) => {
   const dir = tempDir(t)
-  const r = await run(['start'], { EDGEWARDEN_LIMITS_MAX_PACKET_BYTES: 'huge' }, dir)
+  // independent processes: run them side by side (each one compiles the sources through tsx)
+  const [r, r2, r3] = await Promise.all([
+    run(['start'], { EDGEWARDEN_LIMITS_MAX_PACKET_BYTES: 'huge' }, dir),
+    run(['token'], {}, dir),
+    run(['token', '--sub', 'x', '--ttl', 'forever'], {}, dir),
+  ])
   t.equal(r.code, 2, `exit 2 (stderr: ${r.stderr.slice(0, 300)})`)
   t.match(r.stderr, 'EDGEWARDEN_LIMITS_MAX_PACKET_BYTES: limits.maxPacketBytes')
-  const r2 = await run(['token'], {}, dir)
   t.equal(r2.code, 2, 'token without --sub')
-  const r3 = await run(['token', '--sub', 'x', '--ttl', 'forever'], {}, dir)
   t.equal(r3.code, 2, `exit 2 (stderr: ${r3.stderr.slice(0, 300)})`)
   t.match(r3.stderr, '--ttl')
 })
