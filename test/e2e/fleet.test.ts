@@ -112,3 +112,54 @@ t.test('CLI: policy bundle lints and signs; policy push publishes it retained', 
   const bad = await cli(['policy', 'bundle', '--dir', join(s.dir, 'bad'), '--version', '3', '--key', join(s.dir, 'fleet.jwk'), '--fleet', 'acme']).then(() => 0, (e: { code: number; stderr: string }) => e)
   t.match(bad, { code: 2, stderr: /p\.yaml/ }, 'an unlintable dir exits 2 naming the file')
 })
+
+t.test('two gateways: v1 to all, v2 to one; hostile bundles rejected with status; a live publisher denied by the new policy is refused', async (t) => {
+  const s = await setup(t)
+  const statusOf: Record<string, Record<string, unknown>[]> = { 'gw-1': s.statuses, 'gw-2': [] }
+  const observer2 = await mqtt.connectAsync(s.cloud.url, { clientId: 'ops-2', reconnectPeriod: 0 })
+  t.teardown(() => observer2.endAsync(true))
+  observer2.on('message', (_topic, payload) => statusOf['gw-2']!.push(JSON.parse(payload.toString())))
+  await observer2.subscribeAsync('fleet/acme/policy/status/gw-2', { qos: 1 })
+  const wait = async (gw: string, n: number) => {
+    for (let i = 0; i < 100 && statusOf[gw]!.length < n; i++) await new Promise((r) => setTimeout(r, 50))
+    return statusOf[gw]![n - 1]
+  }
+  const g1 = await startGateway(t, s.cfg())
+  const g2 = await startGateway(t, { ...s.cfg(), gateway: { id: 'gw-2', fleet: 'acme' }, upstream: { url: s.cloud.url, clientId: 'gw-2', reconnect: { minMs: 50, maxMs: 200 } } })
+  await linkUp(g1.gw)
+  await linkUp(g2.gw)
+  const bundle = (version: number, files: Record<string, string>, target = ['*']) => signBundle({ fleet: 'acme', version, issuedAt: new Date().toISOString(), target, files }, s.priv)
+
+  await s.push(await bundle(1, { 'fleet.yaml': V2 }))
+  t.match(await wait('gw-1', 1), { version: 1, applied: true })
+  t.match(await wait('gw-2', 1), { version: 1, applied: true })
+  const pub = await connect(t, g1.url(), { clientId: 'dev-1', password: await g1.token({ sub: 'dev-1' }) })
+  await pub.publishAsync('site/1/telemetry', 'ok under v1', { qos: 1 })
+
+  await s.push(await bundle(2, { 'fleet.yaml': V3 }, ['gw-1']))
+  t.match(await wait('gw-1', 2), { version: 2, applied: true })
+  t.match(await wait('gw-2', 2), { version: 1, applied: false, error: /not_targeted/ }, 'the other gateway keeps v1')
+  const rev2 = g2.gw.core.policy.revision
+
+  const good = await bundle(3, { 'fleet.yaml': V2 })
+  const [h, p, sig] = good.split('.')
+  const tampered = `${h}.${Buffer.from(Buffer.from(p!, 'base64url').toString().replace('alarms', 'secrets')).toString('base64url')}.${sig}`
+  const hostile: [string, RegExp][] = [
+    [await bundle(1, { 'fleet.yaml': V2 }), /not_newer/],
+    [tampered, /bad_signature/],
+    ['this is not a JWS', /bad_signature/],
+    [await bundle(4, { 'big.yaml': 'x'.repeat(10 * 1024 * 1024) }), /larger than 4 MiB/],
+  ]
+  let n = 2
+  for (const [jws, error] of hostile) {
+    await s.push(jws, 'fleet/acme/policy/gw-2')
+    t.match(await wait('gw-2', ++n), { version: 1, applied: false, error }, `rejected: ${error}`)
+  }
+  t.equal(g2.gw.core.policy.revision, rev2, 'gw-2 still runs v1')
+
+  // gw-1 runs v2 (alarms only): the live telemetry publisher is refused from now on
+  const closed = new Promise<void>((resolve) => pub.once('close', () => resolve()))
+  pub.publish('site/1/telemetry', 'denied under v2', { qos: 1 })
+  await closed
+  t.match(g1.journal.entries.filter((e) => e.type === 'publish_denied').at(-1), { topic: 'site/1/telemetry' })
+})
