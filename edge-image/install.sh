@@ -99,7 +99,7 @@ if [ -d "$SRC/src" ]; then
     say "compiling src/ (npm ci with dev dependencies in a scratch copy)"
     run mkdir -p "$WORK/build"
     for f in package.json package-lock.json tsconfig.json tsconfig.build.json src; do run cp -R "$SRC/$f" "$WORK/build/"; done
-    run npm --prefix "$WORK/build" ci --no-audit --no-fund
+    run npm --prefix "$WORK/build" ci --no-audit --no-fund --prefer-offline
     run npm --prefix "$WORK/build" run build
     run cp -R "$WORK/build/dist" "$STAGE/dist"
   fi
@@ -110,7 +110,8 @@ else
 fi
 
 # ---- production dependencies ----
-NPM_FLAGS=(--omit=dev --no-audit --no-fund)
+# --prefer-offline: a warm npm cache (upgrades, CI) is used without revalidating each package
+NPM_FLAGS=(--omit=dev --no-audit --no-fund --prefer-offline)
 # Another CPU: take the prebuilt native modules for it and run no install scripts (they
 # would build binaries for this machine that shadow the prebuilds).
 if [ -n "$CPU" ]; then NPM_FLAGS+=(--os=linux "--cpu=$CPU" --ignore-scripts); fi
@@ -170,12 +171,14 @@ else
       "$SCRIPT_DIR/systemd/edgewarden.service" >"$UNIT.tmp"
   mv "$UNIT.tmp" "$UNIT"
 fi
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+# systemctl only for the system's own unit directory (a --unit-dir elsewhere is a staging
+# or test install that systemd must not be told about)
+if [ "$UNIT_DIR" = /etc/systemd/system ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
   run systemctl daemon-reload
   run systemctl enable edgewarden.service
   # an upgrade restarts a running gateway; a first install leaves the start to the operator
   if systemctl is-active --quiet edgewarden.service; then run systemctl restart edgewarden.service; fi
   say "start it with: systemctl start edgewarden && journalctl -fu edgewarden"
 else
-  say "systemd is not running here; the unit is in $UNIT"
+  say "wrote $UNIT (systemd not told: not the system unit dir, or systemd is not running)"
 fi

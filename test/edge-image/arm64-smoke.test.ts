@@ -3,6 +3,11 @@ import { existsSync, mkdirSync, openSync, readSync, closeSync, renameSync, rmSyn
 import { join } from 'node:path'
 import { connect, nextMessage } from '../helpers/mqtt.js'
 import { tempDir } from '../helpers/gateway.js'
+import { openDataEnv } from '../../src/storage/env.js'
+import { openJournalDbs } from '../../src/journal/store.js'
+import { decodeRecord } from '../../src/journal/codec.js'
+import { readGatewayPublicKey } from '../../src/journal/signing.js'
+import { verifyJournal } from '../../src/journal/verify.js'
 import { BANNER_DONE, bannerPorts, cleanEnv, healthz, installScript, repoRoot, run, startProcess } from './lib.js'
 
 // ARM smoke test without a Docker engine: the official arm64 Node (npm package
@@ -44,6 +49,12 @@ function duBytes(dir: string): number {
   return n
 }
 
+/** user+system CPU seconds of a running process: a cold-start figure that a busy machine inflates less than wall time */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in USER_HZ ticks
+}
+
 /** The arm64 node binary, fetched once with `npm pack` into node_modules/.cache. */
 async function ensureArmNode(): Promise<string | undefined> {
   if (existsSync(armNode)) return undefined
@@ -83,28 +94,6 @@ if (missing.length > 0) {
     const modulesMB = duBytes(join(prefix, 'node_modules')) / 1024 ** 2
     t.comment(`arm64 production install: ${secs(Date.now() - mark)}, node_modules ${modulesMB.toFixed(1)} MB, app ${(duBytes(prefix) / 1024 ** 2).toFixed(1)} MB`)
 
-    // native modules load and work on arm64: LMDB write/read, msgpackr native acceleration
-    mark = Date.now()
-    const probeDir = join(dir, 'probe')
-    const probeSrc = `
-      const { openDataEnv } = await import(${JSON.stringify(join(prefix, 'dist/storage/env.js'))})
-      const { isNativeAccelerationEnabled } = await import('msgpackr')
-      const env = openDataEnv(${JSON.stringify(probeDir)})
-      const db = env.root.openDB({ name: 'smoke' })
-      await db.put('k', { n: 42, arch: process.arch })
-      const back = db.get('k')
-      await env.release()
-      console.log(JSON.stringify({ arch: process.arch, version: process.version, back, native: isNativeAccelerationEnabled }))`
-    const [qcmd, qargs] = qemu(['--input-type=module', '-e', probeSrc])
-    const probe = await run(qcmd, [...qargs], { cwd: prefix, env: cleanEnv(), timeoutMs: 120_000 })
-    t.equal(probe.code, 0, probe.stderr)
-    const facts = JSON.parse(probe.stdout.trim().split('\n').pop()!) as { arch: string; version: string; back: unknown; native: boolean }
-    t.equal(facts.arch, 'arm64', 'process.arch is arm64')
-    t.equal(facts.version, `v${NODE_VERSION}`)
-    t.same(facts.back, { n: 42, arch: 'arm64' }, 'LMDB round trip on arm64')
-    t.equal(facts.native, true, 'msgpackr uses its arm64 native extension')
-    t.comment(`native-module probe under qemu: ${secs(Date.now() - mark)}`)
-
     // the gateway itself, configured by environment alone; policy denies what no rule allows
     const data = join(dir, 'data')
     const policies = join(dir, 'policies')
@@ -117,11 +106,34 @@ if (missing.length > 0) {
       EDGEWARDEN_LISTENERS: '[{type: mqtt, host: 127.0.0.1, port: 0}]',
       EDGEWARDEN_ADMIN_PORT: '0',
     })
+    // native modules load and work on arm64 (LMDB write/read, msgpackr native acceleration);
+    // this probe runs beside the gateway's cold start: both are CPU-bound, there are two cores
+    const probeDir = join(dir, 'probe')
+    const probeSrc = `
+      const { openDataEnv } = await import(${JSON.stringify(join(prefix, 'dist/storage/env.js'))})
+      const { isNativeAccelerationEnabled } = await import('msgpackr')
+      const env = openDataEnv(${JSON.stringify(probeDir)})
+      const db = env.root.openDB({ name: 'smoke' })
+      await db.put('k', { n: 42, arch: process.arch })
+      const back = db.get('k')
+      await env.release()
+      console.log(JSON.stringify({ arch: process.arch, version: process.version, back, native: isNativeAccelerationEnabled }))`
+    const [qcmd, qargs] = qemu(['--input-type=module', '-e', probeSrc])
+    const probing = run(qcmd, [...qargs], { cwd: prefix, env: cleanEnv(), timeoutMs: 150_000 })
     mark = Date.now()
     const [gcmd, gargs] = qemu([join(prefix, 'bin/edgewarden.js'), 'start'])
     const gw = startProcess(t, gcmd, [...gargs], { env, cwd: dir })
     await gw.waitFor(BANNER_DONE, 150_000)
     const coldStart = Date.now() - mark
+    const cpuAtStart = cpuSeconds(gw.child.pid!)
+
+    const probe = await probing
+    t.equal(probe.code, 0, probe.stderr)
+    const facts = JSON.parse(probe.stdout.trim().split('\n').pop()!) as { arch: string; version: string; back: unknown; native: boolean }
+    t.equal(facts.arch, 'arm64', 'process.arch is arm64')
+    t.equal(facts.version, `v${NODE_VERSION}`)
+    t.same(facts.back, { n: 42, arch: 'arm64' }, 'LMDB round trip on arm64')
+    t.equal(facts.native, true, 'msgpackr uses its arm64 native extension')
     const ports = bannerPorts(gw.output())
     const h = await healthz(ports.admin)
     t.equal(h.status, 200, '/healthz 200')
@@ -134,16 +146,19 @@ if (missing.length > 0) {
       t.equal(r.code, 0, r.stderr)
       return r.stdout.trim()
     }
-    const subToken = await mint('smoke', 'smoke-sub')
-    const pubToken = await mint('smoke', 'smoke-pub')
+    const [subToken, pubToken] = await Promise.all([mint('smoke', 'smoke-sub'), mint('smoke', 'smoke-pub')])
 
     mark = Date.now()
-    const sub = await connect(t, `mqtt://127.0.0.1:${ports.mqtt}`, { clientId: 'smoke-sub', password: subToken })
-    await sub.subscribeAsync('site/arm64/#', { qos: 1 })
+    // on failure, the gateway's own account of it
+    const diag = (err: unknown): never => {
+      throw new Error(`${(err as Error).message}\n--- gateway output ---\n${gw.output().slice(-4000)}`)
+    }
+    const sub = await connect(t, `mqtt://127.0.0.1:${ports.mqtt}`, { clientId: 'smoke-sub', password: subToken, keepalive: 600 }).catch(diag)
+    await sub.subscribeAsync('site/arm64/#', { qos: 1 }).catch(diag)
     const got = nextMessage(sub, 60_000)
     const pub = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(ports.mqtt), '-i', 'smoke-pub', '-u', 'smoke', '-P', pubToken, '-q', '1', '-t', 'site/arm64/hello', '-m', 'from-qemu'])
     t.equal(pub.code, 0, 'mosquitto_pub accepted: ' + pub.stderr)
-    const msg = await got
+    const msg = await got.catch(diag)
     t.equal(msg.topic, 'site/arm64/hello')
     t.equal(msg.payload.toString(), 'from-qemu', 'message round trip through the arm64 gateway')
     const roundTrip = Date.now() - mark
@@ -155,7 +170,17 @@ if (missing.length > 0) {
     const exit = await gw.exited
     t.same(exit, { code: 0, signal: null }, 'SIGTERM: clean exit 0')
     t.ok(existsSync(join(data, 'state.lmdb')), 'durable state in the data dir')
-    t.comment(`arm64 gateway under qemu: cold start ${secs(coldStart)}, RSS ${(rssKB / 1024).toFixed(0)} MB (qemu included), ` +
+
+    // the journal the arm64 gateway wrote reads and verifies on x64 (same LMDB file format)
+    const denv = openDataEnv(data)
+    t.teardown(() => denv.release())
+    const dbs = openJournalDbs(denv)
+    const verdict = await verifyJournal(dbs, readGatewayPublicKey(data), 'gw-arm64')
+    t.ok(verdict.ok, 'journal hash chain and checkpoints verify: ' + (verdict.problem ?? ''))
+    const records = [...dbs.records.getRange()].map(({ value }) => decodeRecord(value as Uint8Array))
+    t.ok(records.some((r) => r.type === 'publish' && r.topic === 'site/arm64/hello' && r.clientId === 'smoke-pub'), 'the publish is journaled')
+    t.ok(records.every((r) => r.gw === 'gw-arm64'), 'records carry the gateway id from the environment')
+    t.comment(`arm64 gateway under qemu: cold start ${secs(coldStart)} (${cpuAtStart.toFixed(1)} s of CPU), RSS ${(rssKB / 1024).toFixed(0)} MB (qemu included), ` +
       `connect+subscribe+publish round trip ${secs(roundTrip)}, stop ${secs(Date.now() - mark)}, whole test ${secs(Date.now() - began)}`)
   })
 }

@@ -1,11 +1,14 @@
 import t from 'tap'
-import { existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { loadConfig } from '../../src/config/load.js'
 import { dirname, join } from 'node:path'
 import { tempDir } from '../helpers/gateway.js'
 import { BANNER_DONE, bannerPorts, cleanEnv, healthz, installScript, repoRoot, run, startProcess } from './lib.js'
 
 // install.sh into a temp prefix (no systemd, no root), then the installed gateway is
-// started from there on ephemeral ports and answers /healthz.
+// started from there on ephemeral ports and answers /healthz. Two installs (tsc + npm ci
+// each) take tens of seconds on a busy machine: the file gets 5 minutes.
+t.setTimeout(300_000)
 
 t.test('install.sh --dry-run changes nothing', async (t) => {
   const dir = tempDir(t)
@@ -22,22 +25,45 @@ t.test('install.sh rejects an unknown option with exit 2', async (t) => {
   t.match(res.stderr, /unknown option: --frobnicate/)
 })
 
-t.test('install.sh --prefix DIR --no-systemd installs a runnable gateway, idempotently', async (t) => {
+// As root the systemd part runs too, confined to temp dirs: --user root (no useradd),
+// --etc-dir/--unit-dir in the temp dir (install.sh only calls systemctl for /etc/systemd/system).
+const asRoot = process.getuid?.() === 0
+
+t.test(`install.sh --prefix DIR ${asRoot ? '(with env file and unit in temp dirs)' : '--no-systemd'} installs a runnable gateway, idempotently`, async (t) => {
   const dir = tempDir(t)
   const prefix = join(dir, 'opt', 'edgewarden')
-  const first = await run('bash', [installScript, '--prefix', prefix, '--no-systemd'], { timeoutMs: 180_000 })
+  const etc = join(dir, 'etc')
+  const units = join(dir, 'units')
+  const installArgs = [installScript, '--prefix', prefix, ...(asRoot ? ['--user', 'root', '--etc-dir', etc, '--unit-dir', units, '--node', process.execPath] : ['--no-systemd'])]
+  const first = await run('bash', installArgs, { timeoutMs: 180_000 })
   t.equal(first.code, 0, first.stdout + first.stderr)
   t.ok(existsSync(join(prefix, 'dist/cli/main.js')), 'compiled CLI')
   t.ok(existsSync(join(prefix, 'node_modules/lmdb/package.json')), 'production dependencies')
   for (const dev of ['typescript', 'tap', 'tsx']) t.notOk(existsSync(join(prefix, 'node_modules', dev)), `no dev dependency ${dev}`)
   t.notOk(existsSync(join(prefix, 'src')), 'no sources')
 
-  // a second run upgrades in place: a fresh tree, no leftovers beside it
+  if (asRoot) {
+    const envFile = join(etc, 'env')
+    t.equal(statSync(envFile).mode & 0o777, 0o640, 'env file is not world-readable')
+    const vars = Object.fromEntries(readFileSync(envFile, 'utf8').split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+    t.ok(loadConfig({ env: { ...vars, EDGEWARDEN_GATEWAY_DATADIR: join(dir, 'cfg') }, cwd: dir }), 'the env template is a valid config')
+    const unit = readFileSync(join(units, 'edgewarden.service'), 'utf8')
+    t.match(unit, `ExecStart=${process.execPath} ${prefix}/bin/edgewarden.js start`, 'unit runs the installed tree with the chosen node')
+    t.match(unit, `EnvironmentFile=${envFile}`)
+    t.match(unit, `WorkingDirectory=${prefix}`)
+    const verify = await run('systemd-analyze', ['verify', join(units, 'edgewarden.service')])
+    if (verify.code === 127 || /ENOENT/.test(verify.stderr)) t.pass('systemd-analyze verify', { skip: 'systemd-analyze is not installed' })
+    else t.notMatch(verify.stderr, /edgewarden\.service:\d+/, 'the generated unit verifies without warnings')
+    appendFileSync(envFile, 'EDGEWARDEN_LOG_LEVEL=warn\n')
+  }
+
+  // a second run upgrades in place: a fresh tree, no leftovers beside it, config kept
   writeFileSync(join(prefix, 'stale-marker'), 'x')
-  const second = await run('bash', [installScript, '--prefix', prefix, '--no-systemd'], { timeoutMs: 180_000 })
+  const second = await run('bash', installArgs, { timeoutMs: 180_000 })
   t.equal(second.code, 0, second.stdout + second.stderr)
   t.notOk(existsSync(join(prefix, 'stale-marker')), 'the tree was replaced')
   t.same(readdirSync(dirname(prefix)), ['edgewarden'], 'no .new/.old directories left')
+  if (asRoot) t.match(readFileSync(join(etc, 'env'), 'utf8'), /EDGEWARDEN_LOG_LEVEL=warn/, 'the env file is kept on upgrade')
 
   const data = join(dir, 'data')
   const env = cleanEnv({

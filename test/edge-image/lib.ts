@@ -8,10 +8,13 @@ import type { Test } from 'tap'
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const installScript = join(repoRoot, 'edge-image', 'install.sh')
 
-/** process.env without any EDGEWARDEN_* variable of the caller, plus `extra`. */
+/**
+ * process.env without the caller's EDGEWARDEN_* variables and without tap's own
+ * (NODE_OPTIONS hooks, _TAPJS_*, TAP_*), which would instrument the gateway; plus `extra`.
+ */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('EDGEWARDEN_')) env[k] = v
+  for (const [k, v] of Object.entries(process.env)) if (!/^(EDGEWARDEN_|_TAPJS_|TAP_|NODE_OPTIONS$)/.test(k)) env[k] = v
   return { ...env, ...extra }
 }
 
@@ -75,8 +78,10 @@ export function startProcess(t: Test, cmd: string, args: string[], opts: { env: 
 export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) })
+      const errCode = (err as { code?: unknown } | null)?.code
+      // 127 as a shell says it: the command is not installed
+      const code = !err ? 0 : typeof errCode === 'number' ? errCode : errCode === 'ENOENT' ? 127 : 1
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) + (errCode === 'ENOENT' ? `${cmd}: not found` : '') })
     })
   })
 }
