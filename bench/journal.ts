@@ -37,7 +37,7 @@ async function gatewayChild(mode: string, dataDir: string): Promise<void> {
       admin: { enabled: false },
       broker: { persistence: 'memory' },
       policies: { dir: POLICIES, watch: false },
-      journal: { recordPayloads: 'masked' },
+      journal: { recordPayloads: 'masked', commitDelayMs: Number(process.env.BENCH_COMMIT_DELAY ?? 2) },
       log: { level: 'silent' },
       limits: { connectRatePerAddress: '1000000/s' },
     },
@@ -81,11 +81,11 @@ async function qos1Through(mode: 'lmdb' | 'memory', seconds: number): Promise<nu
   const dir = mkdtempSync(join(tmpdir(), `ew-bench-${mode}-`))
   const { ensureDevKey } = await import('../src/identity/devkey.js')
   const key = await ensureDevKey(dir)
-  const child = fork(here, ['gw', mode, dir], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(here, ['gw', mode, dir], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_JPROF && mode === 'lmdb' ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_JPROF] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)))
   const minter = new TokenMinter(key.privateJwk)
   const PUBS = 10
-  const WINDOW = 100
+  const WINDOW = Number(process.env.BENCH_JWINDOW ?? 100)
   const payload = Buffer.from('{"t":21.5,"h":40,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}')
   const clients: WireClient[] = await Promise.all(Array.from({ length: PUBS }, (_, i) => openClient(port, { clientId: `bench-j-${i}`, password: minter.mint(`bench-j-${i}`) })))
   let acks = 0
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'gw') return gatewayChild(process.argv[3]!, process.argv[4]!)
   const seconds = arg('--seconds', 5)
   const k = (v: number): string => `${(v / 1000).toFixed(1)} k/s`
-  const r = await journalRates()
+  const r = process.env.BENCH_SKIP_RAW ? { batched: 0, appendAll: 0, awaited: 0 } : await journalRates()
   console.log(`journal record() + flush (group commit):      ${k(r.batched)}`)
   console.log(`journal append(), all in flight (group commit): ${k(r.appendAll)}`)
   console.log(`journal await append() one at a time:         ${k(r.awaited)}`)
@@ -175,6 +175,7 @@ async function main(): Promise<void> {
   console.log(`QoS 1 through the gateway, MemoryJournal:  ${rates.memory!.map(k).join(', ')}`)
   console.log(`QoS 1 through the gateway, LMDB journal:   ${rates.lmdb!.map(k).join(', ')}`)
   console.log(`LMDB / memory (best of each): ${((best('lmdb') / best('memory')) * 100).toFixed(0)} %`)
+  if (process.env.BENCH_SKIP_SHIP) return
   const s = await shipping()
   console.log(`shipping to local Mosquitto: ${k(s.recordsPerSec)} records in ${s.batches} signed batches`)
 }

@@ -37,6 +37,7 @@ if (flag('help')) {
   console.log(`npm run bench -- [--quick] [--brokers ${ALL_BROKERS.join(',')}] [--scenarios ${ALL_SCENARIOS.join(',')}] [--ref REF] [--profile]
   --quick      short windows (about two minutes in all)
   --ref REF    benchmark the gateway's src/ as committed at REF (e.g. HEAD), not the working tree
+  --readme     write this run's figures into bench/README.md (between the figures markers)
   --profile    CPU-profile the node brokers during each scenario (not idle); profiles in
                bench/results/prof/, summarized by: npx tsx bench/profile.ts FILE.cpuprofile [--per OPS]`)
   process.exit(0)
@@ -45,6 +46,8 @@ const quick = flag('quick')
 /** benchmark src/ as committed at this ref (a snapshot in a temp dir) instead of the working tree */
 const ref = option('ref')
 const profile = flag('profile')
+/** rewrite the figures section of bench/README.md with this run's table */
+const readme = flag('readme')
 const brokers = (option('brokers')?.split(',') ?? ALL_BROKERS) as BrokerName[]
 const scenarios = (option('scenarios')?.split(',') ?? ALL_SCENARIOS) as ScenarioName[]
 for (const b of brokers) if (!ALL_BROKERS.includes(b)) throw new Error(`unknown broker ${b}`)
@@ -52,7 +55,7 @@ for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unkn
 
 const P = quick
   ? { connects: 3000, connectWarmup: 500, churn: 1000, warmupMs: 1000, measureMs: 2000, latWarmupMs: 1000, latMeasureMs: 3000, stallMs: 3000 }
-  : { connects: 15000, connectWarmup: 2000, churn: 5000, warmupMs: 2000, measureMs: 5000, latWarmupMs: 1000, latMeasureMs: 10000, stallMs: 8000 }
+  : { connects: 10000, connectWarmup: 2000, churn: 4000, warmupMs: 2000, measureMs: 5000, latWarmupMs: 1000, latMeasureMs: 8000, stallMs: 8000 }
 const CONCURRENCY = 16
 const CHURN_ROUNDS = 5
 const IDLE = 2000
@@ -319,7 +322,7 @@ async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Resu
       // an existing client's latency while a second generator opens connections flat out
       const storm = await Load.start()
       try {
-        const warmupMs = 3000
+        const warmupMs = 2000
         const stormRun = storm.run<Result>({ kind: 'connects', ...common, count: 1e9, warmup: 0, concurrency: CONCURRENCY, tag: 's', durationMs: P.latMeasureMs + warmupMs })
         const lat = await load.run<Result>({ kind: 'latency', ...common, rate: LAT_RATE, warmupMs, measureMs: P.latMeasureMs, payloadBytes: PAYLOAD })
         const st = await stormRun
@@ -409,10 +412,10 @@ function cpuTable(results: Partial<Record<ScenarioName, Partial<Record<BrokerNam
     const g = rs.gateway?.brokerUsPerOp as number | undefined
     lines.push(`| ${LABEL[s].replace(/, (msgs|deliveries)\/s| \/s$/, '')} | ${us(rs.aedes)} | ${us(rs.gateway)} | ${us(rs.mosquitto)} | ${a && g ? `${(g / a).toFixed(2)}×` : '—'} |`)
   }
-  return lines.join('\n')
+  return lines.length > 2 ? lines.join('\n') : ''
 }
 
-function versions(): Record<string, string> {
+function versions(): { node: string; aedes: string; gateway: string } {
   const v = (f: () => string): string => { try { return f().trim() } catch { return 'unknown' } }
   return {
     node: process.version,
@@ -477,7 +480,8 @@ async function main(): Promise<void> {
     await load.stop()
   }
   const loadAfter = loadAverage()
-  const out = `${table(results)}\n\n${cpuTable(results)}`
+  const cpuOut = cpuTable(results)
+  const out = cpuOut ? `${table(results)}\n\n${cpuOut}` : table(results)
   console.log(`\n${out}\n\ncpu a/b = broker / load generator, % of one core over the measured window; load average before ${loadBefore}, after ${loadAfter}`)
   const machine = { host: hostname(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), loadBefore, loadAfter }
   const dir = join(here, 'results')
@@ -487,6 +491,40 @@ async function main(): Promise<void> {
   writeFileSync(file, json)
   writeFileSync(join(dir, 'latest.json'), json)
   console.log(`results: ${file}`)
+  if (readme) writeReadme(started, machine, out, results)
+}
+
+function writeReadme(started: Date, machine: Record<string, unknown>, out: string, results: Partial<Record<ScenarioName, Partial<Record<BrokerName, Result>>>>): void {
+  const file = join(here, 'README.md')
+  const text = readFileSync(file, 'utf8')
+  const start = '<!-- figures:start -->'
+  const end = '<!-- figures:end -->'
+  const v = { ...versions(), mosquitto: mosquittoVersion() }
+  const notes: string[] = []
+  const lat = results.latency?.gateway
+  if (lat && !lat.error) notes.push(`gateway latency run: ${lat.masked ? `${lat.masked} of ${lat.samples} payloads arrived masked (mask active)` : 'no payload arrived masked: the masking stage was not in the data path of this build'}`)
+  for (const [s, rs] of Object.entries(results)) for (const [b, r] of Object.entries(rs ?? {})) {
+    if (r?.error) notes.push(`${s} / ${b}: ${String(r.error)}`)
+    if (r?.crashedAtStop) notes.push(`${s} / ${b}: ${String(r.crashedAtStop)} (after the figure was taken)`)
+    if (typeof r?.stalls === 'number' && r.stalls > 0) notes.push(`${s} / ${b}: the closed loop stalled ${r.stalls}× (messages lost)`)
+  }
+  const section = [
+    start,
+    `## Latest figures${quick ? ' (quick run)' : ''}`,
+    '',
+    `${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${machine.cpus} cores (${String(machine.cpuModel)}), ${machine.memGiB} GiB, Node ${v.node}, Aedes ${v.aedes}, Mosquitto ${v.mosquitto}; gateway ${v.gateway}.`,
+    `Load average (1/5/15 min) before the run ${String(machine.loadBefore)}, after ${String(machine.loadAfter)}${Number(String(machine.loadBefore).split(' ')[0]) > 1.5 ? ' — **other work was running on this machine: absolute figures are low and noisy; the CPU-per-operation ratios hold better**' : ''}.`,
+    '',
+    out,
+    '',
+    'Throughput cells: rate (cpu broker % / generator %, of one core). Latency: p50 / p99 / max.',
+    ...(notes.length ? ['', ...notes.map((n) => `- ${n}`)] : []),
+    end,
+  ].join('\n')
+  const i = text.indexOf(start)
+  const j = text.indexOf(end)
+  writeFileSync(file, i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`)
+  console.log(`figures written to ${file}`)
 }
 
 const cleanup = (): void => {
