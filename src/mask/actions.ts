@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createHmac, createSecretKey } from 'node:crypto'
 import type { FieldSpec } from './types.js'
 
 export const REDACTED = '[REDACTED]'
@@ -6,6 +6,7 @@ export const REDACTED = '[REDACTED]'
 export const DROP: unique symbol = Symbol('drop')
 
 const HASHED = /^h:[0-9a-f]{32}$/
+const HASH_CACHE = 4096
 
 export type ValueAction = (value: unknown) => unknown
 
@@ -24,9 +25,27 @@ export function compileAction(f: FieldSpec, hashKey: Buffer): ValueAction {
       const v = f.value === undefined ? null : f.value
       return () => v
     }
-    case 'hash':
-      // a token is left as it is: masking twice (retained messages re-read) gives the same bytes
-      return (v) => (typeof v === 'string' && HASHED.test(v) ? v : 'h:' + createHmac('sha256', hashKey).update(hashInput(v)).digest('hex').slice(0, 32))
+    case 'hash': {
+      const key = createSecretKey(hashKey)
+      // ids repeat from message to message (a device's customer, a site): remember recent tokens
+      const recent = new Map<string, string>()
+      return (v) => {
+        // a token is left as it is: masking twice (retained messages re-read) gives the same bytes
+        if (typeof v === 'string' && HASHED.test(v)) return v
+        const input = hashInput(v)
+        const cacheable = typeof input === 'string' && input.length <= 256
+        if (cacheable) {
+          const hit = recent.get(input)
+          if (hit !== undefined) return hit
+        }
+        const token = 'h:' + createHmac('sha256', key).update(input).digest('hex').slice(0, 32)
+        if (cacheable) {
+          if (recent.size >= HASH_CACHE) recent.delete(recent.keys().next().value as string)
+          recent.set(input, token)
+        }
+        return token
+      }
+    }
     case 'last4':
       return last4
     case 'round': {

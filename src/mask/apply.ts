@@ -68,10 +68,8 @@ export function applyMask(mask: CompiledMask, payload: Buffer, counts: MaskCount
   if (codec === undefined) return { ok: false, detail: 'not JSON, MessagePack or UTF-8 text' }
   if (codec === 'text') {
     if (mask.detectors.names.length === 0) return { ok: true, payload }
-    const r = mask.detectors.replaceAll(payload.toString('utf8'))
-    if (r.hits.length === 0) return { ok: true, payload }
-    for (const h of r.hits) bump(counts, h)
-    return { ok: true, payload: Buffer.from(r.text, 'utf8') }
+    const out = mask.detectors.maskInto(payload.toString('utf8'), counts)
+    return { ok: true, payload: out === undefined ? payload : Buffer.from(out, 'utf8') }
   }
   try {
     let root = codec === 'json' ? decodeJson(payload) : decodeMsgpack(payload)
@@ -170,10 +168,9 @@ function applyField(node: unknown, f: CompiledField, i: number): number {
 /** Runs the detectors over every string value (iteratively: deep payloads cannot overflow the stack). */
 function scanStrings(root: unknown, d: CompiledDetectors, counts: MaskCounts, setRoot: (v: unknown) => void): number {
   if (typeof root === 'string') {
-    const r = d.replaceAll(root)
-    if (r.hits.length === 0) return 0
-    for (const h of r.hits) bump(counts, h)
-    setRoot(r.text)
+    const out = d.maskInto(root, counts)
+    if (out === undefined) return 0
+    setRoot(out)
     return 1
   }
   if (!isContainer(root)) return 0
@@ -188,10 +185,9 @@ function scanStrings(root: unknown, d: CompiledDetectors, counts: MaskCounts, se
       for (let k = 0; k < c.length; k++) {
         const v = c[k]
         if (typeof v === 'string') {
-          const r = d.replaceAll(v)
-          if (r.hits.length === 0) continue
-          for (const h of r.hits) bump(counts, h)
-          c[k] = r.text
+          const out = d.maskInto(v, counts)
+          if (out === undefined) continue
+          c[k] = out
           changed++
         } else if (isContainer(v)) {
           if (depth > MAX_DEPTH) throw new ParseError(`nested deeper than ${MAX_DEPTH} levels`)
@@ -201,10 +197,9 @@ function scanStrings(root: unknown, d: CompiledDetectors, counts: MaskCounts, se
     } else if (c instanceof Map) {
       for (const [k, v] of c) {
         if (typeof v === 'string') {
-          const r = d.replaceAll(v)
-          if (r.hits.length === 0) continue
-          for (const h of r.hits) bump(counts, h)
-          c.set(k, r.text)
+          const out = d.maskInto(v, counts)
+          if (out === undefined) continue
+          c.set(k, out)
           changed++
         } else if (isContainer(v)) {
           if (depth > MAX_DEPTH) throw new ParseError(`nested deeper than ${MAX_DEPTH} levels`)
@@ -217,10 +212,9 @@ function scanStrings(root: unknown, d: CompiledDetectors, counts: MaskCounts, se
       for (const k in o) {
         const v = o[k]
         if (typeof v === 'string') {
-          const r = d.replaceAll(v)
-          if (r.hits.length === 0) continue
-          for (const h of r.hits) bump(counts, h)
-          setOwn(o, k, r.text)
+          const out = d.maskInto(v, counts)
+          if (out === undefined) continue
+          setOwn(o, k, out)
           changed++
         } else if (isContainer(v)) {
           if (depth > MAX_DEPTH) throw new ParseError(`nested deeper than ${MAX_DEPTH} levels`)

@@ -19,6 +19,8 @@ export interface CompiledDetectors {
    * the journal); with no match the same string and a shared empty, frozen array come back.
    */
   replaceAll(text: string): { text: string; hits: DetectorName[] }
+  /** replaceAll for the masking walk: counts hits into `counts`; undefined when nothing matched */
+  maskInto(text: string, counts: Record<string, number>): string | undefined
 }
 
 export function replacementFor(name: DetectorName): string {
@@ -254,6 +256,31 @@ export function compileDetectors(names: readonly DetectorName[]): CompiledDetect
     return false
   }
 
+  /** the masked text, or undefined when nothing matched (no allocation on that path) */
+  function scan(text: string, hit: (name: DetectorName) => void): string | undefined {
+    if (active.length === 0 || text.length < minLength) return undefined
+    const f = features(text)
+    let out: string | undefined
+    for (let i = 0; i < active.length; i++) {
+      const d = active[i]!
+      const cur = out ?? text
+      if (!d.quick(f, cur)) continue
+      // a plain test first: most strings that pass the prefilter still hold no match
+      d.re.lastIndex = 0
+      if (!d.re.test(cur)) continue
+      d.re.lastIndex = 0
+      const repl = REPLACEMENT[d.name]
+      const next = cur.replace(d.re, (...args: unknown[]) => {
+        const m = args[0] as string
+        if (d.valid && !d.valid(m)) return m
+        hit(d.name)
+        return d.render ? d.render(args) : repl
+      })
+      if (next !== cur) out = next
+    }
+    return out
+  }
+
   return {
     names: ordered,
     firstMatch(text) {
@@ -263,21 +290,12 @@ export function compileDetectors(names: readonly DetectorName[]): CompiledDetect
       return undefined
     },
     replaceAll(text) {
-      if (active.length === 0 || text.length < minLength) return { text, hits: NO_HITS }
-      const f = features(text)
       let hits: DetectorName[] | undefined
-      let out = text
-      for (const d of active) {
-        if (!d.quick(f, out)) continue
-        const repl = REPLACEMENT[d.name]
-        out = out.replace(d.re, (...args: unknown[]) => {
-          const m = args[0] as string
-          if (d.valid && !d.valid(m)) return m
-          ;(hits ??= []).push(d.name)
-          return d.render ? d.render(args) : repl
-        })
-      }
-      return hits ? { text: out, hits } : { text, hits: NO_HITS }
+      const out = scan(text, (name) => { (hits ??= []).push(name) })
+      return hits && out !== undefined ? { text: out, hits } : { text, hits: NO_HITS }
+    },
+    maskInto(text, counts) {
+      return scan(text, (name) => { counts[name] = (counts[name] ?? 0) + 1 })
     },
   }
 }
