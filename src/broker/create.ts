@@ -40,5 +40,16 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
       cb(err, granted)
     })
   }
+  const forward = hooks.authorizeForward
+  if (forward) {
+    // Aedes sends a resumed session's queue with the packet it passed in, using the hook's
+    // result only as yes/no: a per-subscriber view (mask) would be lost there. Each packet
+    // handed to this hook is that subscriber's own copy, so the view is copied into it.
+    opts.authorizeForward = (client, packet) => {
+      const out = forward(client, packet)
+      if (out && out !== packet && out.payload !== packet.payload) packet.payload = out.payload
+      return out
+    }
+  }
   return new Aedes(opts)
 }
