@@ -270,7 +270,7 @@ export class Bridge {
     if (this.#dropTimer) clearTimeout(this.#dropTimer)
     this.#dropTimer = undefined
     for (const [reason, d] of this.#drops) {
-      this.#d.journal.record({ type: 'buffer_dropped', reason, count: d.count, bytes: d.bytes, onFull: this.#cfg.buffer.onFull, queued: this.outbox.depth })
+      this.#d.journal.record({ type: 'buffer_dropped', store: 'outbox', reason, count: d.count, bytes: d.bytes, onFull: this.#cfg.buffer.onFull, queued: this.outbox.depth })
       this.#log.warn({ event: 'buffer_dropped', reason, count: d.count, onFull: this.#cfg.buffer.onFull }, `upstream outbox: ${d.count} message(s) not bridged (${reason})`)
     }
     this.#drops.clear()
