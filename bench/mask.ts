@@ -29,7 +29,7 @@ function telemetry(i: number): Record<string, unknown> {
     owner: { email: `owner${i}@example.com`, phone: `+49 30 1234${String(i % 10000).padStart(4, '0')}`, name: 'Erika Mustermann' },
     customer_id: `CUST-${100000 + i}`,
     gps: { lat: 52.520008 + i / 1e6, lon: 13.404954, alt: 34.2 },
-    readings: Array.from({ length: 8 }, (_, k) => ({ serial: `SN-${i}-${k}`, t: 21.5 + k / 10, h: 40 + k, note: k === 3 ? 'door opened by service tech' : 'nominal' })),
+    readings: Array.from({ length: 11 }, (_, k) => ({ serial: `SN-${i}-${k}`, t: 21.5 + k / 10, h: 40 + k, note: k === 3 ? 'door opened by service tech' : 'nominal' })),
     log: `boot ok; uplink 10.0.${i % 250}.7 rssi -71; operator note: all sensors nominal after maintenance window`,
   }
 }
