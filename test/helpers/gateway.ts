@@ -45,9 +45,10 @@ export async function startGateway(t: Test, overrides: Record<string, unknown> =
       admin: { host: '127.0.0.1', port: 0 },
       broker: { persistence: 'memory' },
       log: { level: 'silent' },
-      limits: { connectRatePerAddress: '100000/s' },
       policies: { dir: OPEN_POLICY_DIR, watch: false },
       ...overrides,
+      // a test that sets other limits keeps the test-friendly connect rate unless it sets one
+      limits: { connectRatePerAddress: '100000/s', ...(overrides.limits as Record<string, unknown> | undefined) },
     },
   }, { logger: opts.logger ?? silentLogger, journal, clock: opts.clock })
   await gw.start()
