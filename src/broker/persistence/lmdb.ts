@@ -272,7 +272,7 @@ export class LmdbPersistence {
     this.#denied.add(sub)
     const stored = this.#subs.get(clientId)
     if (!stored?.has(sub.topic)) return
-    void this.removeSubscriptions({ id: clientId }, [sub.topic])
+    this.removeSubscriptions({ id: clientId }, [sub.topic]).catch(unawaited)
     const queue = this.#out.get(clientId)
     if (!queue) return
     const remaining = new QlobberTrue(QLOBBER)
@@ -282,7 +282,7 @@ export class LmdbPersistence {
       const e = queue[i]!
       if (e.packet.cmd !== 'publish' || remaining.test(e.packet.topic!)) continue
       queue.splice(i, 1)
-      void this.#outDb.remove([clientId, e.seq])
+      this.#outDb.remove([clientId, e.seq]).catch(unawaited)
       dropped++
     }
     if (queue.length === 0) this.#out.delete(clientId)
@@ -443,7 +443,7 @@ export class LmdbPersistence {
       queue.splice(i, 1)
       if (queue.length === 0) this.#out.delete(client.id)
       // not awaited: a crash before this commits only redelivers an acknowledged message
-      void this.#outDb.remove([client.id, e.seq])
+      this.#outDb.remove([client.id, e.seq]).catch(unawaited)
       return e.packet
     }
     return undefined
@@ -501,7 +501,7 @@ export class LmdbPersistence {
     packet.brokerId = this.#broker!.id
     packet.clientId = client.id
     this.#wills.set(client.id, packet)
-    void this.#willDb.put(client.id, packet)
+    this.#willDb.put(client.id, packet).catch(unawaited)
   }
 
   async getWill(client: ClientRef): Promise<StoredPacket | undefined> {
@@ -513,7 +513,7 @@ export class LmdbPersistence {
     const will = this.#wills.get(client.id)
     if (!will) return undefined
     this.#wills.delete(client.id)
-    void this.#willDb.remove(client.id)
+    this.#willDb.remove(client.id).catch(unawaited)
     return will
   }
 
@@ -534,6 +534,13 @@ export class LmdbPersistence {
     await this.#env.release()
   }
 }
+
+/**
+ * For writes nothing waits on (an acknowledged message's removal, wills): a failure only
+ * means a redelivery after a restart, and must not become an unhandled rejection that
+ * kills the process. A broken environment still fails the next awaited write loudly.
+ */
+function unawaited(): void {}
 
 function mapOf<K, V>(m: Map<string, Map<K, V>>, key: string): Map<K, V> {
   let v = m.get(key)
