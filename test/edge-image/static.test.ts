@@ -5,6 +5,7 @@ import YAML from 'yaml'
 import { loadConfig } from '../../src/config/load.js'
 import { applyEnv } from '../../src/config/env.js'
 import { configSchema } from '../../src/config/schema.js'
+import { validate as lintDockerfile, ValidationSeverity } from 'dockerfile-utils'
 import { tempDir } from '../helpers/gateway.js'
 import { repoRoot, run } from './lib.js'
 
@@ -75,6 +76,18 @@ for (const [file, base] of [['edge-image/Dockerfile', /^node:20-bookworm-slim$/]
     }
   })
 }
+
+// dockerfile-utils (the linter behind VS Code's Dockerfile support), every rule at error
+t.test('Dockerfiles lint clean', async (t) => {
+  const strict = Object.fromEntries(['deprecatedMaintainer', 'directiveCasing', 'emptyContinuationLine', 'instructionCasing', 'instructionCmdMultiple',
+    'instructionEntrypointMultiple', 'instructionHealthcheckMultiple', 'instructionJSONInSingleQuotes', 'instructionWorkdirRelative'].map((k) => [k, ValidationSeverity.ERROR]))
+  for (const file of ['edge-image/Dockerfile', 'edge-image/Dockerfile.template']) {
+    const problems = lintDockerfile(readFileSync(join(repoRoot, file), 'utf8'), strict).map((d) => `${file}:${d.range.start.line + 1}: ${d.message}`)
+    t.same(problems, [], file)
+  }
+  // the linter is live: it flags what it should
+  t.ok(lintDockerfile('FROM node:20\nHEALTHCHECK --intervl=3s CMD true\n', strict).length > 0, 'a bad flag is reported')
+})
 
 t.test('Dockerfile and Dockerfile.template differ only in their base images and package tool', async (t) => {
   const strip = (file: string) => parseDockerfile(file).filter((i) => i.cmd !== 'FROM' && i.cmd !== 'ARG' && !/apt-get|install_packages/.test(i.args)).map((i) => `${i.cmd} ${i.args}`)
