@@ -29,7 +29,7 @@ export type Scenario =
 
 type In = ({ type: 'run'; id: number } & Scenario) | { type: 'release' }
 
-export interface Throughput { rate: number; messages: number; seconds: number; brokerCpu: number; loadCpu: number; stalls: number; brokerUsPerOp: number }
+export interface Throughput { rate: number; messages: number; seconds: number; brokerCpu: number; loadCpu: number; stalls: number; brokerUsPerOp: number; totalReceived: number }
 
 const send = (m: object): void => { process.send?.(m) }
 
@@ -170,7 +170,8 @@ async function throughput(
   const r1 = received
   const seconds = (performance.now() - t0) / 1000
   const brokerCpu = broker.stop()
-  const result = { rate: (r1 - r0) / seconds, messages: r1 - r0, seconds, brokerCpu, loadCpu: cpu(), stalls, brokerUsPerOp: (brokerCpu / 100) * seconds * 1e6 / Math.max(1, r1 - r0) }
+  // totalReceived: everything the broker delivered, warm-up included (to divide a CPU profile by)
+  const result = { rate: (r1 - r0) / seconds, messages: r1 - r0, seconds, brokerCpu, loadCpu: cpu(), stalls, brokerUsPerOp: (brokerCpu / 100) * seconds * 1e6 / Math.max(1, r1 - r0), totalReceived: r1 }
   running = false
   clearInterval(watchdog)
   return result

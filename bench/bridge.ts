@@ -1,0 +1,191 @@
+/**
+ * `npx tsx bench/bridge.ts [--n 50000] [--outage 100000]` — the cloud bridge (issue 7):
+ *
+ *  1. direct: QoS 1 publisher → Mosquitto → cloud subscriber
+ *  2. bridged: QoS 1 publisher → edgewarden (child process) → out mapping → Mosquitto → the same subscriber
+ *  3. drain: Mosquitto stopped, `--outage` messages queued in the gateway's outbox, Mosquitto started;
+ *     the drain rate is messages / time from the restart until the subscriber has them all
+ *
+ * Same publisher (MQTT.js, 1,000 unacknowledged QoS 1 publishes), same 200-byte payload, same
+ * subscriber, one run. Targets: bridged ≥ 70 % of direct; drain ≥ 20,000 msgs/s.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import mqtt, { type MqttClient } from 'mqtt'
+import type { Test } from 'tap'
+import { startMosquitto } from '../test/helpers/mosquitto.js'
+import { ensureDevKey } from '../src/identity/devkey.js'
+import { mintToken } from '../src/identity/mint.js'
+
+const arg = (name: string, def: number): number => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i > 0 ? Number(process.argv[i + 1]) : def
+}
+const N = arg('n', 50_000)
+const OUTAGE = arg('outage', 100_000)
+const WINDOW = 1000
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const PAYLOAD = Buffer.from(JSON.stringify({ device: 'd-1', t: 21.5, h: 40, fw: '4.2.17', status: 'ok', note: 'x'.repeat(120) }))
+
+const cleanups: (() => unknown)[] = []
+const fakeTap = { teardown: (fn: () => unknown) => cleanups.push(fn) } as unknown as Test
+
+function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const c = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 100, connectTimeout: 5000, ...opts })
+    cleanups.push(() => c.end(true))
+    c.on('error', () => {})
+    c.once('connect', () => resolve(c))
+    setTimeout(() => reject(new Error('connect timeout ' + url)), 10_000).unref()
+  })
+}
+
+function publishN(c: MqttClient, topic: string, n: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let next = 0
+    let inflight = 0
+    let done = 0
+    const pump = (): void => {
+      while (inflight < WINDOW && next < n) {
+        next++
+        inflight++
+        c.publish(topic, PAYLOAD, { qos: 1 }, (err) => {
+          if (err) return reject(err)
+          inflight--
+          if (++done === n) resolve()
+          else pump()
+        })
+      }
+    }
+    pump()
+  })
+}
+
+function until(cond: () => boolean, ms = 300_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + ms
+    const tick = (): void => {
+      if (cond()) return resolve()
+      if (Date.now() > deadline) return reject(new Error('timed out'))
+      setTimeout(tick, 5)
+    }
+    tick()
+  })
+}
+
+async function startGateway(config: string): Promise<{ proc: ChildProcess; mqtt: number; admin: number }> {
+  // EW_BENCH_PROF=DIR: CPU profile of the gateway process (written when it exits on SIGTERM)
+  const prof = process.env.EW_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.EW_BENCH_PROF] : []
+  const proc = spawn(process.execPath, [...prof, join(ROOT, 'bin/edgewarden.js'), 'start', '--config', config], { cwd: ROOT, env: { ...process.env, EDGEWARDEN_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  cleanups.push(() => new Promise<void>((resolve) => {
+    if (proc.exitCode !== null) return resolve()
+    const force = setTimeout(() => proc.kill('SIGKILL'), 10_000)
+    proc.once('exit', () => { clearTimeout(force); resolve() })
+    proc.kill('SIGTERM')
+  }))
+  let out = ''
+  return new Promise((resolve, reject) => {
+    const on = (d: Buffer): void => {
+      out += d.toString()
+      const m = /MQTT\s+mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+      const a = /admin\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+      if (m && a) resolve({ proc, mqtt: Number(m[1]), admin: Number(a[1]) })
+    }
+    proc.stdout!.on('data', on)
+    proc.stderr!.on('data', on)
+    proc.once('exit', (code) => reject(new Error(`gateway exited ${code}: ${out}`)))
+  })
+}
+
+async function upstream(admin: number): Promise<{ state: string; outbox: { messages: number } }> {
+  return ((await (await fetch(`http://127.0.0.1:${admin}/healthz`)).json()) as { upstream: { state: string; outbox: { messages: number } } }).upstream
+}
+
+async function main(): Promise<void> {
+  const load0 = loadavg()[0]!
+  const cloud = await startMosquitto(fakeTap, { persistence: true })
+  const dir = mkdtempSync(join(tmpdir(), 'ew-bench-bridge-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  const key = await ensureDevKey(dir)
+  const policies = join(dir, 'policies')
+  mkdirSync(policies)
+  writeFileSync(join(policies, 'open.yaml'), "rules:\n  - { id: open, effect: allow, actions: [publish, subscribe], topics: ['#'] }\n")
+  const config = join(dir, 'edgewarden.yaml')
+  writeFileSync(config, [
+    `gateway: { id: gw-bench, dataDir: '${dir}' }`,
+    'listeners: [ { type: mqtt, host: 127.0.0.1, port: 0 } ]',
+    'admin: { host: 127.0.0.1, port: 0 }',
+    'broker: { persistence: memory }',
+    `policies: { dir: '${policies}', watch: false }`,
+    'log: { level: warn }',
+    "limits: { connectRatePerAddress: '1000000/s' }",
+    'upstream:',
+    `  url: ${cloud.url}`,
+    '  reconnect: { minMs: 20, maxMs: 100 }',
+    "  out: [ { local: 'site/#', remote: 'up/${topic}', qos: 1 } ]",
+  ].join('\n') + '\n')
+  const gw = await startGateway(config)
+  for (;;) { if ((await upstream(gw.admin)).state === 'up') break; await new Promise((r) => setTimeout(r, 20)) }
+
+  let received = 0
+  const sub = await connect(cloud.url, { clientId: 'bench-sub', clean: false })
+  await sub.subscribeAsync({ 'up/#': { qos: 1 }, 'direct/#': { qos: 1 } })
+  sub.on('message', () => { received++ })
+
+  // 1. direct
+  const direct = await connect(cloud.url, { clientId: 'bench-direct' })
+  await publishN(direct, 'direct/warmup', 2000)
+  await until(() => received >= 2000)
+  received = 0
+  let t0 = performance.now()
+  await publishN(direct, 'direct/x', N)
+  await until(() => received >= N)
+  const directRate = N / ((performance.now() - t0) / 1000)
+
+  // 2. bridged
+  const token = await mintToken(key.privateJwk, { sub: 'bench-pub', ttlSec: 3600 })
+  const local = await connect(`mqtt://127.0.0.1:${gw.mqtt}`, { clientId: 'bench-pub', username: 'bench-pub', password: token })
+  received = 0
+  await publishN(local, 'site/warmup', 2000)
+  await until(() => received >= 2000)
+  received = 0
+  t0 = performance.now()
+  await publishN(local, 'site/x', N)
+  await until(() => received >= N)
+  const bridgedRate = N / ((performance.now() - t0) / 1000)
+
+  // 3. outage and drain
+  await cloud.stop()
+  for (;;) { if ((await upstream(gw.admin)).state !== 'up') break; await new Promise((r) => setTimeout(r, 20)) }
+  t0 = performance.now()
+  await publishN(local, 'site/outage', OUTAGE)
+  const queueRate = OUTAGE / ((performance.now() - t0) / 1000)
+  const queued = (await upstream(gw.admin)).outbox.messages
+  received = 0
+  await cloud.start()
+  t0 = performance.now()
+  await until(() => received >= OUTAGE)
+  const drainSec = (performance.now() - t0) / 1000
+  const drainRate = OUTAGE / drainSec
+
+  const rows = [
+    ['direct (publisher → Mosquitto → subscriber)', `${Math.round(directRate)} msg/s`],
+    ['bridged (publisher → edgewarden → Mosquitto → subscriber)', `${Math.round(bridgedRate)} msg/s (${Math.round((bridgedRate / directRate) * 100)} % of direct; target ≥ 70 %)`],
+    [`queued into the outbox during the outage (${OUTAGE}, ${queued} in the outbox)`, `${Math.round(queueRate)} msg/s`],
+    ['outbox drain after the cloud returned (reconnect included)', `${Math.round(drainRate)} msg/s (${drainSec.toFixed(2)} s; target ≥ 20,000)`],
+  ]
+  for (const [k, v] of rows) console.log(`${k.padEnd(72)} ${v}`)
+  console.log(`load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}; N=${N}, payload ${PAYLOAD.length} B, window ${WINDOW}`)
+}
+
+main().then(async () => {
+  for (const f of cleanups.reverse()) await f()
+  process.exit(0)
+}, async (err) => {
+  console.error(err)
+  for (const f of cleanups.reverse()) await f()
+  process.exit(1)
+})
