@@ -1,5 +1,5 @@
 import t from 'tap'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import YAML from 'yaml'
 import { loadConfig } from '../../src/config/load.js'
@@ -195,6 +195,14 @@ t.test('systemd unit', async (t) => {
   const res = await run('systemd-analyze', ['verify', file])
   t.equal(res.code, 0, res.stderr)
   t.notMatch(res.stderr, /edgewarden\.service:\d+/, 'no warnings about the unit')
+})
+
+t.test('scripts are executable and parse', async (t) => {
+  for (const [file, shell] of [['edge-image/entrypoint.sh', 'sh'], ['edge-image/install.sh', 'bash']] as const) {
+    t.ok(statSync(join(repoRoot, file)).mode & 0o100, `${file} is executable (COPY and the tarball keep the mode)`)
+    const syntax = await run(shell, ['-n', join(repoRoot, file)])
+    t.equal(syntax.code, 0, `${shell} -n ${file}: ${syntax.stderr}`)
+  }
 })
 
 t.test('entrypoint.sh derives the gateway id and writes a pasted fleet key', async (t) => {
