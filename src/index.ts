@@ -77,7 +77,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     observeLatency: (sec) => metrics.approvalSeconds.observe(sec),
     notify: (event, h) => {
       metrics.holdsPending.set(approvals.pending().length)
-      const body = { event, gateway: config.gateway.id, ...holdView(h) }
+      const body = { event, gateway: config.gateway.id, ...holdView(h, preview) }
       coreRef?.aedes.publish({ cmd: 'publish', topic: '$warden/approvals/pending', payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, () => {})
       webhook?.(body)
     },
@@ -89,6 +89,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const masker = createMasker(config, logger)
   const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence, masker })
   coreRef = core
+  const preview = (topic: string, payload: Buffer): Buffer => core.maskedView({ topic, payload })
   // the cloud bridge (SPEC §3 upstream), only when configured; a full `block` outbox refuses bridged publishes
   const bridge = config.upstream ? new Bridge({ config, aedes: core.aedes, policy: () => core.policy, journal, logger, clock, registry: metrics.registry, view: maskedViewOf(core) }) : undefined
   if (bridge) {
@@ -131,7 +132,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   })
   if (admin) {
     const verify = bearerVerifier(new Authenticator(config.auth.jwt, keys, clock))
-    registerApprovalRoutes(admin, { approvals, grants, grantors: config.admin.approvers, verify })
+    registerApprovalRoutes(admin, { approvals, grants, grantors: config.admin.approvers, verify, preview })
     registerSessionRoutes(admin, { core, verify, admins: config.admin.admins })
     registerAuditRoutes(admin, { dataDir: config.gateway.dataDir, gatewayId: config.gateway.id, verify, admins: config.admin.admins, available: () => journal instanceof LmdbJournal })
     registerConsole(admin)

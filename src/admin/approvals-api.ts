@@ -14,13 +14,21 @@ export interface ApprovalsApiDeps {
   readonly verify: (req: IncomingMessage) => Promise<BearerResult>
   /** who may create and revoke grants */
   readonly grantors: ApproverSpec
+  /** the masked view of a held payload (masks with `unmaskedFor` keep the raw one in the hold) */
+  readonly preview?: PreviewMask
 }
+
+export type PreviewMask = (topic: string, payload: Buffer) => Buffer
 
 const STATUS: Record<ApprovalError, number> = { not_found: 404, not_approver: 403, self_approval: 403, already_approved: 409, not_pending: 409 }
 
-/** A held message as approvers see it: what, who, until when — the payload as a bounded preview. */
-export function holdView(h: HeldMessage): object {
-  const preview = Buffer.from(h.payload.subarray(0, 512))
+/**
+ * A held message as approvers see it: what, who, until when — the payload as a bounded
+ * preview of its masked view (the preview also goes to the webhook and the pending topic).
+ */
+export function holdView(h: HeldMessage, mask?: PreviewMask): object {
+  const shown = mask ? mask(h.topic, Buffer.from(h.payload)) : Buffer.from(h.payload)
+  const preview = shown.subarray(0, 512)
   const text = preview.toString('utf8')
   const printable = !/[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text)
   return {
@@ -51,7 +59,7 @@ export function registerApprovalRoutes(admin: AdminServer, d: ApprovalsApiDeps):
 
   admin.route('GET', '/api/approvals', authed(async (_req, res, p) => {
     const visible = d.approvals.pending().filter((h) => matchesApprovers(h.approval.approvers, p) || h.requester.sub === p.sub)
-    sendJson(res, 200, { approvals: visible.map(holdView) })
+    sendJson(res, 200, { approvals: visible.map((h) => holdView(h, d.preview)) })
   }))
   for (const verb of ['approve', 'reject'] as const) {
     admin.route('POST', `/api/approvals/:id/${verb}`, authed(async (req, res, p, params) => {
@@ -59,7 +67,7 @@ export function registerApprovalRoutes(admin: AdminServer, d: ApprovalsApiDeps):
       if (!b) return
       const r = verb === 'approve' ? await d.approvals.approve(params.id!, p) : await d.approvals.reject(params.id!, p, typeof b.reason === 'string' ? b.reason : undefined)
       if (!r.ok) return sendJson(res, STATUS[r.error], { error: r.error })
-      sendJson(res, 200, { ...holdView(r.hold), delivered: r.delivered })
+      sendJson(res, 200, { ...holdView(r.hold, d.preview), delivered: r.delivered })
     }))
   }
 

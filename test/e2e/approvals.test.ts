@@ -185,3 +185,28 @@ t.test('webhook: signed POST for each hold event (literal secret)', async (t) =>
   t.match(JSON.parse(got[0]!.body), { event: 'held', topic: 'site/1/dev/7/cmd/firmware', gateway: 'gw-test' })
   t.notMatch(got[0]!.body, /hook-secret-123/, 'the secret is not in the body')
 })
+
+t.test('approvers see the masked view of a held payload, even when a mask keeps the raw one for some subscribers', async (t) => {
+  const dir = policyDir(t, 1)
+  writeFileSync(join(dir, 'masks.yaml'), `
+masks:
+  - id: fw-credentials
+    topics: ['site/+/dev/+/cmd/#']
+    format: json
+    fields: [{ path: wifi.password, action: redact }]
+    unmaskedFor: { groups: [devices] }
+`)
+  const g = await startGateway(t, { policies: { dir, watch: false } })
+  const device = await connect(t, g.url(), { clientId: 'dev-7', password: await g.token({ sub: 'dev-7', groups: ['devices'] }) })
+  await device.subscribeAsync('site/1/dev/7/cmd/#', { qos: 1 })
+  const agent = await connect(t, g.url(), { clientId: 'agent-1', password: await g.token({ sub: 'agent-1', kind: 'agent' }) })
+  await agent.publishAsync('site/1/dev/7/cmd/firmware', JSON.stringify({ version: '3', wifi: { ssid: 'plant', password: 'hunter2-secret' } }), { qos: 1 })
+  const alice = await g.token({ sub: 'alice', groups: ['ops-leads'] })
+  const list = await api(g, alice, 'GET', '/api/approvals')
+  const [held] = list.json.approvals as { id: string; preview: string }[]
+  t.notMatch(held!.preview, /hunter2/, 'no raw secret in the approver preview')
+  t.match(held!.preview, /REDACTED/)
+  const got = nextMessage(device)
+  await api(g, alice, 'POST', `/api/approvals/${held!.id}/approve`)
+  t.match((await got).payload.toString(), /hunter2-secret/, 'the device in unmaskedFor still gets the raw command')
+})
