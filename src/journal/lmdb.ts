@@ -33,6 +33,11 @@ interface Group {
 }
 
 const RESERVED = new Set(['seq', 'ts', 'gw', 'prev', 'hash'])
+/**
+ * Groups being committed at once. While they are, new records keep joining the next group,
+ * so group size grows with commit + fsync latency instead of paying one fsync per timer tick.
+ */
+const MAX_GROUPS_IN_FLIGHT = 2
 const noop = (): void => {}
 
 /**
@@ -66,6 +71,8 @@ export class LmdbJournal implements Journal {
   #lost = 0
   #group?: Group
   #lastDone: Promise<void> = Promise.resolve()
+  #inFlight = 0
+  #deferred = false
   #sealTail: Promise<void> = Promise.resolve()
   #sealing = 0
   #retention?: NodeJS.Timeout
@@ -123,8 +130,10 @@ export class LmdbJournal implements Journal {
 
   async flush(): Promise<void> {
     await this.#sealTail
-    if (this.#group) this.#flushGroup()
-    await this.#lastDone.catch(noop)
+    while (this.#group || this.#inFlight > 0) {
+      if (this.#group && this.#inFlight < MAX_GROUPS_IN_FLIGHT) this.#flushGroup()
+      await this.#lastDone.catch(noop)
+    }
   }
 
   async close(): Promise<void> {
@@ -229,7 +238,12 @@ export class LmdbJournal implements Journal {
   #flushGroup(): void {
     const g = this.#group
     if (!g) return
+    if (this.#inFlight >= MAX_GROUPS_IN_FLIGHT) {
+      this.#deferred = true
+      return
+    }
     this.#group = undefined
+    this.#inFlight++
     const { records, meta } = this.#dbs
     for (const k of g.removes) records.remove(k).catch(noop)
     let last: Promise<unknown> | undefined
@@ -248,6 +262,12 @@ export class LmdbJournal implements Journal {
     }, (err: Error) => {
       this.#o.logger?.error({ event: 'journal_commit_failed', err: err.message }, 'journal commit failed')
       g.reject(err)
+    }).finally(() => {
+      this.#inFlight--
+      if (this.#deferred) {
+        this.#deferred = false
+        this.#flushGroup()
+      }
     })
   }
 
