@@ -19,6 +19,8 @@ import { createAedes } from './broker/create.js'
 import type { Metrics } from './admin/metrics.js'
 import { REDACTED_ALL } from './mask/apply.js'
 import type { Masker, PublishMasking } from './mask/masker.js'
+import { isMonitored, MONITOR_ALLOW, wouldType } from './policy/monitor.js'
+import { EFFECT_INDEX, type Inventory, type SessionTracker } from './inventory/index.js'
 
 /** Per-connection state, attached once authentication succeeds. */
 interface Session {
@@ -29,6 +31,8 @@ interface Session {
   expiryTimer?: NodeJS.Timeout
   /** the end of this session is journaled already (expiry, kick) */
   closeJournaled?: boolean
+  /** inventory counters of this session (absent when the inventory is off) */
+  inv?: SessionTracker
 }
 
 interface Pending {
@@ -52,6 +56,8 @@ export interface GatewayParts {
   readonly persistence?: object
   /** payload masking (SPEC §5 masks); absent → payloads pass unmasked */
   readonly masker?: Masker
+  /** who is on the site and what they do (src/inventory); absent → not kept */
+  readonly inventory?: Inventory
 }
 
 /** What the cloud bridge (src/bridge) offers the publish path; Aedes stays spoken only here. */
@@ -79,12 +85,15 @@ export class GatewayCore {
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
   #policy: PolicyEngine
   #closing = false
+  /** policies.mode: monitor — refusals, holds and masks are journaled as would_*, not enforced */
+  readonly #monitor: boolean
   /** the cloud bridge's side of the publish path, set when `upstream` is configured */
   bridgeTap: PublishTap | undefined
 
   constructor(private readonly p: GatewayParts) {
     const { config, clock } = p
     this.#policy = p.policy
+    this.#monitor = config.policies.mode === 'monitor'
     this.#auth = new Authenticator(config.auth.jwt, p.keys, clock)
     this.admission = new Admission(config.limits.maxConnections, config.limits.connectRatePerAddress, clock)
     this.aedes = createAedes(config, {
@@ -203,7 +212,9 @@ export class GatewayCore {
       if (!r.ok) return this.#refuse(client, meta, attempt.clientId, username, r.failure, done)
       const identity = r.identity
       const decision = this.#policy.decide(identity, 'connect', '', {})
-      if (decision.effect === 'deny') {
+      // monitor mode: the token was verified (authentication stays enforced); the policy's refusal is reported
+      if (isMonitored(decision, this.#monitor)) this.#journal({ type: 'would_deny', action: 'connect', reason: decision.reason ?? 'policy', rule: decision.ruleId, policyRev: this.#policy.revision, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, groups: identity.groups, listener: meta.listener, remote: meta.remoteAddress })
+      else if (decision.effect === 'deny') {
         this.p.metrics.connects.inc({ result: 'not_authorized' })
         this.#journal({ type: 'connect_denied', reason: decision.reason ?? 'policy', rule: decision.ruleId, policyRev: this.#policy.revision, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, listener: meta.listener, remote: meta.remoteAddress, username })
         return done(Object.assign(new Error('not authorized'), { returnCode: 5 }), null)
@@ -263,6 +274,7 @@ export class GatewayCore {
     const s = this.#sessions.get(client)
     if (!s) return
     this.p.metrics.connects.inc({ result: 'accepted' })
+    if (this.p.inventory) s.inv = this.p.inventory.connect(s.identity, s.meta, s.id)
     this.#journal({ type: 'connect', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind, listener: s.meta.listener, remote: s.meta.remoteAddress, username: s.identity.username, policyRev: this.#policy.revision })
   }
 
@@ -271,6 +283,7 @@ export class GatewayCore {
     if (!s) return
     if (s.expiryTimer) clearTimeout(s.expiryTimer)
     this.#sessions.delete(client)
+    if (s.inv) this.p.inventory?.disconnect(s.inv)
     this.#policy.release?.(s.identity.clientId)
     if (!s.closeJournaled) this.#journal({ type: 'disconnect', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind })
   }
@@ -297,7 +310,9 @@ export class GatewayCore {
     const id = s.identity
     const topic = packet.topic
     const payload = packet.payload as Buffer
-    const decision = this.#decide(id, 'publish', topic, { qos: packet.qos, retain: packet.retain, payload })
+    let decision = this.#decide(id, 'publish', topic, { qos: packet.qos, retain: packet.retain, payload })
+    if (decision.effect !== 'allow' && isMonitored(decision, this.#monitor)) decision = this.#would(s, 'publish', topic, decision, packet)
+    s.inv?.publish(topic, payload, EFFECT_INDEX[decision.effect])
     const gated = decision.effect === 'allow' ? this.bridgeTap?.refusal(topic) : undefined
     if (decision.effect === 'deny' || gated !== undefined || !this.p.journal.writable) {
       const reason = decision.effect === 'deny' ? (decision.reason ?? 'policy') : (gated ?? 'journal_full')
@@ -307,7 +322,9 @@ export class GatewayCore {
       return cb(new Error(`publish denied: ${reason}`))
     }
     // masks apply before anything keeps the payload (broker, retained store, hold queue, journal)
-    const masked = this.p.masker?.onPublish(topic, payload)
+    let masked = this.p.masker?.onPublish(topic, payload)
+    // monitor mode: what masking would do is journaled (would_mask / would_deny); subscribers get the payload as sent
+    if (masked && this.#monitor) masked = this.#wouldMask(s, packet, masked)
     if (masked && !masked.ok) return this.#refuseUnmaskable(s, packet, masked, decision.ruleId, cb)
     if (masked) packet.payload = masked.payload
     if (decision.effect === 'hold') return this.#hold(s, packet, decision, cb)
@@ -316,7 +333,7 @@ export class GatewayCore {
     // masked messages: the journal keeps the masked view, or under `sealed` the raw payload it encrypts to the auditors
     const entry: JournalEntry = masked
       ? { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.p.config.journal.recordPayloads === 'sealed' ? payload : this.maskedView(packet), masks: masked.masks, masked: masked.counts }
-      : { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload }
+      : { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.#monitor && this.p.masker ? this.maskedView(packet) : payload }
     // the bridge queues the cloud's view durably before the PUBACK: QoS 1 end to end
     const bridged = this.bridgeTap?.accept(packet)
     if (packet.qos > 0) {
@@ -333,7 +350,9 @@ export class GatewayCore {
     const s = this.#sessions.get(client)
     if (!s) return cb(new Error('not authenticated'))
     const id = s.identity
-    const decision = this.#decide(id, 'subscribe', sub.topic, { qos: sub.qos })
+    let decision = this.#decide(id, 'subscribe', sub.topic, { qos: sub.qos })
+    if (decision.effect !== 'allow' && isMonitored(decision, this.#monitor)) decision = this.#would(s, 'subscribe', sub.topic, decision, sub)
+    if (s.inv) this.p.inventory?.subscribed(s.inv, sub.topic, EFFECT_INDEX[decision.effect])
     if (decision.effect !== 'allow') {
       this.p.metrics.subscribes.inc({ effect: 'deny' })
       this.#journal({ type: 'subscribe_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: sub.topic, qos: sub.qos, rule: decision.ruleId, reason: decision.reason ?? 'policy', policyRev: this.#policy.revision })
@@ -352,7 +371,7 @@ export class GatewayCore {
     const s = this.#sessions.get(client)
     // reserved trees reach only subscribers whose own subscription a rule allowed
     if (isReservedTopic(packet.topic) && !s) return null
-    if (!this.p.masker) return packet
+    if (!this.p.masker || this.#monitor) return packet
     // each subscriber gets its view; one masking per (message, view), however many subscribers
     const payload = this.p.masker.forSubscriber(s?.identity, packet.topic, packet.payload as Buffer)
     if (payload === undefined) return null
@@ -375,6 +394,29 @@ export class GatewayCore {
     this.p.metrics.publishes.inc({ effect: 'deny' })
     this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: (packet.payload as Buffer).length, rule, reason: m.reason, masks: [m.mask], detail: m.detail, policyRev: this.#policy.revision })
     cb(new Error(`publish denied: ${m.reason}`))
+  }
+
+  /** A refusal or hold in monitor mode: journaled as would_deny / would_hold, and the packet proceeds. */
+  #would(s: Session, action: 'publish' | 'subscribe', topic: string, d: Decision, p: { readonly qos: number; readonly retain?: boolean; readonly payload?: unknown }): Decision {
+    const id = s.identity
+    const type = wouldType(d)
+    s.inv?.count(EFFECT_INDEX[type])
+    this.#journal({ type, action, session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, groups: id.groups, topic, qos: p.qos, retain: p.retain, bytes: (p.payload as Buffer | undefined)?.length, rule: d.ruleId, reason: d.reason ?? 'policy', policyRev: this.#policy.revision })
+    return MONITOR_ALLOW
+  }
+
+  /** Monitor mode and masks: report what masking would change or refuse; the payload stays as sent. */
+  #wouldMask(s: Session, packet: PublishPacket, m: PublishMasking): undefined {
+    const id = s.identity
+    const base = { session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, groups: id.groups, topic: packet.topic, qos: packet.qos, bytes: (packet.payload as Buffer).length, policyRev: this.#policy.revision }
+    if (!m.ok) {
+      s.inv?.count(EFFECT_INDEX.would_deny)
+      this.#journal({ type: 'would_deny', action: 'publish', ...base, reason: m.reason, masks: [m.mask], detail: m.detail })
+    } else if (m.masks.length > 0 && Object.keys(m.counts).length > 0) {
+      s.inv?.count(EFFECT_INDEX.would_mask)
+      this.#journal({ type: 'would_mask', action: 'publish', ...base, masks: m.masks, masked: m.counts })
+    }
+    return undefined
   }
 
   /** Policy first; a grant can only turn a default deny (no rule matched) into an allow. */
@@ -429,7 +471,7 @@ export class GatewayCore {
       const s = this.#sessions.get(client)
       const subs = (client as unknown as { subscriptions?: Record<string, { qos: number }> }).subscriptions
       if (!s || !subs) continue
-      const denied = Object.keys(subs).filter((topic) => this.#decide(s.identity, 'subscribe', topic, { qos: subs[topic]!.qos }).effect !== 'allow')
+      const denied = Object.keys(subs).filter((topic) => { const d = this.#decide(s.identity, 'subscribe', topic, { qos: subs[topic]!.qos }); return d.effect !== 'allow' && !isMonitored(d, this.#monitor) })
       if (denied.length === 0) continue
       await this.removeSubscriptions(client, denied)
       removed += denied.length

@@ -22,6 +22,9 @@ import { registerApprovalRoutes, holdView } from './admin/approvals-api.js'
 import { registerConsole } from './admin/console.js'
 import { registerSessionRoutes } from './admin/sessions-api.js'
 import { registerAuditRoutes } from './admin/audit-api.js'
+import { registerInventoryRoutes } from './admin/inventory-api.js'
+import { Inventory } from './inventory/index.js'
+import { inventoryMetrics } from './inventory/metrics.js'
 import { registerJournalMetrics } from './journal/metrics.js'
 import { createWebhook } from './admin/webhook.js'
 import { Bridge } from './bridge/bridge.js'
@@ -87,7 +90,11 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const persistence = createPersistence(config, journal)
   // payload masks (SPEC §5 `masks`) from the same policy files; bad masks fail the start (exit 2)
   const masker = createMasker(config, logger)
-  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence, masker })
+  // inventory (who is on the site, shadow flags): aggregated in memory, flushed to the data dir's LMDB
+  let inventory: Inventory | undefined
+  const onFlag = inventoryMetrics(metrics.registry, () => inventory)
+  inventory = config.inventory.enabled ? new Inventory({ dataDir: config.gateway.dataDir, config: config.inventory, clock, journal, logger, onFlag }) : undefined
+  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence, masker, inventory })
   coreRef = core
   const preview = (topic: string, payload: Buffer): Buffer => core.maskedView({ topic, payload })
   // the cloud bridge (SPEC §3 upstream), only when configured; a full `block` outbox refuses bridged publishes
@@ -134,6 +141,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     const verify = bearerVerifier(new Authenticator(config.auth.jwt, keys, clock))
     registerApprovalRoutes(admin, { approvals, grants, grantors: config.admin.approvers, verify, preview })
     registerSessionRoutes(admin, { core, verify, admins: config.admin.admins })
+    registerInventoryRoutes(admin, { inventory, verify, admins: config.admin.admins })
     registerAuditRoutes(admin, { dataDir: config.gateway.dataDir, gatewayId: config.gateway.id, verify, admins: config.admin.admins, available: () => journal instanceof LmdbJournal })
     registerConsole(admin)
     // liveness: the process answers (a full journal is not fixed by a restart, so it stays 200 here)
@@ -170,6 +178,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
       }
       await approvals.start()
       grants.start()
+      inventory?.start()
       metrics.holdsPending.set(approvals.pending().length)
       started = true
       publishStatus(core, config, { ...status(), status: 'up' })
@@ -182,6 +191,8 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
       approvals.stop()
       grants.stop()
       await core.close()
+      // after the broker: the last sessions' counts are in; before the journal: flags are records
+      await inventory?.close()
       await shipper?.stop()
       // after the broker: messages still being routed reach the outbox; then it closes durably
       await bridge?.stop()

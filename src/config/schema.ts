@@ -99,6 +99,22 @@ export const configSchema = {
         mode: { enum: ['enforce', 'monitor'], default: 'enforce' },
       },
     },
+    /** who is on the site and what they do (src/inventory), aggregated in memory, flushed to LMDB */
+    inventory: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        flushMs: { type: 'integer', minimum: 50, maximum: 60000, default: 1000 },
+        /** distinct topic filters kept per entry and direction before they compact to `+` wildcards */
+        maxTopics: { type: 'integer', minimum: 4, maximum: 4096, default: 64 },
+        /** an identity first seen less than this many hours ago is flagged `new_identity` */
+        newIdentityHours: { type: 'number', minimum: 0, default: 24 },
+        /** one identity from more than this many clientIds is flagged */
+        maxClientIds: { type: 'integer', minimum: 1, default: 1 },
+        /** a device publishing this many times above its usual rate is flagged */
+        rateFactor: { type: 'number', minimum: 1, default: 10 },
+      },
+    },
     masking: {
       type: 'object', additionalProperties: false, default: {},
       properties: {

@@ -5,7 +5,7 @@ export type RecordType =
   | 'held' | 'approved' | 'rejected' | 'hold_expired' | 'grant'
   | 'policy_applied' | 'policy_rejected' | 'upstream_up' | 'upstream_down' | 'buffer_dropped'
   | 'connection_refused' | 'protocol_error'
-  | 'would_deny' | 'would_hold' | 'would_mask'
+  | 'would_deny' | 'would_hold' | 'would_mask' | 'flag'
 
 /** What a stage hands the journal; seq, ts, gw, prev and hash are added on append. */
 export interface JournalEntry {

@@ -31,6 +31,8 @@ interface CompiledRule {
   readonly index: number
   readonly id: string
   readonly deny: boolean
+  /** `mode: monitor`: its refusals and holds are reported, not enforced */
+  readonly monitor: boolean
   readonly who?: Who
   /** bit i set: QoS i allowed (publish) */
   readonly qosMask: number
@@ -100,6 +102,14 @@ function whoMatches(w: Who | undefined, id: Identity): boolean {
   return true
 }
 
+/**
+ * A monitor-mode deny matched: an enforced refusal or hold still stands (the packet is
+ * stopped anyway); otherwise the monitored deny is reported and the packet passes.
+ */
+function withMonitored(res: Decision, monitored: Decision): Decision {
+  return res.effect !== 'allow' && res.monitor !== true ? res : monitored
+}
+
 /** Parses `matches`: a regular expression source, or `/source/flags`. */
 export function compileMatcher(src: string): RegExp {
   const m = /^\/(.+)\/([a-z]*)$/s.exec(src)
@@ -123,7 +133,8 @@ function exactParts(levels: readonly Level[]): (string | Placeholder)[] {
 
 function compileRule(r: RuleSpec, index: number, rateSlot: number, opts: CompileOptions): CompiledRule {
   const id = r.id
-  const d = (effect: Decision['effect'], reason: string, extra: Partial<Decision> = {}): Decision => freeze({ effect, ruleId: id, reason, ...extra })
+  const monitor = r.mode === 'monitor'
+  const d = (effect: Decision['effect'], reason: string, extra: Partial<Decision> = {}): Decision => freeze({ effect, ruleId: id, reason, ...extra, ...(monitor && effect !== 'allow' ? { monitor: true as const } : {}) })
   const qos = r.qos ?? [0, 1, 2]
   const maxQos = Math.max(...qos)
   const hold: HoldSpec | undefined = r.approval && Object.freeze({
@@ -143,7 +154,7 @@ function compileRule(r: RuleSpec, index: number, rateSlot: number, opts: Compile
   const allowed = d('allow', 'rule_allow')
   const who: Who | undefined = r.who && Object.freeze({ groups: r.who.groups, kinds: r.who.kinds, subs: r.who.subs } satisfies WhoSpec)
   return {
-    index, id, deny: r.effect === 'deny', who,
+    index, id, deny: r.effect === 'deny', monitor, who,
     qosMask: qos.reduce((m, q) => m | (1 << q), 0),
     maxQos,
     retain: r.retain,
@@ -233,9 +244,14 @@ export class CompiledPolicy implements PolicyEngine {
   #connect(id: Identity): Decision {
     // connect is open to any authenticated identity unless a connect deny matches; once a
     // policy lists connect allow rules, only identities they name may connect
-    for (const r of this.#connectDeny) if (whoMatches(r.who, id)) return r.denied
-    if (this.#connectAllow.length === 0) return CONNECT_DEFAULT
-    for (const r of this.#connectAllow) if (whoMatches(r.who, id)) return r.allowed
+    let monitored: Decision | undefined
+    for (const r of this.#connectDeny) {
+      if (!whoMatches(r.who, id)) continue
+      if (!r.monitor) return r.denied
+      monitored ??= r.denied
+    }
+    if (this.#connectAllow.length === 0) return monitored ?? CONNECT_DEFAULT
+    for (const r of this.#connectAllow) if (whoMatches(r.who, id)) return monitored ?? r.allowed
     return CONNECT_NOT_LISTED
   }
 
@@ -249,26 +265,40 @@ export class CompiledPolicy implements PolicyEngine {
     for (const e of ix.exactDeny) if (matchTemplate(e.parts, id, topic, 0, topic.length)) deny.push(e.rule)
     const payload = input.payload
     let text: string | undefined
+    // a monitor-mode deny that matches is remembered; enforced rules still decide
+    let monitored: Decision | undefined
     if (deny.length > 0) {
       sortUnique(deny)
       for (let i = 0; i < deny.length; i++) {
         const r = this.#rules[deny[i]!]!
         if (!whoMatches(r.who, id)) continue
-        if (!r.hasPayload) return r.denied
-        if (payload === undefined) continue
-        // content checks run only for rules matching this topic; UTF-8 decoded once
-        text ??= decoder.decode(payload)
-        for (let m = 0; m < r.matchers.length; m++) {
-          const re = r.matchers[m]!
-          re.lastIndex = 0
-          if (re.test(text)) return r.matchDenied
+        let hit: Decision | undefined
+        if (!r.hasPayload) hit = r.denied
+        else if (payload !== undefined) {
+          // content checks run only for rules matching this topic; UTF-8 decoded once
+          text ??= decoder.decode(payload)
+          for (let m = 0; m < r.matchers.length && hit === undefined; m++) {
+            const re = r.matchers[m]!
+            re.lastIndex = 0
+            if (re.test(text)) hit = r.matchDenied
+          }
+          if (hit === undefined && r.detectors !== undefined) {
+            const name = r.detectors.firstMatch(text)
+            if (name !== undefined) hit = r.detectorDenied.get(name) ?? r.matchDenied
+          }
         }
-        if (r.detectors !== undefined) {
-          const hit = r.detectors.firstMatch(text)
-          if (hit !== undefined) return r.detectorDenied.get(hit) ?? r.matchDenied
-        }
+        if (hit === undefined) continue
+        if (!r.monitor) return hit
+        monitored ??= hit
       }
     }
+    const res = this.#publishAllow(id, topic, input)
+    return monitored === undefined ? res : withMonitored(res, monitored)
+  }
+
+  #publishAllow(id: Identity, topic: string, input: DecisionInput): Decision {
+    const ix = this.#index.publish
+    const allow = ALLOW_HITS
     matchTopic(ix.allow, id, topic, 0, true, allow)
     for (const e of ix.exactAllow) if (matchTemplate(e.parts, id, topic, 0, topic.length)) allow.push(e.rule)
     if (allow.length === 0) return isReservedTopic(topic) ? RESERVED_DENY : DEFAULT_DENY
@@ -311,13 +341,23 @@ export class CompiledPolicy implements PolicyEngine {
     if (levels) overlapFilter(ix.deny, id, levels, 0, deny)
     else matchTopic(ix.deny, id, filter, 0, true, deny)
     for (const e of ix.exactDeny) if (matchTemplate(e.parts, id, filter, 0, filter.length)) deny.push(e.rule)
+    let monitored: Decision | undefined
     if (deny.length > 0) {
       sortUnique(deny)
       for (let i = 0; i < deny.length; i++) {
         const r = this.#rules[deny[i]!]!
-        if (whoMatches(r.who, id)) return r.denied
+        if (!whoMatches(r.who, id)) continue
+        if (!r.monitor) return r.denied
+        monitored ??= r.denied
       }
     }
+    const res = this.#subscribeAllow(id, filter, levels)
+    return monitored === undefined ? res : withMonitored(res, monitored)
+  }
+
+  #subscribeAllow(id: Identity, filter: string, levels: string[] | undefined): Decision {
+    const ix = this.#index.subscribe
+    const allow = ALLOW_HITS
     // allow: one allow filter must cover every topic the subscription can match
     if (levels) coverFilter(ix.allow, id, levels, 0, allow)
     else matchTopic(ix.allow, id, filter, 0, true, allow)

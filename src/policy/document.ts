@@ -2,6 +2,8 @@
 export interface RuleSpec {
   readonly id: string
   readonly description?: string
+  /** monitor: refusals and holds of this rule are journaled as would_* and not enforced */
+  readonly mode?: 'enforce' | 'monitor'
   readonly effect: 'allow' | 'deny'
   readonly actions: readonly ('publish' | 'subscribe' | 'connect')[]
   readonly topics?: readonly string[]

@@ -54,7 +54,7 @@ export function semanticChecks(rules: readonly RuleSpec[], sources: readonly Rul
       if (action === 'connect') continue
       const filters = parsed[i]!
       if (filters.length === 0 || filters.some((f) => f === undefined)) continue
-      const by = rules.findIndex((d, k) => d.effect === 'deny' && !d.exact && !d.payload && d.actions.includes(action) && whoCovers(d.who, r.who)
+      const by = rules.findIndex((d, k) => d.effect === 'deny' && d.mode !== 'monitor' && !d.exact && !d.payload && d.actions.includes(action) && whoCovers(d.who, r.who)
         && filters.every((f) => parsed[k]!.some((df) => df !== undefined && covers(df, f!))))
       if (by >= 0) at(i, ['topics'], `never takes effect for ${action}: rule '${rules[by]!.id}' denies all of its topics`)
     }

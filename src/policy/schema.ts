@@ -30,6 +30,7 @@ export const policySchema = {
         properties: {
           id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description: 'unique across all files; named in every journal decision' },
           description: { type: 'string' },
+          mode: { enum: ['enforce', 'monitor'], description: "monitor: what this rule would refuse or hold is journaled (would_deny / would_hold) and the packet proceeds" },
           effect: { enum: ['allow', 'deny'], description: 'deny overrides allow; nothing matched → deny' },
           actions: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['publish', 'subscribe', 'connect'] } },
           topics: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1, maxLength: 4096 }, description: "MQTT filters with + and #; placeholders ${sub} ${client_id} ${claims.NAME}" },

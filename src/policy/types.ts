@@ -36,6 +36,8 @@ export interface Decision {
   readonly maxQos?: number
   /** hold: what approval the publish waits for */
   readonly hold?: HoldSpec
+  /** set on refusals and holds of a `mode: monitor` rule: journal them as would_*, let the packet through */
+  readonly monitor?: true
 }
 
 /** The compiled policy as the gateway sees it: one lookup per packet. */

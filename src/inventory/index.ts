@@ -1,0 +1,6 @@
+export { Inventory, type InventoryDeps } from './inventory.js'
+export { SessionTracker, EFFECT_INDEX, type EffectIndex } from './tracker.js'
+export { readInventory, entryView, entryKey } from './store.js'
+export { addTopic, compact, covers } from './topics.js'
+export { formatOf, agentSignal } from './sniff.js'
+export * from './types.js'

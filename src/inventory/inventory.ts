@@ -1,0 +1,236 @@
+import type { Clock } from '../clock.js'
+import type { Config } from '../config/types.js'
+import type { Identity } from '../identity/types.js'
+import type { Journal } from '../journal/types.js'
+import type { Logger } from '../logger.js'
+import { openDataEnv, type DataEnv } from '../storage/env.js'
+import { foreignCommands, rateSpike, updateRate } from './flags.js'
+import { FORMAT_NAMES, agentSignal } from './sniff.js'
+import { decodeEntry, encodeEntry, entryKey, openInventoryDb, type InventoryDb } from './store.js'
+import { addTopic } from './topics.js'
+import { SessionTracker, type EffectIndex, type TrackerSink } from './tracker.js'
+import { EFFECTS, type EntryType, type FlagName, type InventoryEntry } from './types.js'
+
+export interface InventoryDeps {
+  readonly dataDir: string
+  readonly config: Config['inventory']
+  readonly clock: Clock
+  readonly journal: Journal
+  readonly logger: Logger
+  /** told about every new flag (metrics) */
+  readonly onFlag?: (flag: FlagName) => void
+}
+
+const MAX_LISTENERS = 8
+const MAX_REMOTES = 16
+const MAX_RELATED = 32
+
+function pushBounded(list: string[], v: string | undefined, max: number): boolean {
+  if (v === undefined || v === '') return false
+  const i = list.indexOf(v)
+  if (i === list.length - 1 && i >= 0) return false
+  if (i >= 0) list.splice(i, 1)
+  list.push(v)
+  if (list.length > max) list.shift()
+  return true
+}
+
+/**
+ * Who is on the site and what they do: one entry per identity and per clientId in the data
+ * dir's LMDB (named DB `inventory`). Sessions count into their SessionTracker; every
+ * `flushMs` the trackers are merged into the entries (topics compacted, flags checked) and
+ * the changed entries written in one lmdb-js batch. Entries are cached once read.
+ */
+export class Inventory implements TrackerSink {
+  readonly #env: DataEnv
+  readonly #db: InventoryDb
+  readonly #cache = new Map<string, InventoryEntry>()
+  readonly #pending = new Set<SessionTracker>()
+  readonly #changed = new Set<string>()
+  #timer: NodeJS.Timeout | undefined
+  #lastFlush: number
+  #writes: Promise<unknown> = Promise.resolve()
+  #closed = false
+
+  constructor(private readonly d: InventoryDeps) {
+    this.#env = openDataEnv(d.dataDir)
+    this.#db = openInventoryDb(this.#env)
+    this.#lastFlush = d.clock.now()
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => this.flush(), this.d.config.flushMs)
+    this.#timer.unref()
+  }
+
+  /** A session began: entries updated now (connects are rare next to publishes); flags checked. */
+  connect(identity: Identity, meta: { readonly listener: string; readonly remoteAddress?: string }, session: string): SessionTracker {
+    const now = this.d.clock.now()
+    const [ide, createdIde] = this.#entry('identity', identity.sub, identity, now)
+    const [cli] = this.#entry('client', identity.clientId, identity, now)
+    for (const e of [ide, cli]) {
+      e.kind = identity.kind
+      e.groups = identity.groups
+      e.lastSeen = now
+      e.connects++
+      pushBounded(e.listeners, meta.listener, MAX_LISTENERS)
+      pushBounded(e.remotes, meta.remoteAddress, MAX_REMOTES)
+      this.#changed.add(entryKey(e.type, e.id))
+    }
+    pushBounded(ide.related, identity.clientId, MAX_RELATED)
+    pushBounded(cli.related, identity.sub, MAX_RELATED)
+    const hours = this.d.config.newIdentityHours
+    if (createdIde && hours > 0) this.#flag(ide, identity, 'new_identity', `first seen ${new Date(now).toISOString()} (${identity.kind})`)
+    if (cli.related.length > 1) this.#flag(cli, identity, 'client_id_shared', `clientId ${identity.clientId} used by ${cli.related.join(', ')}`)
+    if (ide.related.length > this.d.config.maxClientIds) this.#flag(ide, identity, 'many_client_ids', `${ide.related.length} clientIds: ${ide.related.slice(-5).join(', ')}`)
+    return new SessionTracker(this, identity, session)
+  }
+
+  /** A subscribe decision (not the hot path): counted, and checked for foreign command topics. */
+  subscribed(t: SessionTracker, filter: string, effect: EffectIndex): void {
+    t.subscribe(filter, effect)
+    const id = t.identity
+    const why = foreignCommands(id.kind, id.sub, id.clientId, filter)
+    if (why) this.#flag(this.#entry('identity', id.sub, id, this.d.clock.now())[0], id, 'foreign_commands', why)
+  }
+
+  dirty(t: SessionTracker): void {
+    this.#pending.add(t)
+  }
+
+  overflow(t: SessionTracker): void {
+    this.#merge(t, this.d.clock.now(), undefined)
+  }
+
+  /** Session over: its counts are merged at the next flush; last seen moves to now. */
+  disconnect(t: SessionTracker): void {
+    const now = this.d.clock.now()
+    for (const [type, id] of [['identity', t.identity.sub], ['client', t.identity.clientId]] as const) {
+      const e = this.#cache.get(entryKey(type, id))
+      if (e) { e.lastSeen = now; this.#changed.add(entryKey(type, id)) }
+    }
+  }
+
+  /** Merges pending counts into the entries and writes the changed ones (one batch). */
+  flush(): void {
+    if (this.#closed) return
+    const now = this.d.clock.now()
+    const sec = Math.max(0.001, (now - this.#lastFlush) / 1000)
+    this.#lastFlush = now
+    const perIdentity = new Map<InventoryEntry, number>()
+    for (const t of this.#pending) this.#merge(t, now, perIdentity)
+    this.#pending.clear()
+    for (const [e, n] of perIdentity) {
+      const rate = n / sec
+      const why = rateSpike(e, rate, this.d.config.rateFactor)
+      if (why) this.#flag(e, undefined, 'rate_spike', why)
+      updateRate(e, rate)
+    }
+    if (this.#changed.size === 0) return
+    for (const key of this.#changed) {
+      const e = this.#cache.get(key)
+      if (e) this.#writes = this.#db.put(key, encodeEntry(e))
+    }
+    this.#changed.clear()
+  }
+
+  #merge(t: SessionTracker, now: number, perIdentity: Map<InventoryEntry, number> | undefined): void {
+    const id = t.identity
+    const max = this.d.config.maxTopics
+    const [ide] = this.#entry('identity', id.sub, id, now)
+    const [cli] = this.#entry('client', id.clientId, id, now)
+    if (perIdentity && t.published > 0) perIdentity.set(ide, (perIdentity.get(ide) ?? 0) + t.published)
+    for (const e of [ide, cli]) {
+      for (const [topic, s] of t.pub) addTopic(e.published, topic, s.count, s.bytes, max)
+      for (const [filter, s] of t.sub) addTopic(e.subscribed, filter, s.count, 0, max)
+      for (let i = 0; i < 4; i++) e.formats[FORMAT_NAMES[i]!] += t.formats[i]!
+      for (let i = 0; i < EFFECTS.length; i++) e.decisions[EFFECTS[i]!] += t.effects[i]!
+      e.lastSeen = now
+      this.#changed.add(entryKey(e.type, e.id))
+    }
+    if (!t.agentDone && !ide.flags.has('agent_traffic')) {
+      for (const p of t.samples) {
+        const why = agentSignal(p)
+        if (why) { this.#flag(ide, id, 'agent_traffic', `${why} (declared kind ${id.kind})`); t.agentDone = true; break }
+      }
+    }
+    t.reset()
+  }
+
+  #entry(type: EntryType, id: string, identity: Identity, now: number): [InventoryEntry, boolean] {
+    const key = entryKey(type, id)
+    let e = this.#cache.get(key)
+    if (e) return [e, false]
+    const stored = this.#db.get(key)
+    if (stored) {
+      e = decodeEntry(stored)
+      this.#cache.set(key, e)
+      return [e, false]
+    }
+    e = {
+      type, id, kind: identity.kind, groups: identity.groups, firstSeen: now, lastSeen: now, connects: 0,
+      listeners: [], remotes: [], related: [], published: new Map(), subscribed: new Map(),
+      formats: { json: 0, msgpack: 0, text: 0, binary: 0 },
+      decisions: { allow: 0, deny: 0, hold: 0, would_deny: 0, would_hold: 0, would_mask: 0 },
+      rateAvg: 0, rateWindows: 0, flags: new Map(),
+    }
+    this.#cache.set(key, e)
+    this.#changed.add(key)
+    return [e, true]
+  }
+
+  /** Raises a flag once per entry (until acknowledged it stays; acknowledged, it is not raised again). */
+  #flag(e: InventoryEntry, identity: Identity | undefined, flag: FlagName, detail: string): void {
+    if (e.flags.has(flag)) return
+    const now = this.d.clock.now()
+    e.flags.set(flag, { at: now, detail })
+    this.#changed.add(entryKey(e.type, e.id))
+    const who = e.type === 'identity' ? { sub: e.id, clientId: identity?.clientId } : { clientId: e.id, sub: identity?.sub }
+    this.d.journal.record({ type: 'flag', flag, ...who, kind: e.kind, reason: detail.slice(0, 300), entry: e.type })
+    this.d.onFlag?.(flag)
+    this.d.logger.warn({ event: 'inventory_flag', flag, entry: e.type, id: e.id }, `inventory flag ${flag}: ${detail}`)
+  }
+
+  /** Operator acknowledgement of a flag; journaled. false when there is no such open flag. */
+  acknowledge(type: EntryType, id: string, flag: FlagName, by: string): boolean {
+    const key = entryKey(type, id)
+    let e = this.#cache.get(key)
+    if (!e) {
+      const stored = this.#db.get(key)
+      if (!stored) return false
+      e = decodeEntry(stored)
+      this.#cache.set(key, e)
+    }
+    const f = e.flags.get(flag)
+    if (!f || f.acked) return false
+    f.acked = { by, at: this.d.clock.now() }
+    this.#changed.add(key)
+    this.d.journal.record({ type: 'flag', flag, acknowledged: true, by, entry: type, ...(type === 'identity' ? { sub: id } : { clientId: id }), kind: e.kind })
+    this.flush()
+    return true
+  }
+
+  /** Every entry: the stored ones, with the cached (fresher) ones over them. */
+  entries(): InventoryEntry[] {
+    const out = new Map<string, InventoryEntry>()
+    for (const { key, value } of this.#db.getRange()) out.set(key, decodeEntry(value))
+    for (const [k, e] of this.#cache) out.set(k, e)
+    return [...out.values()]
+  }
+
+  /** open (unacknowledged) flags by name, for the metrics gauge */
+  openFlags(): Map<FlagName, number> {
+    const m = new Map<FlagName, number>()
+    for (const e of this.entries()) for (const [n, f] of e.flags) if (!f.acked) m.set(n, (m.get(n) ?? 0) + 1)
+    return m
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    if (this.#timer) clearInterval(this.#timer)
+    this.flush()
+    this.#closed = true
+    await this.#writes.catch((err: Error) => this.d.logger.error({ event: 'inventory_write_failed', err: err.message }, 'inventory write failed'))
+    await this.#env.release()
+  }
+}

@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Database } from 'lmdb'
+import { openDataEnv, type DataEnv } from '../storage/env.js'
+import { EFFECTS, FORMATS, type FlagName, type FlagState, type InventoryEntry, type InventoryView, type TopicStat } from './types.js'
+
+/** The inventory's named database in the data dir's LMDB env; keys `i:<sub>` and `c:<clientId>`. */
+export const INVENTORY_DB = 'inventory'
+
+export type InventoryDb = Database<StoredEntry, string>
+
+export function openInventoryDb(env: DataEnv): InventoryDb {
+  return env.root.openDB<StoredEntry, string>({ name: INVENTORY_DB, encoding: 'msgpack' })
+}
+
+export const entryKey = (type: InventoryEntry['type'], id: string): string => (type === 'identity' ? 'i:' : 'c:') + id
+
+/** Stored form: Maps become arrays of tuples (topic names are data, never object keys). */
+export interface StoredEntry {
+  v: 1
+  type: InventoryEntry['type']
+  id: string
+  kind: string
+  groups: string[]
+  firstSeen: number
+  lastSeen: number
+  connects: number
+  listeners: string[]
+  remotes: string[]
+  related: string[]
+  published: [string, number, number][]
+  subscribed: [string, number][]
+  formats: number[]
+  decisions: number[]
+  rateAvg: number
+  rateWindows: number
+  flags: [FlagName, number, string, string?, number?][]
+}
+
+export function encodeEntry(e: InventoryEntry): StoredEntry {
+  return {
+    v: 1, type: e.type, id: e.id, kind: e.kind, groups: [...e.groups], firstSeen: e.firstSeen, lastSeen: e.lastSeen, connects: e.connects,
+    listeners: e.listeners, remotes: e.remotes, related: e.related,
+    published: [...e.published].map(([f, s]) => [f, s.count, s.bytes]),
+    subscribed: [...e.subscribed].map(([f, s]) => [f, s.count]),
+    formats: FORMATS.map((f) => e.formats[f]),
+    decisions: EFFECTS.map((f) => e.decisions[f]),
+    rateAvg: e.rateAvg, rateWindows: e.rateWindows,
+    flags: [...e.flags].map(([n, f]) => (f.acked ? [n, f.at, f.detail, f.acked.by, f.acked.at] : [n, f.at, f.detail])),
+  }
+}
+
+export function decodeEntry(s: StoredEntry): InventoryEntry {
+  const arr = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [])
+  return {
+    type: s.type, id: s.id, kind: s.kind, groups: arr(s.groups), firstSeen: s.firstSeen, lastSeen: s.lastSeen, connects: s.connects ?? 0,
+    listeners: arr(s.listeners), remotes: arr(s.remotes), related: arr(s.related),
+    published: new Map((s.published ?? []).map(([f, c, b]) => [f, { count: c, bytes: b } satisfies TopicStat])),
+    subscribed: new Map((s.subscribed ?? []).map(([f, c]) => [f, { count: c, bytes: 0 } satisfies TopicStat])),
+    formats: Object.fromEntries(FORMATS.map((f, i) => [f, s.formats?.[i] ?? 0])) as InventoryEntry['formats'],
+    decisions: Object.fromEntries(EFFECTS.map((f, i) => [f, s.decisions?.[i] ?? 0])) as InventoryEntry['decisions'],
+    rateAvg: s.rateAvg ?? 0, rateWindows: s.rateWindows ?? 0,
+    flags: new Map((s.flags ?? []).map(([n, at, detail, by, ackAt]) => [n, { at, detail, ...(by !== undefined ? { acked: { by, at: ackAt ?? at } } : {}) } satisfies FlagState])),
+  }
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString()
+
+export function entryView(e: InventoryEntry): InventoryView {
+  const byCount = <T extends { count: number }>(a: T[]): T[] => a.sort((x, y) => y.count - x.count)
+  return {
+    type: e.type, id: e.id, kind: e.kind, groups: e.groups, firstSeen: iso(e.firstSeen), lastSeen: iso(e.lastSeen), connects: e.connects,
+    listeners: e.listeners, remotes: e.remotes, related: e.related,
+    published: byCount([...e.published].map(([filter, s]) => ({ filter, count: s.count, bytes: s.bytes }))),
+    subscribed: byCount([...e.subscribed].map(([filter, s]) => ({ filter, count: s.count }))),
+    formats: { ...e.formats }, decisions: { ...e.decisions },
+    flags: [...e.flags].map(([flag, f]) => ({ flag, at: iso(f.at), detail: f.detail, ...(f.acked ? { acked: { by: f.acked.by, at: iso(f.acked.at) } } : {}) })),
+  }
+}
+
+/** Reads every entry of a data dir's inventory (CLI; works while the gateway runs). */
+export async function readInventory(dataDir: string): Promise<InventoryEntry[]> {
+  if (!existsSync(join(dataDir, 'state.lmdb'))) return []
+  const env = openDataEnv(dataDir)
+  try {
+    const db = openInventoryDb(env)
+    const out: InventoryEntry[] = []
+    for (const { value } of db.getRange()) out.push(decodeEntry(value))
+    return out
+  } finally {
+    await env.release()
+  }
+}
