@@ -28,6 +28,7 @@ t.test('install.sh rejects an unknown option with exit 2', async (t) => {
 // As root the systemd part runs too, confined to temp dirs: --user root (no useradd),
 // --etc-dir/--unit-dir in the temp dir (install.sh only calls systemctl for /etc/systemd/system).
 const asRoot = process.getuid?.() === 0
+const TINI = '/usr/bin/tini'
 
 t.test(`install.sh --prefix DIR ${asRoot ? '(with env file and unit in temp dirs)' : '--no-systemd'} installs a runnable gateway, idempotently`, async (t) => {
   const dir = tempDir(t)
@@ -67,18 +68,22 @@ t.test(`install.sh --prefix DIR ${asRoot ? '(with env file and unit in temp dirs
 
   const data = join(dir, 'data')
   const env = cleanEnv({
-    EDGEWARDEN_GATEWAY_ID: 'gw-installed',
+    // as on a balena device: the id comes from the device name through entrypoint.sh
+    BALENA_DEVICE_NAME_AT_INIT: 'edge dev/1',
     EDGEWARDEN_GATEWAY_DATADIR: data,
     EDGEWARDEN_LISTENERS: '[{type: mqtt, host: 127.0.0.1, port: 0}]',
     EDGEWARDEN_ADMIN_PORT: '0',
   })
+  // the container's process tree: tini -> entrypoint.sh -> node (tini -s: here it is not PID 1);
   // cwd without an edgewarden.yaml: configuration by environment alone
-  const gw = startProcess(t, process.execPath, [join(prefix, 'bin/edgewarden.js'), 'start'], { env, cwd: dir })
+  const command = [join(prefix, 'edge-image/entrypoint.sh'), process.execPath, join(prefix, 'bin/edgewarden.js'), 'start']
+  if (!existsSync(TINI)) t.comment(`${TINI} is not installed (Debian package tini): starting without it`)
+  const gw = existsSync(TINI) ? startProcess(t, TINI, ['-s', '--', ...command], { env, cwd: dir }) : startProcess(t, command[0]!, command.slice(1), { env, cwd: dir })
   await gw.waitFor(BANNER_DONE, 30_000)
   const ports = bannerPorts(gw.output())
   const h = await healthz(ports.admin)
   t.equal(h.status, 200)
-  t.equal(h.body.gateway, 'gw-installed', 'gateway id from the environment')
+  t.equal(h.body.gateway, 'edge-dev-1', 'gateway id from the device name, sanitized by entrypoint.sh')
   t.ok(existsSync(join(data, 'keys/dev-es256.jwk')), 'state lives in the configured data dir')
 
   const probe = join(prefix, 'edge-image/healthcheck.mjs')
@@ -87,7 +92,7 @@ t.test(`install.sh --prefix DIR ${asRoot ? '(with env file and unit in temp dirs
 
   gw.child.kill('SIGTERM')
   const exit = await gw.exited
-  t.same(exit, { code: 0, signal: null }, 'SIGTERM: clean exit 0')
+  t.same(exit, { code: 0, signal: null }, `SIGTERM${existsSync(TINI) ? ' (forwarded by tini)' : ''}: clean exit 0`)
   const down = await run(process.execPath, [probe], { env: cleanEnv({ EDGEWARDEN_ADMIN_PORT: String(ports.admin) }) })
   t.equal(down.code, 1, 'healthcheck.mjs fails once the gateway is gone')
 })
