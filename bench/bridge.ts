@@ -6,7 +6,7 @@
  *  3. drain: Mosquitto stopped, `--outage` messages queued in the gateway's outbox, Mosquitto started;
  *     the drain rate is messages / time from the restart until the subscriber has them all
  *
- * Same publisher (MQTT.js, 1,000 unacknowledged QoS 1 publishes), same 200-byte payload, same
+ * Same publishers (`--pubs`, default 10, MQTT.js, 1,000 unacknowledged QoS 1 publishes each), same 200-byte payload, same
  * subscriber, one run. Targets: bridged ≥ 70 % of direct; drain ≥ 20,000 msgs/s.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -26,6 +26,7 @@ const arg = (name: string, def: number): number => {
 }
 const N = arg('n', 50_000)
 const OUTAGE = arg('outage', 100_000)
+const PUBS = arg('pubs', 10)
 const WINDOW = 1000
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const PAYLOAD = Buffer.from(JSON.stringify({ device: 'd-1', t: 21.5, h: 40, fw: '4.2.17', status: 'ok', note: 'x'.repeat(120) }))
@@ -62,6 +63,11 @@ function publishN(c: MqttClient, topic: string, n: number): Promise<void> {
     }
     pump()
   })
+}
+
+/** n messages split over the publishers, each on its own topic level (per-publisher order) */
+function publishAll(cs: MqttClient[], topic: string, n: number): Promise<unknown> {
+  return Promise.all(cs.map((c, i) => publishN(c, `${topic}/${i}`, Math.floor(n / cs.length) + (i < n % cs.length ? 1 : 0))))
 }
 
 function until(cond: () => boolean, ms = 300_000): Promise<void> {
@@ -136,32 +142,44 @@ async function main(): Promise<void> {
   sub.on('message', () => { received++ })
 
   // 1. direct
-  const direct = await connect(cloud.url, { clientId: 'bench-direct' })
-  await publishN(direct, 'direct/warmup', 2000)
+  const directs = await Promise.all(Array.from({ length: PUBS }, (_, i) => connect(cloud.url, { clientId: `bench-direct-${i}` })))
+  await publishAll(directs, 'direct/warmup', 2000)
   await until(() => received >= 2000)
   received = 0
   let t0 = performance.now()
-  await publishN(direct, 'direct/x', N)
+  await publishAll(directs, 'direct/x', N)
   await until(() => received >= N)
   const directRate = N / ((performance.now() - t0) / 1000)
 
   // 2. bridged
-  const token = await mintToken(key.privateJwk, { sub: 'bench-pub', ttlSec: 3600 })
-  const local = await connect(`mqtt://127.0.0.1:${gw.mqtt}`, { clientId: 'bench-pub', username: 'bench-pub', password: token })
+  const locals = await Promise.all(Array.from({ length: PUBS }, async (_, i) => {
+    const sub = `bench-pub-${i}`
+    return connect(`mqtt://127.0.0.1:${gw.mqtt}`, { clientId: sub, username: sub, password: await mintToken(key.privateJwk, { sub, ttlSec: 3600 }) })
+  }))
   received = 0
-  await publishN(local, 'site/warmup', 2000)
+  await publishAll(locals, 'site/warmup', 2000)
   await until(() => received >= 2000)
   received = 0
   t0 = performance.now()
-  await publishN(local, 'site/x', N)
+  await publishAll(locals, 'site/x', N)
   await until(() => received >= N)
   const bridgedRate = N / ((performance.now() - t0) / 1000)
+
+  // 2b. the gateway's own QoS 1 path, not bridged: publishers → edgewarden → a local subscriber
+  let localReceived = 0
+  const localSub = await connect(`mqtt://127.0.0.1:${gw.mqtt}`, { clientId: 'bench-lsub', username: 'bench-lsub', password: await mintToken(key.privateJwk, { sub: 'bench-lsub', ttlSec: 3600 }) })
+  await localSub.subscribeAsync('local/#', { qos: 1 })
+  localSub.on('message', () => { localReceived++ })
+  t0 = performance.now()
+  await publishAll(locals, 'local/x', N)
+  await until(() => localReceived >= N)
+  const localRate = N / ((performance.now() - t0) / 1000)
 
   // 3. outage and drain
   await cloud.stop()
   for (;;) { if ((await upstream(gw.admin)).state !== 'up') break; await new Promise((r) => setTimeout(r, 20)) }
   t0 = performance.now()
-  await publishN(local, 'site/outage', OUTAGE)
+  await publishAll(locals, 'site/outage', OUTAGE)
   const queueRate = OUTAGE / ((performance.now() - t0) / 1000)
   const queued = (await upstream(gw.admin)).outbox.messages
   received = 0
@@ -174,11 +192,12 @@ async function main(): Promise<void> {
   const rows = [
     ['direct (publisher → Mosquitto → subscriber)', `${Math.round(directRate)} msg/s`],
     ['bridged (publisher → edgewarden → Mosquitto → subscriber)', `${Math.round(bridgedRate)} msg/s (${Math.round((bridgedRate / directRate) * 100)} % of direct; target ≥ 70 %)`],
+    ['not bridged (publisher → edgewarden → local subscriber), for scale', `${Math.round(localRate)} msg/s`],
     [`queued into the outbox during the outage (${OUTAGE}, ${queued} in the outbox)`, `${Math.round(queueRate)} msg/s`],
     ['outbox drain after the cloud returned (reconnect included)', `${Math.round(drainRate)} msg/s (${drainSec.toFixed(2)} s; target ≥ 20,000)`],
   ]
   for (const [k, v] of rows) console.log(`${k.padEnd(72)} ${v}`)
-  console.log(`load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}; N=${N}, payload ${PAYLOAD.length} B, window ${WINDOW}`)
+  console.log(`load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}; N=${N}, ${PUBS} publishers, payload ${PAYLOAD.length} B, window ${WINDOW}`)
 }
 
 main().then(async () => {
