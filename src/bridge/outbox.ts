@@ -142,6 +142,16 @@ export class Outbox {
       if (seq + 1 > this.#committed) this.#committed = seq + 1
       this.onCommitted?.()
       return true
+    }, (err: unknown) => {
+      // not stored (map full, closed env): the index must not wait for it forever
+      const i = seq - this.#base
+      if (i >= 0 && this.#sizes[i] !== GONE) {
+        this.#count--
+        this.#bytes -= this.#sizes[i]!
+        this.#sizes[i] = GONE
+        this.#skipGone()
+      }
+      throw err
     })
   }
 
