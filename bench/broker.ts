@@ -7,11 +7,12 @@
  */
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { writeFileSync } from 'node:fs'
+import { writeHeapSnapshot } from 'node:v8'
 import { pathToFileURL } from 'node:url'
 import { Session } from 'node:inspector/promises'
 import { Aedes } from 'aedes'
 
-type Msg = { type: 'mem' } | { type: 'stop' } | { type: 'profile-start' } | { type: 'profile-stop'; file: string }
+type Msg = { type: 'mem' } | { type: 'stop' } | { type: 'profile-start' } | { type: 'profile-stop'; file: string } | { type: 'heap-snapshot'; file: string }
 
 const send = (m: object): void => { process.send?.(m) }
 const gc = (globalThis as { gc?: () => void }).gc
@@ -60,7 +61,10 @@ async function main(): Promise<void> {
       // two passes: the first may only schedule finalizers
       gc?.(); gc?.()
       const u = process.memoryUsage()
-      send({ type: 'mem', rss: u.rss, heapUsed: u.heapUsed, external: u.external, arrayBuffers: u.arrayBuffers })
+      send({ type: 'mem', rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers })
+    } else if (m.type === 'heap-snapshot') {
+      gc?.(); gc?.()
+      send({ type: 'heap-snapshot', file: writeHeapSnapshot(m.file) })
     } else if (m.type === 'profile-start') {
       // the CPU profile covers only the measured scenario, not startup or module loading
       void (async () => {

@@ -101,8 +101,9 @@ async function qos1Through(mode: 'lmdb' | 'memory', seconds: number): Promise<nu
   const child = fork(here, ['gw', mode, dir], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_JPROF && mode === 'lmdb' ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_JPROF] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)))
   const minter = new TokenMinter(key.privateJwk)
-  const PUBS = 10
+  const PUBS = Number(process.env.BENCH_JPUBS ?? 10)
   const WINDOW = Number(process.env.BENCH_JWINDOW ?? 100)
+  const REFILL = Math.max(1, Math.min(10, Math.floor(WINDOW / 2)))
   const payload = Buffer.from('{"t":21.5,"h":40,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}')
   const clients: WireClient[] = await Promise.all(Array.from({ length: PUBS }, (_, i) => openClient(port, { clientId: `bench-j-${i}`, password: minter.mint(`bench-j-${i}`) })))
   let acks = 0
@@ -126,8 +127,8 @@ async function qos1Through(mode: 'lmdb' | 'memory', seconds: number): Promise<nu
     c.framer.onPacket = (type) => {
       if (type !== PUBACK) return
       if (counting) acks++
-      // refill in batches of 10 to keep WINDOW in flight
-      if (++pending >= 10 && running) { pending = 0; send(10) }
+      // refill in small batches to keep about WINDOW in flight
+      if (++pending >= REFILL && running) { pending = 0; send(REFILL) }
     }
     send(WINDOW)
   }

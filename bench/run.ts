@@ -72,7 +72,9 @@ interface Broker {
   /** set when the broker process died on its own during the scenario */
   readonly crashed: () => string | undefined
   /** memory after a full GC (node brokers); RSS only for Mosquitto */
-  mem(): Promise<{ rss: number; heapUsed?: number }>
+  mem(): Promise<{ rss: number; heapUsed?: number; heapTotal?: number; external?: number }>
+  /** node brokers: a heap snapshot (after GC) written to `file` */
+  heapSnapshot?(file: string): Promise<void>
   /** node brokers: CPU profile of what runs until the returned function is called */
   profile?(): Promise<(file: string) => Promise<void>>
   stop(): Promise<void>
@@ -142,7 +144,9 @@ async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
     writeFileSync(join(policies, 'bench.yaml'), POLICY)
     args = [name, join(dataDir, 'data'), policies]
   }
-  const execArgv = [...TSX, '--expose-gc']
+  // BENCH_GATEWAY_FLAGS: extra node flags for the gateway child only (memory experiments)
+  const extra = name === 'gateway' ? (process.env.BENCH_GATEWAY_FLAGS ?? '').split(' ').filter(Boolean) : []
+  const execArgv = [...TSX, '--expose-gc', ...extra]
   const child = track(fork(join(here, 'broker.ts'), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
   const ready = await waitMessage<{ port: number }>(child, (m) => m.type === 'ready', `${name} start`)
   let stopping = false
@@ -157,10 +161,15 @@ async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
     name, pid: child.pid!, port: ready.port, jwk, crashed: () => crashed,
     async mem() {
       if (!child.connected) throw new Error(`${name} is gone`)
-      const m = waitMessage<{ heapUsed: number }>(child, (x) => x.type === 'mem', `${name} mem`)
+      const m = waitMessage<{ heapUsed: number; heapTotal: number; external: number }>(child, (x) => x.type === 'mem', `${name} mem`)
       child.send({ type: 'mem' })
-      const { heapUsed } = await m
-      return { rss: rssBytes(child.pid!), heapUsed }
+      const { heapUsed, heapTotal, external } = await m
+      return { rss: rssBytes(child.pid!), heapUsed, heapTotal, external }
+    },
+    async heapSnapshot(file: string) {
+      const done = waitMessage(child, (x) => x.type === 'heap-snapshot', `${name} heap snapshot`, 120_000)
+      child.send({ type: 'heap-snapshot', file })
+      await done
     },
     async profile() {
       const started = waitMessage(child, (x) => x.type === 'profile-started', `${name} profile`)
@@ -259,6 +268,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** With --profile, node brokers record a CPU profile of each scenario (bench/results/prof/). */
 async function runProfiled(s: ScenarioName, b: Broker, load: Load): Promise<Result> {
+  // idle: --profile takes heap snapshots before and after instead (bench/heap-diff.ts)
   if (!profile || !b.profile || s === 'idle') return runScenario(s, b, load)
   const end = await b.profile()
   const r = await runScenario(s, b, load)
@@ -304,14 +314,20 @@ async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Resu
     case 'idle': {
       await sleep(500)
       const before = await b.mem()
+      const snap = profile && b.heapSnapshot ? join(here, 'results', 'prof', `${b.name}-idle-${Date.now()}`) : undefined
+      if (snap) { mkdirSync(dirname(snap), { recursive: true }); await b.heapSnapshot!(`${snap}-before.heapsnapshot`) }
       const r = await load.run<{ opened: number; failed: number }>({ kind: 'idle', ...common, count: IDLE, concurrency: 50 })
       await sleep(1500)
       const after = await b.mem()
+      if (snap) await b.heapSnapshot!(`${snap}-after.heapsnapshot`)
       await load.release()
       return {
         ...r,
         rssPerConnKiB: (after.rss - before.rss) / r.opened / 1024,
         heapPerConnKiB: before.heapUsed !== undefined ? (after.heapUsed! - before.heapUsed) / r.opened / 1024 : undefined,
+        // RSS = V8 heap reserved (heapTotal) + external buffers + native (libuv, sockets, malloc)
+        heapTotalPerConnKiB: before.heapTotal !== undefined ? (after.heapTotal! - before.heapTotal) / r.opened / 1024 : undefined,
+        externalPerConnKiB: before.external !== undefined ? (after.external! - before.external) / r.opened / 1024 : undefined,
         rssBeforeMiB: before.rss / 2 ** 20,
         rssAfterMiB: after.rss / 2 ** 20,
       }
