@@ -156,8 +156,9 @@ export class Bridge {
 
   /** internal publishes (approved held messages and other gateway-made messages) reach the bridge here */
   #outbound(m: OutMapping, packet: AedesPublishPacket, cb: () => void): void {
-    // client publishes carry their clientId and were taken in accept(); inbound cloud messages never go back
-    if ((packet as { clientId?: string }).clientId !== undefined || this.#stopped || this.#inbound.has(packet.payload as Buffer) || !this.#takes(m, packet.topic)) return cb()
+    // client publishes carry their clientId and were taken in accept(); inbound cloud messages never go back;
+    // on a site cluster (broker.cluster.redis) another gateway's messages are that gateway's bridge's to send
+    if ((packet as { clientId?: string }).clientId !== undefined || (packet as { brokerId?: string }).brokerId !== this.#d.aedes.id || this.#stopped || this.#inbound.has(packet.payload as Buffer) || !this.#takes(m, packet.topic)) return cb()
     void this.#enqueue(m, packet.topic, this.#view(packet), packet.retain).then(cb)
   }
 
@@ -202,18 +203,23 @@ export class Bridge {
       if (batch.length === 0) break
       for (const msg of batch) {
         this.#inflight++
+        const generation = this.link.generation
         this.link.send(msg.topic, msg.payload, msg.qos, msg.retain, (err) => {
           this.#inflight--
           if (!err) {
             this.outbox.ack(msg.seq)
             this.#metrics.sent.inc()
-          } else if (this.link.connected) {
-            // the link is up, so the cloud refused this one message: it would fail forever
-            this.#log.warn({ event: 'bridge_publish_rejected', topic: msg.topic, err: err.message }, 'the cloud refused a bridged message; dropped')
-            this.outbox.ack(msg.seq)
-            this.#noteDrop('rejected', 1, msg.payload.length)
+          } else {
+            // a connection on its way down fails its publishes before it reports the close:
+            // decide once that has run. Same connection still up → the cloud refused this one
+            // message and would refuse it again; otherwise it stays queued for the rewind.
+            setImmediate(() => {
+              if (!this.link.connected || this.link.generation !== generation) return
+              this.#log.warn({ event: 'bridge_publish_rejected', topic: msg.topic, err: err.message }, 'the cloud refused a bridged message; dropped')
+              this.outbox.ack(msg.seq)
+              this.#noteDrop('rejected', 1, msg.payload.length)
+            })
           }
-          // otherwise the link dropped: the message stays queued and is sent again after rewind
           // refill in batches: one LMDB range read per half window, not one per PUBACK
           if (this.#inflight <= WINDOW / 2 && this.outbox.available) this.#schedulePump()
         })

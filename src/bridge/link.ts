@@ -77,6 +77,7 @@ export class UpstreamLink extends EventEmitter {
   #downJournaled = false
   #tls: Pick<IClientOptions, 'ca' | 'cert' | 'key'> = {}
   #started = false
+  #generation = 0
 
   constructor(o: LinkOptions) {
     super()
@@ -90,6 +91,8 @@ export class UpstreamLink extends EventEmitter {
   }
 
   get connected(): boolean { return this.#state === 'up' }
+  /** counts connections: a callback can tell whether the connection it used is still the one up */
+  get generation(): number { return this.#generation }
   get state(): LinkState { return this.#state }
 
   status(): LinkStatus {
@@ -194,6 +197,7 @@ export class UpstreamLink extends EventEmitter {
     }
     client.on('connect', () => {
       if (this.#client !== client) return
+      this.#generation++
       this.#lastError = undefined
       this.#backoff.reset()
       let left = this.#subs.length
