@@ -6,6 +6,9 @@ import { registerToken } from './token.js'
 import { registerApprovals } from './approvals.js'
 import { registerFleet } from './fleet.js'
 import { registerPolicy } from './policy.js'
+import { registerInventory } from './inventory.js'
+import { registerPolicyDiff } from './policy-diff.js'
+import { registerPolicySuggest } from './policy-suggest.js'
 
 /** Exit codes (SPEC §2): 0 ok, 1 runtime failure, 2 bad usage or invalid config/policy. */
 export async function main(argv: string[]): Promise<number> {
@@ -22,6 +25,9 @@ export async function main(argv: string[]): Promise<number> {
   registerApprovals(program)
   // after the policy verbs: bundle and push join the same `policy` group
   registerFleet(program)
+  registerPolicyDiff(program)
+  registerPolicySuggest(program)
+  registerInventory(program)
   registerPolicy(program)
   try {
     await program.parseAsync(argv)
