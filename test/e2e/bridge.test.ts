@@ -61,6 +61,7 @@ t.test('in: cloud commands reach local subscribers, pass policy as `upstream`, n
     '  - { id: open, effect: allow, actions: [publish, subscribe], topics: ["#"] }',
     '  - { id: cloud-no-firmware, effect: deny, actions: [publish], topics: ["site/+/dev/+/firmware"], who: { groups: [cloud] } }',
     '  - { id: status-readers, effect: allow, actions: [subscribe], topics: ["$warden/status"] }',
+    '  - { id: ota-needs-approval, effect: allow, actions: [publish], topics: ["site/+/dev/+/ota"], approval: { approvers: { groups: [ops] }, quorum: 1, ttl: 15m } }',
   ].join('\n') + '\n')
   const g = await startGateway(t, {
     policies: { dir: policies, watch: false },
@@ -87,6 +88,7 @@ t.test('in: cloud commands reach local subscribers, pass policy as `upstream`, n
   const ops = await connect(t, cloud.url, { clientId: 'cloud-ops' })
   await ops.publishAsync('fleet/acme/gw-test/cmd/site/1/dev/d1/cmd', 'reboot', { qos: 1 })
   await ops.publishAsync('fleet/acme/gw-test/cmd/site/1/dev/d1/firmware', 'evil.bin', { qos: 1 })
+  await ops.publishAsync('fleet/acme/gw-test/cmd/site/1/dev/d1/ota', 'fw-2.bin', { qos: 1 })
   await waitFor(() => localGot.some((m) => m.topic === 'site/1/dev/d1/cmd'), 'command delivered locally')
   t.equal(localGot.find((m) => m.topic === 'site/1/dev/d1/cmd')!.payload.toString(), 'reboot')
   await waitFor(() => g.journal.entries.some((e) => e.type === 'publish_denied' && e.sub === 'upstream'), 'denied command journaled')
@@ -97,6 +99,10 @@ t.test('in: cloud commands reach local subscribers, pass policy as `upstream`, n
   const allowed = g.journal.entries.find((e) => e.type === 'publish' && e.sub === 'upstream')!
   t.equal(allowed.topic, 'site/1/dev/d1/cmd', 'inbound publish journaled with sub upstream')
   t.notOk(localGot.some((m) => m.topic.endsWith('firmware')), 'the cloud cannot write where policy denies')
+  await waitFor(() => g.journal.entries.some((e) => e.type === 'publish_denied' && e.topic === 'site/1/dev/d1/ota'), 'held command refused')
+  const held = g.journal.entries.find((e) => e.type === 'publish_denied' && e.topic === 'site/1/dev/d1/ota')!
+  t.match(held, { reason: 'approval_required', rule: 'ota-needs-approval', upstreamTopic: 'fleet/acme/gw-test/cmd/site/1/dev/d1/ota' }, 'a rule that would hold a cloud message denies it: nobody on the cloud side can be asked')
+  t.notOk(localGot.some((m) => m.topic.endsWith('ota')))
 
   // a local marker after the command: once it is bridged, an echo would have been bridged before it
   await local.publishAsync('site/marker', 'm', { qos: 1 })
