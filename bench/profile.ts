@@ -13,7 +13,7 @@ interface Node {
 interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
 
 const file = process.argv[2]
-if (!file) { console.error('usage: bench/profile.ts FILE.cpuprofile [--top N] [--per OPS] [--wall] [--compare BASE.cpuprofile]'); process.exit(2) }
+if (!file) { console.error('usage: bench/profile.ts FILE.cpuprofile [--top N] [--per OPS] [--wall] [--compare BASE.cpuprofile [--base-per OPS]]'); process.exit(2) }
 const arg = (name: string): number => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : 0)
 const topN = arg('--top') || 25
 /** with --per N (e.g. the number of CONNECTs profiled), times are also given in µs per operation */
@@ -96,12 +96,14 @@ if (compare) {
   }
   const bTotal = [...bAreas.values()].reduce((a, b) => a + b, 0)
   const bBusy = bTotal - (bAreas.get('(idle)') ?? 0)
+  // --base-per: the base profile's own operation count (defaults to --per)
   const div = per || 1
+  const bDiv = arg('--base-per') || div
   const unit = per ? 'µs/op' : 'µs'
-  console.log(`\ncompared with ${compare}: busy ${((total - idle) / div).toFixed(1)} vs ${(bBusy / div).toFixed(1)} ${unit}, +${((total - idle - bBusy) / div).toFixed(1)}`)
+  console.log(`\ncompared with ${compare}: busy ${((total - idle) / div).toFixed(1)} vs ${(bBusy / bDiv).toFixed(1)} ${unit}, +${((total - idle) / div - bBusy / bDiv).toFixed(1)}`)
   const keys = new Set([...areas.keys(), ...bAreas.keys()])
   keys.delete('(idle)')
-  const rows = [...keys].map((k) => [k, (areas.get(k) ?? 0) / div, (bAreas.get(k) ?? 0) / div] as const).sort((x, y) => (y[1] - y[2]) - (x[1] - x[2]))
+  const rows = [...keys].map((k) => [k, (areas.get(k) ?? 0) / div, (bAreas.get(k) ?? 0) / bDiv] as const).sort((x, y) => (y[1] - y[2]) - (x[1] - x[2]))
   console.log(`  ${'this'.padStart(9)} ${'base'.padStart(9)} ${'diff'.padStart(9)}  area (${unit})`)
   for (const [k, a, b] of rows.slice(0, topN)) console.log(`  ${a.toFixed(1).padStart(9)} ${b.toFixed(1).padStart(9)} ${(a - b).toFixed(1).padStart(9)}  ${k}`)
 }
