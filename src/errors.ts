@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   EW_KEYS_UNAVAILABLE: { exit: 1, summary: 'no verification key could be loaded' },
   EW_LISTEN_FAILED: { exit: 1, summary: 'a listener could not bind its port' },
   EW_UPSTREAM_UNAVAILABLE: { exit: 1, summary: 'the cloud broker is not connected, or the connection dropped before it acknowledged' },
+  EW_CLUSTER_UNAVAILABLE: { exit: 1, summary: 'the site cluster\'s Redis (broker.cluster.redis) cannot be reached' },
   EW_INTERNAL: { exit: 1, summary: 'unexpected internal error' },
 } as const
 

@@ -16,6 +16,7 @@ import type { AuthFailure, Identity } from './identity/types.js'
 import { journalUsername } from './identity/username.js'
 import { Admission, createListener, PacketSizeGuard, type ConnectionMeta, type Listener, type RefusalReason } from './listeners/index.js'
 import { createAedes } from './broker/create.js'
+import type { ClusterGate } from './broker/cluster.js'
 import type { Metrics } from './admin/metrics.js'
 import { REDACTED_ALL } from './mask/apply.js'
 import type { Masker, PublishMasking } from './mask/masker.js'
@@ -54,6 +55,8 @@ export interface GatewayParts {
   readonly approvals?: Approvals
   /** an aedes-persistence instance (src/broker/persistence); absent → Aedes' in-memory store */
   readonly persistence?: object
+  /** the site cluster (broker.cluster.redis): the shared emitter, and the fail-closed gate while Redis is away */
+  readonly cluster?: ClusterGate
   /** payload masking (SPEC §5 masks); absent → payloads pass unmasked */
   readonly masker?: Masker
   /** who is on the site and what they do (src/inventory); absent → not kept */
@@ -103,6 +106,7 @@ export class GatewayCore {
       authorizeSubscribe: (c, sub, cb) => this.#authorizeSubscribe(c, sub, cb),
       authorizeForward: (c, pk) => this.#authorizeForward(c, pk),
       persistence: p.persistence,
+      ...(p.cluster ? { mq: p.cluster.mq } : {}),
     })
     this.aedes.on('clientReady', (c) => this.#onReady(c))
     this.aedes.on('clientDisconnect', (c) => this.#onDisconnect(c))
@@ -219,6 +223,13 @@ export class GatewayCore {
         this.#journal({ type: 'connect_denied', reason: decision.reason ?? 'policy', rule: decision.ruleId, policyRev: this.#policy.revision, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, listener: meta.listener, remote: meta.remoteAddress, username })
         return done(Object.assign(new Error('not authorized'), { returnCode: 5 }), null)
       }
+      // a site cluster keeps sessions and subscriptions in Redis: without it, CONNACK 3 (server unavailable)
+      const down = this.p.cluster?.refusal()
+      if (down) {
+        this.p.metrics.connects.inc({ result: 'refused' })
+        this.#journal({ type: 'connect_denied', reason: down, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, listener: meta.listener, remote: meta.remoteAddress, username })
+        return done(Object.assign(new Error(down), { returnCode: 3 }), null)
+      }
       if (pending.emptyClientId) (client as { id: string }).id = identity.clientId
       const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now() }
       this.#sessions.set(client, session)
@@ -313,7 +324,7 @@ export class GatewayCore {
     let decision = this.#decide(id, 'publish', topic, { qos: packet.qos, retain: packet.retain, payload })
     if (decision.effect !== 'allow' && isMonitored(decision, this.#monitor)) decision = this.#would(s, 'publish', topic, decision, packet)
     s.inv?.publish(topic, payload, EFFECT_INDEX[decision.effect])
-    const gated = decision.effect === 'allow' ? this.bridgeTap?.refusal(topic) : undefined
+    const gated = decision.effect === 'allow' ? (this.bridgeTap?.refusal(topic) ?? this.p.cluster?.refusal()) : undefined
     if (decision.effect === 'deny' || gated !== undefined || !this.p.journal.writable) {
       const reason = decision.effect === 'deny' ? (decision.reason ?? 'policy') : (gated ?? 'journal_full')
       this.p.metrics.publishes.inc({ effect: 'deny' })

@@ -10,6 +10,7 @@ import { createJournal, createShipper, LmdbJournal } from './journal/index.js'
 import type { Journal } from './journal/types.js'
 import { GatewayCore } from './gateway.js'
 import { createPersistence } from './broker/persistence/index.js'
+import { SiteCluster } from './broker/cluster.js'
 import { createMetrics, type Metrics } from './admin/metrics.js'
 import { AdminServer, sendJson } from './admin/server.js'
 import { VERSION } from './version.js'
@@ -86,16 +87,19 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     },
   })
   const grants = new Grants(holdStore, journal, clock, () => void coreRef?.recheckSubscriptions('grant_expired'))
-  // broker.persistence: lmdb → retained, sessions and QoS 1/2 queues in the data dir's LMDB
-  const persistence = createPersistence(config, journal)
+  // broker.cluster.redis → the site's gateways are one broker, emitter and broker state in Redis
+  // (docs/cluster.md); else broker.persistence: lmdb → retained, sessions and QoS 1/2 queues in the data dir's LMDB
+  const cluster = config.broker.cluster?.redis ? new SiteCluster(config, { journal, logger, clock }) : undefined
+  const persistence = cluster?.persistence ?? createPersistence(config, journal)
   // payload masks (SPEC §5 `masks`) from the same policy files; bad masks fail the start (exit 2)
   const masker = createMasker(config, logger)
   // inventory (who is on the site, shadow flags): aggregated in memory, flushed to the data dir's LMDB
   let inventory: Inventory | undefined
   const onFlag = inventoryMetrics(metrics.registry, () => inventory)
   inventory = config.inventory.enabled ? new Inventory({ dataDir: config.gateway.dataDir, config: config.inventory, clock, journal, logger, onFlag }) : undefined
-  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence, masker, inventory })
+  const core = new GatewayCore({ config, logger, clock, journal, policy, keys, metrics, approvals, grants, persistence, cluster, masker, inventory })
   coreRef = core
+  cluster?.attach(core.aedes)
   const preview = (topic: string, payload: Buffer): Buffer => core.maskedView({ topic, payload })
   // the cloud bridge (SPEC §3 upstream), only when configured; a full `block` outbox refuses bridged publishes
   const bridge = config.upstream ? new Bridge({ config, aedes: core.aedes, policy: () => core.policy, journal, logger, clock, registry: metrics.registry, view: maskedViewOf(core) }) : undefined
@@ -135,6 +139,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     connections: core.admission.open,
     policyRevision: core.policy.revision,
     journalWritable: journal.writable,
+    ...(cluster ? { cluster: cluster.status() } : {}),
     ...(bridge ? { upstream: bridge.status() } : {}),
   })
   if (admin) {
@@ -163,6 +168,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
     config, logger, metrics, journal, devKey, core, bridge,
     async start() {
       try {
+        await cluster?.connect()
         await core.listen()
         await admin?.listen()
         fleet?.start(bridge?.link)
@@ -173,6 +179,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
         await bridge?.stop().catch(() => {})
         await admin?.close()
         await persistence?.destroy()
+        await cluster?.close()
         keys.close()
         throw err
       }
@@ -198,6 +205,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
       await bridge?.stop()
       // after the broker: it may still clear queues while closing clients; drop counts go to the journal
       await persistence?.destroy()
+      await cluster?.close()
       await admin?.close()
       await holdStore.close()
       await fleet?.close()
@@ -220,8 +228,13 @@ function maskedViewOf(core: GatewayCore): ((p: { readonly topic: string; readonl
   return typeof c.maskedView === 'function' ? (p) => c.maskedView!(p) : undefined
 }
 
+/** on a site cluster the retained store is shared: each gateway keeps its own status topic */
+function statusTopic(config: Config): string {
+  return config.broker.cluster?.redis ? `$warden/status/${config.gateway.id}` : '$warden/status'
+}
+
 function publishStatus(core: GatewayCore, config: Config, body: object): void {
-  core.aedes.publish({ cmd: 'publish', topic: '$warden/status', payload: Buffer.from(JSON.stringify({ ...body, at: new Date().toISOString() })), qos: 0, retain: true, dup: false }, () => {})
+  core.aedes.publish({ cmd: 'publish', topic: statusTopic(config), payload: Buffer.from(JSON.stringify({ ...body, at: new Date().toISOString() })), qos: 0, retain: true, dup: false }, () => {})
 }
 
 export { loadConfig } from './config/load.js'

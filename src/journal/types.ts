@@ -4,6 +4,7 @@ export type RecordType =
   | 'subscribe' | 'subscribe_denied' | 'publish' | 'publish_denied'
   | 'held' | 'approved' | 'rejected' | 'hold_expired' | 'grant'
   | 'policy_applied' | 'policy_rejected' | 'upstream_up' | 'upstream_down' | 'buffer_dropped'
+  | 'cluster_up' | 'cluster_down'
   | 'connection_refused' | 'protocol_error'
   | 'would_deny' | 'would_hold' | 'would_mask' | 'flag'
 

@@ -1,0 +1,212 @@
+import type { EventEmitter } from 'node:events'
+import { Readable } from 'node:stream'
+import { Redis, type RedisOptions } from 'ioredis'
+import MQEmitterRedis from 'mqemitter-redis'
+import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js'
+import type { Config } from '../config/types.js'
+import type { Journal } from '../journal/types.js'
+import type { Logger } from '../logger.js'
+import type { Clock } from '../clock.js'
+import { ewError } from '../errors.js'
+import type { BrokerPersistence } from './persistence/index.js'
+
+/** What the gateway's publish and connect paths ask of a site cluster (src/gateway.ts). */
+export interface ClusterGate {
+  /** the Aedes emitter: every message of the site crosses Redis pub/sub */
+  readonly mq: object
+  /** undefined while Redis answers; else the reason a publish or CONNECT is refused */
+  refusal(): string | undefined
+}
+
+export interface ClusterStatus {
+  readonly redis: 'up' | 'down'
+  /** ISO time of the last change */
+  readonly since: string
+}
+
+export interface ClusterOptions {
+  readonly journal: Journal
+  readonly logger: Logger
+  readonly clock: Clock
+  /** how long start() waits for Redis before it fails (ms) */
+  readonly connectTimeoutMs?: number
+}
+
+const REFUSAL = 'cluster_unavailable'
+
+/**
+ * `broker.cluster.redis`: the gateways of one site become one broker. Messages cross through
+ * Redis pub/sub (mqemitter-redis), retained messages, subscriptions, persistent sessions and
+ * their queues live in Redis (aedes-persistence-redis), so a device may reconnect to any
+ * gateway. Three connections (publish, subscribe, store) are opened here with fail-fast
+ * options; while any of them is down the site's shared state is out of reach and the gateway
+ * fails closed: publishes and CONNECTs are refused (journaled by the gateway), and the
+ * outage itself is journaled as `cluster_down` / `cluster_up`.
+ */
+export class SiteCluster implements ClusterGate {
+  readonly mq: MQEmitterRedis.MQEmitterRedis
+  readonly persistence: BrokerPersistence
+  readonly #conns: readonly Redis[]
+  readonly #ready = new Set<Redis>()
+  readonly #o: ClusterOptions
+  readonly #scrub: (s: string) => string
+  #up = false
+  #wasUp = false
+  #since: number
+  #lastError = ''
+  #closed = false
+
+  constructor(config: Config, o: ClusterOptions) {
+    const secret = config.broker.cluster?.redis
+    if (!secret) throw ewError('EW_CONFIG_INVALID', 'broker.cluster.redis is not set')
+    this.#o = o
+    this.#since = o.clock.now()
+    // revealed here only: the URL (and its password) never reaches a log, record or error
+    const url = secret.reveal()
+    this.#scrub = scrubber(url)
+    const id = config.gateway.id
+    const open = (role: string): Redis => {
+      const conn = new Redis(url, redisOptions(`edgewarden:${id}:${role}`))
+      conn.on('ready', () => this.#onReady(conn))
+      conn.on('close', () => this.#onClose(conn))
+      // ioredis would print unhandled errors to the console, URL details included
+      conn.on('error', (err: Error) => { this.#lastError = this.#describe(err) })
+      return conn
+    }
+    const pub = open('pub')
+    const sub = open('sub')
+    const store = open('store')
+    this.#conns = [pub, sub, store]
+    this.mq = MQEmitterRedis({ pubConn: pub, subConn: sub, matchEmptyLevels: true /* [MQTT-4.7.1-3], as Aedes' default emitter */ } as never)
+    // mqemitter-redis re-emits connection errors on `state`: unheard, an EventEmitter 'error' throws
+    ;(this.mq as unknown as { state: EventEmitter }).state.on('error', (err: Error) => { this.#lastError = this.#describe(err) })
+    this.persistence = new SitePersistence({
+      conn: store,
+      // a resumed session is sent at most this many queued messages at once (the rest next time)
+      maxSessionDelivery: config.broker.maxQueuedPerClient,
+    })
+  }
+
+  refusal(): string | undefined {
+    return this.#up ? undefined : REFUSAL
+  }
+
+  status(): ClusterStatus {
+    return { redis: this.#up ? 'up' : 'down', since: new Date(this.#since).toISOString() }
+  }
+
+  /** Opens the three connections; fails with EW_CLUSTER_UNAVAILABLE (no URL in it) when Redis does not answer. */
+  async connect(): Promise<void> {
+    const timeoutMs = this.#o.connectTimeoutMs ?? 10_000
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timed out')), timeoutMs) })
+    try {
+      await Promise.race([Promise.all(this.#conns.map((c) => c.connect())), timeout])
+    } catch (err) {
+      const reason = this.#lastError || this.#describe(err as Error)
+      await this.close()
+      throw ewError('EW_CLUSTER_UNAVAILABLE', `broker.cluster.redis: Redis did not answer within ${timeoutMs} ms (${reason})`)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Aedes emits 'error' when its store fails (e.g. the wills sweep during an outage): logged, never a crash. */
+  attach(aedes: EventEmitter): void {
+    aedes.on('error', (err: Error) => this.#o.logger.error({ event: 'broker_error', err: this.#describe(err) }, 'broker store operation failed'))
+  }
+
+  /** Releases every connection (after the broker and the persistence closed, or after a failed start). */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const c of this.#conns) c.disconnect()
+  }
+
+  #onReady(conn: Redis): void {
+    this.#ready.add(conn)
+    if (this.#up || this.#ready.size < this.#conns.length) return
+    this.#up = true
+    const downMs = this.#o.clock.now() - this.#since
+    this.#since = this.#o.clock.now()
+    if (!this.#wasUp) { this.#wasUp = true; return }
+    this.#o.logger.info({ event: 'cluster_up', downSec: Math.round(downMs / 1000) }, 'Redis is reachable again: the site cluster accepts publishes and connections')
+    this.#o.journal.record({ type: 'cluster_up', reason: 'redis_reachable', downMs })
+  }
+
+  #onClose(conn: Redis): void {
+    this.#ready.delete(conn)
+    if (!this.#up) return
+    this.#up = false
+    this.#since = this.#o.clock.now()
+    if (this.#closed) return
+    const reason = this.#lastError || 'connection_closed'
+    this.#o.logger.error({ event: 'cluster_down', reason }, 'Redis is unreachable: refusing publishes and connections until it is back')
+    this.#o.journal.record({ type: 'cluster_down', reason })
+  }
+
+  #describe(err: Error): string {
+    const code = (err as { code?: unknown }).code
+    return this.#scrub(typeof code === 'string' ? code : err.message).slice(0, 200)
+  }
+}
+
+/** Fail fast: a command during an outage errors after one retry instead of waiting ~20 reconnects. */
+function redisOptions(connectionName: string): RedisOptions {
+  return {
+    lazyConnect: true,
+    connectionName,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    // keep reconnecting for as long as the gateway runs: the site recovers when Redis does
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+  }
+}
+
+/** Removes the URL and its credentials from any text (ioredis messages may name the target). */
+function scrubber(url: string): (s: string) => string {
+  const parts = [url]
+  try {
+    const u = new URL(url)
+    if (u.password) parts.push(decodeURIComponent(u.password), u.password)
+    if (u.username) parts.push(decodeURIComponent(u.username), u.username)
+  } catch { /* the schema checked the scheme; an unparsable rest is still scrubbed whole */ }
+  const needles = parts.filter((p) => p.length > 0).sort((a, b) => b.length - a.length)
+  return (s) => needles.reduce((acc, n) => acc.split(n).join('[secret]'), s)
+}
+
+/**
+ * aedes-persistence-redis 12 (the promise API Aedes 1.2 needs). Its streams are async
+ * iterables, while Aedes 1.2 pipes them (`stream.pipe`): they become Readables here, as the
+ * package's own callback wrapper does. destroy() is safe before setup() (a start that failed)
+ * and never hangs a stop when Redis is already gone.
+ */
+class SitePersistence extends AsyncRedisPersistence implements BrokerPersistence {
+  #setUp = false
+  readonly #conn: Redis | undefined
+  constructor(opts: ConstructorParameters<typeof AsyncRedisPersistence>[0] & { conn: Redis }) {
+    super(opts)
+    this.#conn = opts.conn
+  }
+  // a Readable is also the async iterable the type names
+  override createRetainedStream(pattern: string): Readable { return Readable.from(super.createRetainedStream(pattern)) }
+  override createRetainedStreamCombi(patterns: string[]): Readable { return Readable.from(super.createRetainedStreamCombi(patterns)) }
+  override outgoingStream(client: object): Readable { return Readable.from(super.outgoingStream(client)) }
+  override streamWill(brokers?: object): Readable { return Readable.from(super.streamWill(brokers)) }
+  override getClientList(topic: string): Readable { return Readable.from(super.getClientList(topic)) }
+  override async setup(broker: object): Promise<void> {
+    await super.setup(broker)
+    this.#setUp = true
+  }
+  override async destroy(): Promise<void> {
+    if (!this.#setUp) { this.#conn?.disconnect(); return }
+    this.#setUp = false
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      super.destroy().catch(() => {}),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, 2000) }),
+    ])
+    clearTimeout(timer)
+    this.#conn?.disconnect()
+  }
+}

@@ -1,0 +1,205 @@
+// broker.cluster.redis: two gateways on one real redis-server are one broker. Messages cross
+// between them, persistent sessions and retained messages live in Redis, each gateway
+// decides and journals for its own connections, and a Redis outage fails closed.
+import t, { type Test } from 'tap'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js'
+import { connect, connackCode, nextMessage, waitClose } from '../helpers/mqtt.js'
+import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { waitFor } from '../helpers/wait.js'
+
+const POLICY = `
+rules:
+  - id: open
+    effect: allow
+    actions: [publish, subscribe]
+    topics: ['#']
+  - id: no-forbidden
+    effect: deny
+    actions: [publish]
+    topics: ['site/+/forbidden']
+  - id: ops-status
+    effect: allow
+    actions: [subscribe]
+    topics: ['$warden/status/+']
+    who: { groups: [ops] }
+`
+
+function policyDir(t: Test): string {
+  const dir = tempDir(t, 'ew-cluster-pol-')
+  writeFileSync(join(dir, 'site.yaml'), POLICY)
+  return dir
+}
+
+/** A site: one Redis, gateways gw-a and gw-b on it, the same policy files. */
+async function site(t: Test): Promise<{ redis: TestRedis; a: TestGateway; b: TestGateway }> {
+  const redis = await startRedis(t)
+  const dir = policyDir(t)
+  const gw = (id: string): Promise<TestGateway> => startGateway(t, {
+    gateway: { id, dataDir: tempDir(t) },
+    policies: { dir, watch: false },
+    broker: { persistence: 'memory', cluster: { redis: redis.url } },
+  })
+  const a = await gw('gw-a')
+  const b = await gw('gw-b')
+  return { redis, a, b }
+}
+
+interface Collector { client: MqttClient; messages: Array<{ topic: string; payload: string; retain: boolean; qos: number }>; sessionPresent: boolean }
+
+/** Connects with a message listener attached before CONNACK (a resumed session's queue follows it at once). */
+function collect(t: Test, url: string, opts: IClientOptions): Promise<Collector> {
+  return new Promise((resolve, reject) => {
+    const c = mqtt.connect(url, { reconnectPeriod: 0, protocolVersion: 4, username: opts.clientId, ...opts })
+    t.teardown(() => new Promise<void>((r) => c.end(true, {}, () => r())))
+    const out: Collector = { client: c, messages: [], sessionPresent: false }
+    c.on('message', (topic, payload, packet) => out.messages.push({ topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos }))
+    c.once('connect', (ack) => { out.sessionPresent = ack.sessionPresent; resolve(out) })
+    c.once('error', reject)
+  })
+}
+
+async function client(t: Test, g: TestGateway, sub: string, opts: IClientOptions = {}): Promise<MqttClient> {
+  return connect(t, g.url(), { clientId: sub, password: await g.token({ sub }), ...opts })
+}
+
+t.test('a subscriber on A receives, at QoS 1 and in order, what a publisher on B sends', async (t) => {
+  const { a, b } = await site(t)
+  const sub = await collect(t, a.url(), { clientId: 'sub-1', password: await a.token({ sub: 'sub-1' }) })
+  await sub.client.subscribeAsync('site/1/#', { qos: 1 })
+  const pub = await client(t, b, 'pub-1')
+  const N = 50
+  for (let i = 0; i < N; i++) await pub.publishAsync('site/1/temp', String(i), { qos: 1 })
+  await waitFor(() => sub.messages.length >= N, 5000, `${N} messages on A`)
+  t.same(sub.messages.map((m) => m.payload), Array.from({ length: N }, (_, i) => String(i)), 'all, once, in order')
+  t.ok(sub.messages.every((m) => m.qos === 1), 'delivered at QoS 1')
+  // each gateway journals its own connections: the publishes are B's records, the subscription A's
+  t.equal(b.journal.entries.filter((e) => e.type === 'publish' && e.clientId === 'pub-1').length, N, 'B journaled the publishes')
+  t.equal(a.journal.entries.filter((e) => e.type === 'publish').length, 0, 'A journaled none of them')
+  t.ok(a.journal.entries.some((e) => e.type === 'subscribe' && e.clientId === 'sub-1'), 'A journaled the subscription')
+})
+
+t.test('a persistent session moves from A to B with the QoS 1 messages queued while it was offline', async (t) => {
+  const { a, b } = await site(t)
+  const s1 = await collect(t, a.url(), { clientId: 'dev-1', clean: false, password: await a.token({ sub: 'dev-1' }) })
+  t.equal(s1.sessionPresent, false, 'new session on A')
+  await s1.client.subscribeAsync('site/2/#', { qos: 1 })
+  await s1.client.endAsync()
+  // published on both gateways while the device is away
+  const pa = await client(t, a, 'pub-a')
+  const pb = await client(t, b, 'pub-b')
+  for (let i = 0; i < 5; i++) await pa.publishAsync('site/2/temp', `a${i}`, { qos: 1 })
+  for (let i = 0; i < 5; i++) await pb.publishAsync('site/2/temp', `b${i}`, { qos: 1 })
+  const s2 = await collect(t, b.url(), { clientId: 'dev-1', clean: false, password: await b.token({ sub: 'dev-1' }) })
+  t.equal(s2.sessionPresent, true, 'B resumes the session A started')
+  await waitFor(() => s2.messages.length >= 10, 5000, 'the queued messages on B')
+  t.same(s2.messages.map((m) => m.payload), ['a0', 'a1', 'a2', 'a3', 'a4', 'b0', 'b1', 'b2', 'b3', 'b4'], 'the queue, in order')
+  // the stored subscription routes live messages to the session's new gateway
+  await pa.publishAsync('site/2/temp', 'live', { qos: 1 })
+  await waitFor(() => s2.messages.at(-1)?.payload === 'live', 5000, 'a live message from A')
+  // acknowledged on B: nothing is sent again on the next resume
+  await s2.client.endAsync()
+  const s3 = await collect(t, a.url(), { clientId: 'dev-1', clean: false, password: await a.token({ sub: 'dev-1' }) })
+  t.equal(s3.sessionPresent, true, 'back on A, same session')
+  await pb.publishAsync('site/2/temp', 'after', { qos: 1 })
+  await waitFor(() => s3.messages.length >= 1, 5000, 'a message on A')
+  t.same(s3.messages.map((m) => m.payload), ['after'], 'acknowledged messages are not redelivered')
+})
+
+t.test('a retained message set on A is seen on B; each gateway keeps its own $warden/status', async (t) => {
+  const { a, b } = await site(t)
+  const pa = await client(t, a, 'cfg-writer')
+  await pa.publishAsync('site/3/config', 'v1', { qos: 1, retain: true })
+  const s = await collect(t, b.url(), { clientId: 'reader', password: await b.token({ sub: 'reader' }) })
+  await s.client.subscribeAsync('site/3/#', { qos: 1 })
+  await waitFor(() => s.messages.length >= 1, 5000, 'the retained message on B')
+  t.same(s.messages[0], { topic: 'site/3/config', payload: 'v1', retain: true, qos: 1 }, 'retained on A, read on B')
+  // cleared on B, gone for a new subscriber on A
+  const pb = await client(t, b, 'cfg-clearer')
+  await pb.publishAsync('site/3/config', '', { qos: 1, retain: true })
+  const s2 = await collect(t, a.url(), { clientId: 'reader-2', password: await a.token({ sub: 'reader-2' }) })
+  await s2.client.subscribeAsync(['site/3/#', 'site/3/marker'], { qos: 1 })
+  await pa.publishAsync('site/3/marker', 'm', { qos: 1 })
+  await waitFor(() => s2.messages.length >= 1, 5000, 'the marker')
+  t.same(s2.messages.map((m) => m.topic), ['site/3/marker'], 'the cleared retained message is gone site-wide')
+  // the retained store is shared: one status topic per gateway, both visible from either
+  const ops = await collect(t, a.url(), { clientId: 'ops-1', password: await a.token({ sub: 'ops-1', groups: ['ops'] }) })
+  await ops.client.subscribeAsync('$warden/status/+', { qos: 0 })
+  await waitFor(() => ops.messages.length >= 2, 5000, 'both statuses')
+  const statuses = new Map(ops.messages.map((m) => [m.topic, JSON.parse(m.payload) as { gateway: string; cluster?: { redis: string } }]))
+  t.equal(statuses.get('$warden/status/gw-a')?.gateway, 'gw-a')
+  t.equal(statuses.get('$warden/status/gw-b')?.gateway, 'gw-b')
+  t.equal(statuses.get('$warden/status/gw-b')?.cluster?.redis, 'up', 'status says the cluster is up')
+})
+
+t.test('a policy denial on B is journaled by B (and only B)', async (t) => {
+  const { a, b } = await site(t)
+  const s = await collect(t, a.url(), { clientId: 'watcher', password: await a.token({ sub: 'watcher' }) })
+  await s.client.subscribeAsync('site/#', { qos: 1 })
+  const bad = await client(t, b, 'bad-1')
+  bad.publish('site/4/forbidden', 'x', { qos: 1 })
+  await waitClose(bad)
+  const denied = await waitFor(() => b.journal.entries.find((e) => e.type === 'publish_denied' && e.clientId === 'bad-1'), 5000, 'B journals the denial')
+  t.equal(denied.rule, 'no-forbidden', 'the deciding rule')
+  t.equal(denied.topic, 'site/4/forbidden')
+  t.notOk(a.journal.entries.some((e) => e.type === 'publish_denied'), 'A journals nothing of it')
+  // nothing crossed: a later allowed message is the first A's subscriber sees
+  const ok = await client(t, b, 'good-1')
+  await ok.publishAsync('site/4/fine', 'y', { qos: 1 })
+  await waitFor(() => s.messages.length >= 1, 5000, 'the allowed message')
+  t.same(s.messages.map((m) => m.topic), ['site/4/fine'])
+})
+
+t.test('the same clientId connecting to B takes the session over from A (Aedes $SYS new/clients over Redis)', async (t) => {
+  const { a, b } = await site(t)
+  const first = await client(t, a, 'dev-7')
+  const second = await client(t, b, 'dev-7')
+  await waitClose(first)
+  t.pass('A dropped its connection for dev-7')
+  t.ok(second.connected, 'B keeps the new one')
+  const watcher = await collect(t, a.url(), { clientId: 'w', password: await a.token({ sub: 'w' }) })
+  await watcher.client.subscribeAsync('site/7/#', { qos: 1 })
+  await second.publishAsync('site/7/hello', 'from-b', { qos: 1 })
+  await waitFor(() => watcher.messages.length >= 1, 5000, 'a message from the surviving client')
+  t.equal(watcher.messages[0]!.payload, 'from-b')
+})
+
+t.test('a Redis outage fails closed (journaled), and the site recovers when Redis is back', async (t) => {
+  const { redis, a, b } = await site(t)
+  const pub = await client(t, a, 'pub-o')
+  await redis.stop()
+  await waitFor(() => a.journal.entries.find((e) => e.type === 'cluster_down'), 10_000, 'A journals cluster_down')
+  await waitFor(() => b.journal.entries.find((e) => e.type === 'cluster_down'), 10_000, 'B journals cluster_down')
+  // a publish that needs the shared emitter is refused: MQTT 3.1.1 has no negative PUBACK, so the connection closes
+  pub.publish('site/5/temp', 'lost?', { qos: 1 })
+  await waitClose(pub)
+  const denied = await waitFor(() => a.journal.entries.find((e) => e.type === 'publish_denied' && e.clientId === 'pub-o'), 5000, 'publish_denied')
+  t.equal(denied.reason, 'cluster_unavailable')
+  // a new CONNECT: server unavailable
+  t.equal(await connackCode(t, b.url(), { clientId: 'late', password: await b.token({ sub: 'late' }) }), 3, 'CONNACK 3 while Redis is away')
+  const refused = b.journal.entries.find((e) => e.type === 'connect_denied' && e.clientId === 'late')
+  t.equal(refused?.reason, 'cluster_unavailable', 'connect_denied journaled')
+  const health = await (await fetch(`http://127.0.0.1:${b.port('admin')}/healthz`)).json() as { cluster?: { redis: string } }
+  t.equal(health.cluster?.redis, 'down', '/healthz shows the cluster down')
+
+  await redis.start()
+  await waitFor(() => a.journal.entries.find((e) => e.type === 'cluster_up') && b.journal.entries.find((e) => e.type === 'cluster_up'), 10_000, 'cluster_up on both')
+  const s = await collect(t, a.url(), { clientId: 'sub-r', password: await a.token({ sub: 'sub-r' }) })
+  await s.client.subscribeAsync('site/6/#', { qos: 1 })
+  const p2 = await client(t, b, 'pub-r')
+  await p2.publishAsync('site/6/temp', 'back', { qos: 1 })
+  await waitFor(() => s.messages.length >= 1, 5000, 'messages cross again')
+  t.equal(s.messages[0]!.payload, 'back')
+})
+
+t.test('start fails with EW_CLUSTER_UNAVAILABLE, without the URL, when Redis does not answer', async (t) => {
+  const redis = await startRedis(t)
+  await redis.stop()
+  const url = `redis://:hunter2-secret@127.0.0.1:${redis.port}`
+  const err = await startGateway(t, { broker: { persistence: 'memory', cluster: { redis: url } } }).then(() => undefined, (e: Error & { code?: string }) => e)
+  t.equal(err?.code, 'EW_CLUSTER_UNAVAILABLE')
+  t.notMatch(err?.message ?? '', /hunter2/, 'the password is not in the error')
+  t.notMatch(err?.message ?? '', /redis:\/\//, 'nor the URL')
+})
