@@ -55,6 +55,7 @@ export class SiteCluster implements ClusterGate {
   #since: number
   #lastError = ''
   #closed = false
+  readonly #id: string
 
   constructor(config: Config, o: ClusterOptions) {
     const secret = config.broker.cluster?.redis
@@ -65,6 +66,7 @@ export class SiteCluster implements ClusterGate {
     const url = secret.reveal()
     this.#scrub = scrubber(url)
     const id = config.gateway.id
+    this.#id = id
     const open = (role: string): Redis => {
       const conn = new Redis(url, redisOptions(`edgewarden:${id}:${role}`))
       conn.on('ready', () => this.#onReady(conn))
@@ -108,6 +110,30 @@ export class SiteCluster implements ClusterGate {
       throw ewError('EW_CLUSTER_UNAVAILABLE', `broker.cluster.redis: Redis did not answer within ${timeoutMs} ms (${reason})`)
     } finally {
       clearTimeout(timer)
+    }
+    await this.#uniqueId()
+  }
+
+  /**
+   * Aedes tells gateways apart by their id (clientId takeover, wills, packet identity): a second
+   * gateway with the same gateway.id on one Redis would corrupt sessions, so it may not start.
+   * Connection names show who is there; a Redis that refuses CLIENT LIST (ACLs) skips the check.
+   * A gateway back from a power cut may meet its own dead connection and is refused until
+   * that connection has been idle 90 s (its service manager restarts it).
+   */
+  async #uniqueId(): Promise<void> {
+    const name = `name=edgewarden:${this.#id}:pub `
+    let list: string
+    try {
+      list = String(await this.#conns[2]!.client('LIST'))
+    } catch {
+      return
+    }
+    // a live gateway publishes its heartbeat every 60 s; a connection idle longer is a dead host's (power cut)
+    const live = list.split('\n').filter((l) => l.includes(name) && Number(/ idle=(\d+)/.exec(l)?.[1] ?? 0) < 90)
+    if (live.length > 1) {
+      await this.close()
+      throw ewError('EW_CONFIG_INVALID', `gateway.id '${this.#id}' is already used by another gateway of this site cluster: each gateway needs its own id`)
     }
   }
 

@@ -203,3 +203,10 @@ t.test('start fails with EW_CLUSTER_UNAVAILABLE, without the URL, when Redis doe
   t.notMatch(err?.message ?? '', /hunter2/, 'the password is not in the error')
   t.notMatch(err?.message ?? '', /redis:\/\//, 'nor the URL')
 })
+
+t.test('a second gateway with the same gateway.id may not join the site', async (t) => {
+  const { redis } = await site(t)
+  const err = await startGateway(t, { gateway: { id: 'gw-a', dataDir: tempDir(t) }, broker: { persistence: 'memory', cluster: { redis: redis.url } } }).then(() => undefined, (e: Error & { code?: string }) => e)
+  t.equal(err?.code, 'EW_CONFIG_INVALID')
+  t.match(err?.message ?? '', /gateway\.id 'gw-a' is already used/)
+})
