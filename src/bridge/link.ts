@@ -132,7 +132,8 @@ export class UpstreamLink extends EventEmitter {
    */
   subscribe(filter: string, qos: 0 | 1, handler: MessageHandler): void {
     this.#subs.push({ filter, qos, handler })
-    if (this.#client && this.#state === 'up') this.#client.subscribe(filter, { qos }, (err) => this.#subscribed(filter, err))
+    // after the CONNACK (up, or still subscribing the others): subscribe on this connection now
+    if (this.#client?.connected) this.#client.subscribe(filter, { qos }, (err) => this.#subscribed(filter, err))
   }
 
   /** Publishes to the cloud; resolves when the cloud acknowledged it (QoS 1) or it was written (QoS 0). */
@@ -175,7 +176,27 @@ export class UpstreamLink extends EventEmitter {
     this.#nextAt = undefined
     this.#setState('connecting')
     const cfg = this.#o.config
-    const client = mqtt.connect(cfg.url, {
+    let client: MqttClient
+    try {
+      client = this.#open(cfg)
+    } catch (err) {
+      // MQTT.js throws for some bad options: a failed attempt like any other, never a crash in a timer
+      this.#lastError = this.#describe(err as Error)
+      this.#client = undefined
+      this.#setState('down')
+      if (!this.#downJournaled) this.#journalDown(this.#lastError)
+      this.#retry(this.#lastError)
+      return
+    }
+    this.#client = client
+    client.handleMessage = (packet: IPublishPacket, done: (err?: Error) => void) => {
+      this.#dispatch(packet).then(() => done(), () => done())
+    }
+    this.#wire(client)
+  }
+
+  #open(cfg: UpstreamConfig): MqttClient {
+    return mqtt.connect(cfg.url, {
       clientId: this.clientId,
       username: cfg.username,
       // the one place the cloud password is revealed
@@ -191,10 +212,9 @@ export class UpstreamLink extends EventEmitter {
       connectTimeout: this.#o.connectTimeoutMs ?? 10_000,
       queueQoSZero: false,
     })
-    this.#client = client
-    client.handleMessage = (packet: IPublishPacket, done: (err?: Error) => void) => {
-      this.#dispatch(packet).then(() => done(), () => done())
-    }
+  }
+
+  #wire(client: MqttClient): void {
     client.on('connect', () => {
       if (this.#client !== client) return
       this.#generation++
@@ -232,14 +252,18 @@ export class UpstreamLink extends EventEmitter {
       const reason = this.#lastError ?? 'connection closed'
       if (wasUp || !this.#downJournaled) this.#journalDown(reason)
       if (wasUp) this.emit('down', reason)
-      const delay = this.#backoff.next()
-      this.#nextAt = this.#o.clock.now() + delay
-      // attempts 1, 2, 4, 8…: a long outage stays visible without a log line per retry
-      const attempt = this.#backoff.attempt
-      const level = (attempt & (attempt - 1)) === 0 ? 'warn' : 'debug'
-      this.#log[level]({ event: 'upstream_retry', url: this.#displayUrl, reason, attempt, delayMs: delay }, `cloud broker unreachable (${reason}); retrying in ${delay} ms`)
-      this.#timer = this.#timers.setTimeout(() => this.#connect(), delay)
+      this.#retry(reason)
     })
+  }
+
+  #retry(reason: string): void {
+    const delay = this.#backoff.next()
+    this.#nextAt = this.#o.clock.now() + delay
+    // attempts 1, 2, 4, 8…: a long outage stays visible without a log line per retry
+    const attempt = this.#backoff.attempt
+    const level = (attempt & (attempt - 1)) === 0 ? 'warn' : 'debug'
+    this.#log[level]({ event: 'upstream_retry', url: this.#displayUrl, reason, attempt, delayMs: delay }, `cloud broker unreachable (${reason}); retrying in ${delay} ms`)
+    this.#timer = this.#timers.setTimeout(() => this.#connect(), delay)
   }
 
   #journalDown(reason: string): void {

@@ -109,3 +109,20 @@ t.test('in: cloud commands reach local subscribers, pass policy as `upstream`, n
   await waitFor(() => cloudGot.some((m) => m.topic === 'echo/site/marker'), 'marker bridged')
   t.same(cloudGot.map((m) => m.topic), ['echo/site/marker'], 'the inbound command was not bridged back out')
 })
+
+t.test('ws upstream: another edgewarden as the cloud, the gateway authenticating with a token as its password', async (t) => {
+  const cloudGw = await startGateway(t)
+  const token = await cloudGw.token({ sub: 'gw-edge' })
+  const sub = await device(t, cloudGw, 'cloud-reader')
+  await sub.subscribeAsync('up/#', { qos: 1 })
+  const got = collect(sub)
+  const g = await startGateway(t, {
+    upstream: { url: cloudGw.url('ws'), clientId: 'gw-edge', username: 'gw-edge', password: token, reconnect: { minMs: 50, maxMs: 200 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }] },
+  })
+  await waitFor(() => g.gw.bridge!.link.connected, 'link up over WebSocket')
+  const dev = await device(t, g, 'sensor-1')
+  await dev.publishAsync('site/1/temp', '21', { qos: 1 })
+  await waitFor(() => got.length === 1, 'bridged over ws')
+  t.equal(got[0]!.topic, 'up/site/1/temp')
+  t.ok(cloudGw.journal.entries.some((e) => e.type === 'connect' && e.sub === 'gw-edge'), 'the cloud saw the gateway connect as gw-edge')
+})
