@@ -8,6 +8,7 @@ import { matchesQuery, recordToJson, type RecordQuery } from '../journal/query.j
 import { verifyJournal } from '../journal/verify.js'
 import { readGatewayPublicKey } from '../journal/signing.js'
 import type { RecordType } from '../journal/types.js'
+import { queryStoreCommand } from './collect-query.js'
 
 interface Common { config?: string; dataDir?: string }
 
@@ -72,7 +73,9 @@ export function registerAudit(program: Command): void {
     .option('--topic <filter>', 'MQTT topic filter (+ and # allowed)')
     .option('--rule <id>', 'deciding rule id')
     .option('--limit <n>', 'stop after n records')
-    .action(async (o: Common & { since?: string; until?: string; type?: string; clientId?: string; sub?: string; session?: string; topic?: string; rule?: string; limit?: string }) => {
+    .option('--store <url>', 'query the fleet audit store (postgres://…, filled by `edgewarden collect`) instead of the local journal')
+    .option('--gateway <ids>', 'with --store: comma-separated gateway ids')
+    .action(async (o: Common & { since?: string; until?: string; type?: string; clientId?: string; sub?: string; session?: string; topic?: string; rule?: string; limit?: string; store?: string; gateway?: string }) => {
       const limit = o.limit === undefined ? Infinity : Number(o.limit)
       if (!(limit >= 0)) throw ewError('EW_USAGE', `--limit: not a count: ${o.limit}`)
       const q: RecordQuery = {
@@ -80,6 +83,7 @@ export function registerAudit(program: Command): void {
         types: o.type?.split(',').map((s) => s.trim()).filter(Boolean) as RecordType[] | undefined,
         clientId: o.clientId, sub: o.sub, session: o.session, topic: o.topic, rule: o.rule,
       }
+      if (o.store) return queryStoreCommand(o.store, q, o.gateway, limit, write)
       const { reader } = open(o)
       let n = 0
       for (const r of reader.records()) {

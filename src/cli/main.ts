@@ -6,6 +6,7 @@ import { registerToken } from './token.js'
 import { registerApprovals } from './approvals.js'
 import { registerFleet } from './fleet.js'
 import { registerPolicy } from './policy.js'
+import { registerCollect } from './collect.js'
 import { registerInventory } from './inventory.js'
 import { registerPolicyDiff } from './policy-diff.js'
 import { registerPolicySuggest } from './policy-suggest.js'
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<number> {
   registerApprovals(program)
   // after the policy verbs: bundle and push join the same `policy` group
   registerFleet(program)
+  registerCollect(program)
   registerPolicyDiff(program)
   registerPolicySuggest(program)
   registerInventory(program)
