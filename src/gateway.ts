@@ -17,6 +17,7 @@ import { journalUsername } from './identity/username.js'
 import { Admission, createListener, PacketSizeGuard, type ConnectionMeta, type Listener, type RefusalReason } from './listeners/index.js'
 import { createAedes } from './broker/create.js'
 import type { ClusterGate } from './broker/cluster.js'
+import { DeliveryLimits, type SlowInfo } from './broker/delivery-limits.js'
 import type { Metrics } from './admin/metrics.js'
 import { REDACTED_ALL } from './mask/apply.js'
 import type { Masker, PublishMasking } from './mask/masker.js'
@@ -83,6 +84,8 @@ export class GatewayCore {
   readonly listeners: Listener[]
   readonly admission: Admission
   readonly #auth: Authenticator
+  /** per-subscriber bound on undelivered messages (limits.maxQueued*, slowConsumerTimeoutSec) */
+  readonly #delivery: DeliveryLimits
   readonly #sessions = new WeakMap<Client, Session>()
   readonly #pending = new WeakMap<Client, Pending>()
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
@@ -107,6 +110,16 @@ export class GatewayCore {
       authorizeForward: (c, pk) => this.#authorizeForward(c, pk),
       persistence: p.persistence,
       ...(p.cluster ? { mq: p.cluster.mq } : {}),
+    })
+    this.#delivery = new DeliveryLimits({
+      maxMessages: config.limits.maxQueuedMessages,
+      maxBytes: config.limits.maxQueuedBytes,
+      slowTimeoutMs: Math.round(config.limits.slowConsumerTimeoutSec * 1000),
+      journal: p.journal,
+      registry: p.metrics.registry,
+      describe: (c) => { const s = this.#sessions.get(c); return s && { session: s.id, clientId: s.identity.clientId, sub: s.identity.sub } },
+      onSlow: (c, i) => this.#closeSlow(c, 'slow_consumer', i),
+      onBacklog: (c, i) => this.#closeSlow(c, 'resume_session_backlog', i),
     })
     this.aedes.on('clientReady', (c) => this.#onReady(c))
     this.aedes.on('clientDisconnect', (c) => this.#onDisconnect(c))
@@ -141,6 +154,7 @@ export class GatewayCore {
     await Promise.all(this.listeners.map((l) => l.stopAccepting()))
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
     for (const l of this.listeners) l.destroyAll()
+    this.#delivery.flush()
   }
 
   sessionOf(client: Client): Session | undefined {
@@ -160,6 +174,7 @@ export class GatewayCore {
     this.p.metrics.connections.inc()
     stream.once('close', () => this.p.metrics.connections.dec())
     const client = this.aedes.handle(stream)
+    this.#delivery.attach(client)
     this.#guardPacketSize(client, stream, meta)
   }
 
@@ -178,6 +193,15 @@ export class GatewayCore {
       stream.destroy()
       return 0
     }
+  }
+
+  /** A subscriber that does not take its messages is disconnected (limits.slowConsumerTimeoutSec). */
+  #closeSlow(client: Client, reason: 'slow_consumer' | 'resume_session_backlog', i: SlowInfo): void {
+    const s = this.#sessions.get(client)
+    if (s) s.closeJournaled = true
+    this.#journal({ type: 'disconnect', reason, session: s?.id, clientId: s?.identity.clientId ?? client.id, sub: s?.identity.sub, kind: s?.identity.kind, queued: i.queued, queuedBytes: i.queuedBytes, dropped: i.dropped, stored: i.stored })
+    this.p.logger.warn({ event: reason, clientId: s?.identity.clientId ?? client.id, ...i }, reason === 'slow_consumer' ? 'disconnecting a subscriber over its delivery bound for limits.slowConsumerTimeoutSec' : 'disconnecting a persistent session so it resumes the messages kept in its session store')
+    client.close()
   }
 
   #onRefused(meta: ConnectionMeta, reason: RefusalReason, detail?: string): void {
@@ -512,6 +536,17 @@ export class GatewayCore {
       })
     }
     return out
+  }
+
+  /** A connected client's delivery backlog: messages and bytes it has not taken, drops so far. */
+  deliveryBacklog(clientId: string): SlowInfo | undefined {
+    const client = (this.aedes as unknown as { clients: Record<string, Client> }).clients[clientId]
+    return client && this.#delivery.backlog(client)
+  }
+
+  /** Journals the delivery drops counted so far (normally once a second). */
+  flushDeliveryDrops(): void {
+    this.#delivery.flush()
   }
 
   /** Disconnects a client (admin kick), journaled with who asked. */

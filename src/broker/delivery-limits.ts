@@ -1,0 +1,182 @@
+import type { Client } from 'aedes'
+import { Counter, type Registry } from 'prom-client'
+import type { Journal } from '../journal/types.js'
+
+type Deliver = (packet: DeliverPacket, cb: () => void) => void
+interface DeliverPacket { readonly topic: string; readonly payload: Buffer | string; readonly qos: number }
+interface Wrappable { deliver0: Deliver; deliverQoS: Deliver; readonly clean: boolean; readonly closed: boolean; readonly conn: { once(e: 'close', f: () => void): unknown } }
+
+export type DropReason = 'max_queued_messages' | 'max_queued_bytes'
+
+export interface DeliveryLimitsOptions {
+  readonly maxMessages: number
+  readonly maxBytes: number
+  /** over the bound this long → onSlow; 0 disables the disconnect (drops still apply) */
+  readonly slowTimeoutMs: number
+  readonly journal: Journal
+  readonly registry: Registry
+  /** who a client is, for journal records (undefined before authentication) */
+  readonly describe: (client: Client) => { session?: string; clientId?: string; sub?: string } | undefined
+  /** the client stayed over its bound for slowTimeoutMs */
+  readonly onSlow: (client: Client, info: SlowInfo) => void
+  /**
+   * A persistent session had QoS 1 messages left in its session store while over the bound,
+   * then caught up: it must reconnect to receive them (Aedes sends a session's stored queue
+   * only at CONNECT), so it is disconnected.
+   */
+  readonly onBacklog: (client: Client, info: SlowInfo) => void
+  /** journal drop records at most this often per client */
+  readonly dropIntervalMs?: number
+}
+
+export interface SlowInfo { readonly queued: number; readonly queuedBytes: number; readonly dropped: number; readonly stored: number }
+
+interface State {
+  count: number
+  bytes: number
+  /** a timer runs while the client is over its bound */
+  timer: NodeJS.Timeout | undefined
+  dropped: number
+  /** QoS 1 messages of a persistent session left in its session store (not written) */
+  stored: number
+}
+
+/**
+ * Per-client bound on what waits to be written to a subscriber (SPEC §3 limits.maxQueued*).
+ *
+ * Aedes 1.2 completes a delivery only when the subscriber's socket has taken the bytes (it
+ * waits for 'drain'), and MQEmitter (concurrency 100) waits for every subscriber of a message
+ * before routing the next: one subscriber that stops reading stalls every subscriber, and
+ * every publisher behind them, until Aedes' 60 s drainTimeout. Here each client's deliver
+ * functions are wrapped so routing never waits on one connection; what that connection has
+ * not taken yet is counted instead. Over the bound, QoS 0 messages (and QoS 1 to a clean
+ * session, which has no store) are dropped and counted; QoS 1 to a persistent session is not written and stays in the session
+ * store Aedes put it in. Over the bound for slowTimeoutMs, the client is handed to onSlow.
+ */
+export class DeliveryLimits {
+  readonly #o: DeliveryLimitsOptions
+  readonly #dropped: Counter<'reason' | 'qos'>
+  readonly #slow: Counter
+  readonly #pending = new Map<Client, { reason: DropReason; topic: string; qos: number; count: number }>()
+  #flushTimer: NodeJS.Timeout | undefined
+  readonly #lowMessages: number
+  readonly #lowBytes: number
+  readonly #states = new WeakMap<Client, State>()
+
+  constructor(o: DeliveryLimitsOptions) {
+    this.#o = o
+    // back under half the bound counts as caught up: a client hovering at the bound stays "over"
+    this.#lowMessages = Math.floor(o.maxMessages / 2)
+    this.#lowBytes = Math.floor(o.maxBytes / 2)
+    this.#dropped = new Counter({ name: 'edgewarden_delivery_dropped_total', help: 'messages not delivered to a slow subscriber over limits.maxQueuedMessages / maxQueuedBytes', labelNames: ['reason', 'qos'] as const, registers: [o.registry] })
+    this.#slow = new Counter({ name: 'edgewarden_slow_consumers_disconnected_total', help: 'subscribers disconnected after limits.slowConsumerTimeoutSec over their delivery bound', registers: [o.registry] })
+  }
+
+  /** Wraps a freshly handled client's deliver functions (before any SUBSCRIBE captures them). */
+  attach(client: Client): void {
+    const c = client as unknown as Wrappable
+    const orig0 = c.deliver0
+    const origQ = c.deliverQoS
+    const st: State = { count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0 }
+    this.#states.set(client, st)
+    const deliver = (orig: Deliver, packet: DeliverPacket, cb: () => void): void => {
+      const n = sizeOf(packet)
+      const reason = this.#over(st, n)
+      if (reason !== undefined) {
+        this.#refuse(client, c, st, packet, reason)
+      } else {
+        st.count++
+        st.bytes += n
+        orig(packet, () => {
+          st.count--
+          st.bytes -= n
+          if (st.timer !== undefined && st.count <= this.#lowMessages && st.bytes <= this.#lowBytes) this.#caughtUp(client, st)
+        })
+      }
+      // routing goes on whatever this connection does; nextTick, not a sync call: MQEmitter's
+      // queue would otherwise recurse once per queued message
+      process.nextTick(cb)
+    }
+    c.deliver0 = (packet, cb) => deliver(orig0, packet, cb)
+    c.deliverQoS = (packet, cb) => deliver(packet.qos === 0 ? orig0 : origQ, packet, cb)
+    c.conn.once('close', () => {
+      if (st.timer !== undefined) clearTimeout(st.timer)
+      st.timer = undefined
+    })
+  }
+
+  /** What a client has not taken yet, and what it lost (admin API, tests). */
+  backlog(client: Client): SlowInfo | undefined {
+    const st = this.#states.get(client)
+    return st && info(st)
+  }
+
+  /**
+   * Why this delivery is over the bound, or undefined. Not only while the transport is backed
+   * up: publishers are no longer held back by subscribers, so one event-loop turn can route a
+   * whole socket buffer of messages before any write shows back-pressure.
+   */
+  #over(st: State, n: number): DropReason | undefined {
+    if (st.count === 0) return undefined
+    if (st.count >= this.#o.maxMessages) return 'max_queued_messages'
+    if (st.bytes + n > this.#o.maxBytes) return 'max_queued_bytes'
+    return undefined
+  }
+
+  #refuse(client: Client, c: Wrappable, st: State, packet: DeliverPacket, reason: DropReason): void {
+    if (st.timer === undefined && this.#o.slowTimeoutMs > 0 && !c.closed) {
+      st.timer = setTimeout(() => this.#timedOut(client, c, st), this.#o.slowTimeoutMs)
+      st.timer.unref()
+    }
+    if (packet.qos > 0 && !c.clean) {
+      // Aedes queued it in the session store before delivering: it waits there
+      st.stored++
+      return
+    }
+    st.dropped++
+    this.#dropped.inc({ reason, qos: packet.qos })
+    const p = this.#pending.get(client)
+    if (p) p.count++
+    else this.#pending.set(client, { reason, topic: packet.topic, qos: packet.qos, count: 1 })
+    if (this.#flushTimer === undefined) {
+      this.#flushTimer = setTimeout(() => this.flush(), this.#o.dropIntervalMs ?? 1000)
+      this.#flushTimer.unref()
+    }
+  }
+
+  #caughtUp(client: Client, st: State): void {
+    clearTimeout(st.timer)
+    st.timer = undefined
+    if (st.stored > 0) this.#o.onBacklog(client, info(st))
+  }
+
+  #timedOut(client: Client, c: Wrappable, st: State): void {
+    st.timer = undefined
+    if (c.closed) return
+    this.#slow.inc()
+    this.flush()
+    this.#o.onSlow(client, info(st))
+  }
+
+  /** Journals the drops counted since the last flush: one `buffer_dropped` per client. */
+  flush(): void {
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
+    this.#flushTimer = undefined
+    for (const [client, p] of this.#pending) {
+      const who = this.#o.describe(client)
+      // topic and qos: the first message dropped in this interval
+      this.#o.journal.record({ type: 'buffer_dropped', store: 'delivery', reason: p.reason, session: who?.session, clientId: who?.clientId ?? client.id, sub: who?.sub, topic: p.topic, qos: p.qos, count: p.count })
+    }
+    this.#pending.clear()
+  }
+}
+
+function info(st: State): SlowInfo {
+  return { queued: st.count, queuedBytes: st.bytes, dropped: st.dropped, stored: st.stored }
+}
+
+function sizeOf(p: DeliverPacket): number {
+  const payload = p.payload
+  const n = typeof payload === 'string' ? Buffer.byteLength(payload) : (payload?.length ?? 0)
+  return n + p.topic.length
+}
