@@ -88,3 +88,27 @@ t.test('audit on a data dir without a journal is a usage error', async (t) => {
   t.equal(r.code, 2)
   t.match(r.stderr, /no journal/)
 })
+
+t.test('audit tail --follow prints records appended after it started', async (t) => {
+  const dir = tempDir(t)
+  const j = openJournal(t, dir)
+  j.record({ type: 'connect', clientId: 'before' })
+  await j.flush()
+  const { spawn } = await import('node:child_process')
+  const child = spawn(process.execPath, [BIN, 'audit', 'tail', '-f', '-n', '1', '--data-dir', dir], { cwd: dir, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', EDGEWARDEN_FROM_SOURCE: '1' } })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d })
+  const until = async (re: RegExp): Promise<void> => {
+    for (let i = 0; i < 300 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50))
+  }
+  await until(/"before"/)
+  t.match(out, /"clientId":"before"/, 'the newest record first')
+  j.record({ type: 'connect', clientId: 'after' })
+  await j.flush()
+  await until(/"after"/)
+  t.match(out, /"clientId":"after"/, 'a new record shows up while following')
+  child.kill('SIGINT')
+  const code = await new Promise((r) => child.once('exit', (c) => r(c)))
+  t.equal(code, 0, 'SIGINT ends it cleanly')
+})
