@@ -25,6 +25,13 @@ rules:
     actions: [subscribe]
     topics: ['$warden/status/+']
     who: { groups: [ops] }
+masks:
+  - id: pii
+    topics: ['site/+/pii']
+    format: json
+    fields:
+      - { path: owner.email, action: redact }
+    unmaskedFor: { groups: [auditors] }
 `
 
 function policyDir(t: Test): string {
@@ -209,4 +216,17 @@ t.test('a second gateway with the same gateway.id may not join the site', async 
   const err = await startGateway(t, { gateway: { id: 'gw-a', dataDir: tempDir(t) }, broker: { persistence: 'memory', cluster: { redis: redis.url } } }).then(() => undefined, (e: Error & { code?: string }) => e)
   t.equal(err?.code, 'EW_CONFIG_INVALID')
   t.match(err?.message ?? '', /gateway\.id 'gw-a' is already used/)
+})
+
+t.test('masks across gateways: a view kept raw inside the site is masked at the exit of the subscriber\'s gateway', async (t) => {
+  const { a, b } = await site(t)
+  const plain = await collect(t, a.url(), { clientId: 'plain', password: await a.token({ sub: 'plain' }) })
+  const auditor = await collect(t, a.url(), { clientId: 'aud', password: await a.token({ sub: 'aud', groups: ['auditors'] }) })
+  await plain.client.subscribeAsync('site/+/pii', { qos: 1 })
+  await auditor.client.subscribeAsync('site/+/pii', { qos: 1 })
+  const pub = await client(t, b, 'dev-pii')
+  await pub.publishAsync('site/8/pii', JSON.stringify({ owner: { email: 'ann@example.com' }, t: 1 }), { qos: 1 })
+  await waitFor(() => plain.messages.length >= 1 && auditor.messages.length >= 1, 5000, 'both views')
+  t.same(JSON.parse(plain.messages[0]!.payload), { owner: { email: '[REDACTED]' }, t: 1 }, 'masked for a subscriber outside unmaskedFor')
+  t.same(JSON.parse(auditor.messages[0]!.payload), { owner: { email: 'ann@example.com' }, t: 1 }, 'raw for the auditor')
 })

@@ -8,6 +8,8 @@ export interface TestRedis {
   readonly port: number
   /** redis://127.0.0.1:PORT */
   readonly url: string
+  /** the running server's pid (benchmarks read its CPU time) */
+  readonly pid: number | undefined
   /** kills the server (an outage); start() brings it back on the same port, empty */
   stop(): Promise<void>
   start(): Promise<void>
@@ -53,5 +55,5 @@ export async function startRedis(t: Test): Promise<TestRedis> {
   }
   t.teardown(stop)
   await start()
-  return { port, url: `redis://127.0.0.1:${port}`, stop, start }
+  return { port, url: `redis://127.0.0.1:${port}`, stop, start, get pid() { return proc?.pid } }
 }
