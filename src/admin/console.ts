@@ -33,6 +33,9 @@ code{font-size:13px;word-break:break-all}#status{margin-left:auto;font-size:13px
 <h2>Audit tail</h2>
 <table><thead><tr><th>Seq</th><th>Time</th><th>Type</th><th>Who</th><th>Topic</th><th>Rule / reason</th></tr></thead>
 <tbody id="audit"><tr><td colspan="6" class="empty">admins see the journal here</td></tr></tbody></table>
+<h2>Inventory</h2>
+<table><thead><tr><th>Identity</th><th>Kind / groups</th><th>ClientIds</th><th>Last seen</th><th>Published</th><th>Subscribed</th><th>Decisions</th><th>Flags</th></tr></thead>
+<tbody id="inventory"><tr><td colspan="8" class="empty">admins see every identity the gateway has seen here</td></tr></tbody></table>
 <h2>Grants</h2>
 <table><thead><tr><th>Identity</th><th>Actions</th><th>Topics</th><th>Expires</th><th>Granted by</th><th></th></tr></thead>
 <tbody id="grants"></tbody></table>
@@ -105,6 +108,33 @@ async function refreshAdmin() {
     while (ab.rows.length > 200) ab.deleteRow(ab.rows.length - 1)
     auditLast = last
   } catch (e) { /* not an admin, or no journal: those sections stay as they are */ }
+  await refreshInventory()
+}
+const topics = (list) => list.slice(0, 5).map((p) => p.filter + ' ×' + p.count).join('\\n') + (list.length > 5 ? '\\n… ' + (list.length - 5) + ' more' : '')
+async function refreshInventory() {
+  try {
+    const { entries } = await api('GET', '/api/inventory?type=identity')
+    const ib = $('inventory'); ib.replaceChildren()
+    if (!entries.length) { const tr = ib.insertRow(); cell(tr, 'nobody seen yet', 'empty').colSpan = 8 }
+    for (const e of entries) {
+      const tr = ib.insertRow(); tr.dataset.id = e.id
+      cell(tr, e.id); cell(tr, e.kind + (e.groups.length ? ' · ' + e.groups.join(', ') : '')); cell(tr, e.related.join(', '))
+      cell(tr, new Date(e.lastSeen).toLocaleString())
+      for (const list of [e.published, e.subscribed]) { const c = cell(tr, ''); const code = document.createElement('code'); code.style.whiteSpace = 'pre'; code.textContent = topics(list); c.appendChild(code) }
+      cell(tr, Object.entries(e.decisions).filter((d) => d[1] > 0).map((d) => d[0] + ' ' + d[1]).join(', '))
+      const fc = cell(tr, '')
+      for (const f of e.flags) {
+        const div = document.createElement('div'); div.className = 'flag'; div.dataset.flag = f.flag
+        div.textContent = f.flag + (f.acked ? ' (ack ' + f.acked.by + ')' : '') + ': ' + f.detail
+        if (!f.acked) {
+          const b = document.createElement('button'); b.textContent = 'Ack'
+          b.onclick = async () => { try { await api('POST', '/api/inventory/identity/' + encodeURIComponent(e.id) + '/flags/' + encodeURIComponent(f.flag) + '/ack', {}); $('status').textContent = 'acknowledged ' + f.flag } catch (err) { $('status').textContent = 'ack failed: ' + err.message } refresh() }
+          div.append(' '); div.appendChild(b)
+        }
+        fc.appendChild(div)
+      }
+    }
+  } catch (e) { /* not an admin, or inventory off */ }
 }
 $('login').onsubmit = (ev) => { ev.preventDefault(); token = $('token').value.trim(); sessionStorage.setItem('ew-token', token); $('token').value = ''; refresh() }
 setInterval(refresh, 2000); refresh()

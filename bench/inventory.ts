@@ -1,0 +1,143 @@
+/**
+ * Inventory on vs off, end to end, in one run (issue 12: target ≥ 95 %).
+ *
+ *   npx tsx bench/inventory.ts [--rounds 3] [--measure-ms 5000] [--qos 0|1]
+ *   npx tsx bench/inventory.ts --micro     # CPU per publish of the inventory alone, in process
+ *
+ * For each round and each setting (order alternates between rounds) a fresh gateway runs in
+ * its own process (`bench/inventory.ts gateway on|off DATA POLICIES`: createGateway with
+ * `inventory.enabled` true/false, the default LMDB journal, memory broker persistence) and
+ * bench/load.ts drives the `fanin` scenario against it from a third process: 20 publishers
+ * (each its own token and topic) → 1 subscriber on `bench/#`, 64-byte JSON payloads. Prints
+ * messages/s per round and the median ratio on/off.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { JWK } from 'jose'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const TSX = ['--import', 'tsx']
+const POLICY = "rules:\n  - { id: bench-open, effect: allow, actions: [publish, subscribe], topics: ['#'] }\n"
+
+async function gatewayChild(on: boolean, dataDir: string, policies: string): Promise<void> {
+  const { createGateway } = await import('../src/index.js')
+  const { silentLogger } = await import('../src/logger.js')
+  const gw = await createGateway({
+    env: {}, cwd: dataDir,
+    overrides: {
+      gateway: { id: 'gw-bench', dataDir },
+      listeners: [{ type: 'mqtt', host: '127.0.0.1', port: 0 }],
+      admin: { enabled: false },
+      broker: { persistence: 'memory' },
+      policies: { dir: policies, watch: false },
+      log: { level: 'silent' },
+      limits: { connectRatePerAddress: '1000000/s' },
+      inventory: { enabled: on, ...(process.env.BENCH_INV_FLUSH_MS ? { flushMs: Number(process.env.BENCH_INV_FLUSH_MS) } : {}) },
+    },
+  }, { logger: silentLogger })
+  await gw.start()
+  process.on('message', (m: { type: string }) => {
+    if (m.type === 'stop') void gw.stop().finally(() => process.exit(0))
+  })
+  process.on('disconnect', () => process.exit(0))
+  process.send!({ type: 'ready', port: gw.address('mqtt')!.port })
+}
+
+function waitMessage<T>(c: ChildProcess, pred: (m: { type: string } & T) => boolean, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`${what}: process exited (${code})`))
+    const onMsg = (m: { type: string } & T) => { if (pred(m)) { c.off('message', onMsg); c.off('exit', onExit); resolve(m) } }
+    c.on('message', onMsg)
+    c.once('exit', onExit)
+  })
+}
+
+/**
+ * The publish path's share of the inventory, in this process, as CPU time (steady on a
+ * loaded machine, unlike msg/s): SessionTracker.publish per message, plus a flush (merge,
+ * compaction, LMDB put) every `every` messages of 20 sessions (at 20k msg/s the default
+ * once-a-second flush is every 20,000).
+ */
+async function micro(every: number): Promise<number> {
+  const { mkdtempSync: mk } = await import('node:fs')
+  const { Inventory, EFFECT_INDEX } = await import('../src/inventory/index.js')
+  const { MemoryJournal } = await import('../src/journal/memory.js')
+  const { silentLogger } = await import('../src/logger.js')
+  const { systemClock } = await import('../src/clock.js')
+  const dir = mk(join(tmpdir(), 'ew-bench-inv-micro-'))
+  const inv = new Inventory({ dataDir: dir, config: { enabled: true, flushMs: 1000, maxTopics: 64, newIdentityHours: 24, maxClientIds: 1, rateFactor: 10 }, clock: systemClock, journal: new MemoryJournal(), logger: silentLogger })
+  const sessions = Array.from({ length: 20 }, (_, i) => inv.connect({ sub: `d${i}`, clientId: `d${i}`, groups: [], kind: 'device', claims: {}, listener: 'mqtt' }, { listener: 'mqtt' }, `s${i}`))
+  const topics = sessions.map((_, i) => `bench/pub/${i}/data`)
+  const payload = Buffer.from('{"t":21.5,"h":40,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}')
+  const n = 2_000_000
+  const c0 = process.cpuUsage()
+  for (let k = 0; k < n; k++) {
+    const i = k % 20
+    sessions[i]!.publish(topics[i]!, payload, EFFECT_INDEX.allow)
+    if (k % every === every - 1) inv.flush()
+  }
+  const c = process.cpuUsage(c0)
+  await inv.close()
+  rmSync(dir, { recursive: true, force: true })
+  return ((c.user + c.system) * 1000) / n
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2)
+  if (argv[0] === 'gateway') return gatewayChild(argv[1] === 'on', argv[2]!, argv[3]!)
+  const opt = (name: string, d: number): number => { const i = argv.indexOf(name); return i >= 0 ? Number(argv[i + 1]) : d }
+  if (argv.includes('--micro')) {
+    for (const every of [20_000, 1_000]) {
+      const ns = await micro(every)
+      console.log(`inventory on the publish path: ${ns.toFixed(0)} ns CPU per publish (tracker + a flush every ${every.toLocaleString('en')} publishes)`)
+    }
+    return
+  }
+  const rounds = opt('--rounds', 3)
+  const measureMs = opt('--measure-ms', 5000)
+  const qos = opt('--qos', 0) as 0 | 1
+  const load = fork(join(here, 'load.ts'), [], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  await waitMessage(load, (m) => m.type === 'ready', 'load generator')
+  const results: Record<'on' | 'off', number[]> = { on: [], off: [] }
+  // broker CPU per message: steadier than msg/s on a shared, loaded machine
+  const cpu: Record<'on' | 'off', number[]> = { on: [], off: [] }
+  let id = 0
+  for (let r = 0; r < rounds; r++) {
+    for (const setting of (r % 2 === 0 ? ['off', 'on'] : ['on', 'off']) as ('on' | 'off')[]) {
+      const dir = mkdtempSync(join(tmpdir(), 'ew-bench-inv-'))
+      try {
+        const policies = join(dir, 'policies')
+        mkdirSync(policies)
+        writeFileSync(join(policies, 'bench.yaml'), POLICY)
+        const data = join(dir, 'data')
+        const gw = fork(fileURLToPath(import.meta.url), ['gateway', setting, data, policies], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+        const { port } = await waitMessage<{ port: number }>(gw, (m) => m.type === 'ready', 'gateway')
+        const jwk = JSON.parse(readFileSync(join(data, 'keys', 'dev-es256.jwk'), 'utf8')) as JWK
+        const runId = ++id
+        load.send({ type: 'run', id: runId, kind: 'fanin', qos, publishers: 20, warmupMs: 2000, measureMs, payloadBytes: 64, port, brokerPid: gw.pid, jwk })
+        const res = await waitMessage<{ result?: { rate: number; brokerCpu: number; brokerUsPerOp: number }; message?: string }>(load, (m) => (m.type === 'result' || m.type === 'error') && (m as unknown as { id: number }).id === runId, 'fanin')
+        if (!res.result) throw new Error(`fanin failed: ${res.message}`)
+        results[setting].push(res.result.rate)
+        cpu[setting].push(res.result.brokerUsPerOp)
+        console.log(`round ${r + 1} inventory ${setting.padEnd(3)}: ${Math.round(res.result.rate).toLocaleString('en')} msg/s (gateway CPU ${res.result.brokerCpu}%, ${res.result.brokerUsPerOp.toFixed(2)} µs/msg)`)
+        gw.send({ type: 'stop' })
+        await new Promise((r) => gw.once('exit', r))
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  }
+  load.disconnect()
+  const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!
+  const on = median(results.on)
+  const off = median(results.off)
+  console.log(`QoS ${qos} fan-in, median of ${rounds}: inventory on ${Math.round(on).toLocaleString('en')} msg/s, off ${Math.round(off).toLocaleString('en')} msg/s → ${((on / off) * 100).toFixed(1)} %`)
+  const cOn = median(cpu.on)
+  const cOff = median(cpu.off)
+  console.log(`gateway CPU per message, median: on ${cOn.toFixed(2)} µs, off ${cOff.toFixed(2)} µs → throughput at equal CPU ${((cOff / cOn) * 100).toFixed(1)} %`)
+}
+
+main().catch((err: Error) => { console.error(err.stack ?? err.message); process.exit(1) })
