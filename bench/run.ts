@@ -268,8 +268,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** With --profile, node brokers record a CPU profile of each scenario (bench/results/prof/). */
 async function runProfiled(s: ScenarioName, b: Broker, load: Load): Promise<Result> {
-  // idle: --profile takes heap snapshots before and after instead (bench/heap-diff.ts)
-  if (!profile || !b.profile || s === 'idle') return runScenario(s, b, load)
+  // idle, churn: --profile takes heap snapshots instead (bench/heap-diff.ts)
+  if (!profile || !b.profile || s === 'idle' || s === 'churn') return runScenario(s, b, load)
   const end = await b.profile()
   const r = await runScenario(s, b, load)
   const dir = join(here, 'results', 'prof')
@@ -286,11 +286,17 @@ async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Resu
       return load.run<Result>({ kind: 'connects', ...common, count: P.connects, warmup: P.connectWarmup, concurrency: CONCURRENCY, tag: 'c' })
     case 'churn': {
       // issue 14.3: heap after GC between rounds of connect/disconnect; the first round warms up
+      // (and meets every identity once: what the gateway keeps per identity seen is not a leak)
       const heap: number[] = []
       const rss: number[] = []
+      // --profile: heap snapshots after the first and the last round (bench/heap-diff.ts)
+      const snap = profile && b.heapSnapshot ? join(here, 'results', 'prof', `${b.name}-churn-${Date.now()}`) : undefined
+      if (snap) mkdirSync(dirname(snap), { recursive: true })
       for (let round = 0; round < CHURN_ROUNDS; round++) {
-        await load.run({ kind: 'connects', ...common, count: P.churn, warmup: 0, concurrency: CONCURRENCY, tag: `churn${round}` })
+        // the same clientIds every round (devices reconnecting), each time with a fresh token
+        await load.run({ kind: 'connects', ...common, count: P.churn, warmup: 0, concurrency: CONCURRENCY, tag: 'churn' })
         await sleep(300)
+        if (snap && (round === 0 || round === CHURN_ROUNDS - 1)) await b.heapSnapshot!(`${snap}-${round === 0 ? 'first' : 'last'}.heapsnapshot`)
         const m = await b.mem()
         if (m.heapUsed !== undefined) heap.push(m.heapUsed / 2 ** 20)
         rss.push(m.rss / 2 ** 20)
