@@ -6,6 +6,9 @@ import { registerToken } from './token.js'
 import { registerApprovals } from './approvals.js'
 import { registerFleet } from './fleet.js'
 import { registerPolicy } from './policy.js'
+import { registerAudit } from './audit.js'
+import { registerKeys } from './keys.js'
+import { registerReplay } from './replay.js'
 import { registerCollect } from './collect.js'
 import { registerInventory } from './inventory.js'
 import { registerPolicyDiff } from './policy-diff.js'
@@ -31,6 +34,9 @@ export async function main(argv: string[]): Promise<number> {
   registerPolicySuggest(program)
   registerInventory(program)
   registerPolicy(program)
+  registerAudit(program)
+  registerKeys(program)
+  registerReplay(program)
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0
