@@ -383,7 +383,11 @@ function cell(s: ScenarioName, r: Result | undefined): string {
     case 'idle': return `${(r.rssPerConnKiB as number).toFixed(1)} KiB`
     case 'churn': return r.heapGrowthKiBPer1k !== undefined ? `${(r.heapGrowthKiBPer1k as number).toFixed(1)} KiB (heap ${r.heapMiB} MiB)` : `RSS ${(r.rssGrowthKiBPer1k as number).toFixed(1)} KiB`
     case 'slowsub': return `+${(r.rssGrowthMiB as number).toFixed(0)} MiB, others ${((r.fastRatioStalled as number) * 100).toFixed(0)} %${r.crashedAtStop ? ', crashed' : ''}`
-    default: return `${fmtRate(r.rate as number)} (cpu ${r.brokerCpu}%/${r.loadCpu}%)`
+    default: {
+      // a refused or failed CONNECT still counts in the rate: show it rather than hide it
+      const bad = ((r.refused as number | undefined) ?? 0) + ((r.errors as number | undefined) ?? 0)
+      return `${fmtRate(r.rate as number)} (cpu ${r.brokerCpu}%/${r.loadCpu}%)${bad ? ` ⚠ ${bad} refused/failed` : ''}`
+    }
   }
 }
 
