@@ -180,6 +180,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
         await admin?.close()
         await persistence?.destroy()
         await cluster?.close()
+        await inventory?.close()
         keys.close()
         throw err
       }
