@@ -14,14 +14,14 @@ CREATE TABLE audit_records (
   sub        text,
   topic      text,
   rule       text,
-  hash       text        NOT NULL,
-  -- the record exactly as the gateway stored and hashed it (msgpack): re-verifiable, and the
-  -- source of every other field (audit query decodes it)
+  -- the record exactly as the gateway stored and hashed it (msgpack, its own hash in the last
+  -- 64 bytes): re-verifiable, and the source of every other field (audit query decodes it)
   raw        bytea       NOT NULL,
   PRIMARY KEY (gateway_id, seq, ts)
 ) PARTITION BY RANGE (ts);
 
-CREATE INDEX audit_records_ts ON audit_records (ts);
+-- records arrive roughly in time order: a BRIN index is a few pages per partition
+CREATE INDEX audit_records_ts ON audit_records USING brin (ts);
 CREATE INDEX audit_records_client ON audit_records (client_id, ts) WHERE client_id IS NOT NULL;
 
 -- Per gateway: the chain head (highest stored seq and its hash) and the pinned public key.

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import type { JWK } from 'jose'
-import { packr } from '../journal/codec.js'
+import { packr, storedHash } from '../journal/codec.js'
 import type { JournalRecord } from '../journal/types.js'
 import type { AuditSink, StoreResult, TamperReport } from './sink.js'
 import type { VerifiedBatch, VerifiedRecord } from './verify.js'
@@ -22,11 +22,14 @@ const DAY = 86_400_000
 /** tamper.payload keeps at most this much of a refused batch */
 const TAMPER_PAYLOAD_MAX = 1024 * 1024
 
-const COLS = 'gateway_id, seq, ts, type, session, client_id, sub, topic, rule, hash, raw'
+const COLS = 'gateway_id, seq, ts, type, session, client_id, sub, topic, rule, raw'
+// The records' bytes travel as ONE binary bytea parameter (node-postgres sends a Buffer in
+// binary format) cut by offset/length arrays: a bytea[] would go as hex text, twice the size
+// and parsed by the server.
 const INSERT_UNNEST = `INSERT INTO audit_records (${COLS})
-  SELECT $1, u.seq, to_timestamp(u.ms / 1000.0), u.type, u.session, u.client_id, u.sub, u.topic, u.rule, u.hash, u.raw
-  FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[])
-    AS u(seq, ms, type, session, client_id, sub, topic, rule, hash, raw)
+  SELECT $1, u.seq, to_timestamp(u.ms / 1000.0), u.type, u.session, u.client_id, u.sub, u.topic, u.rule, substring($10::bytea FROM u.off FOR u.len)
+  FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $11::int[], $12::int[])
+    AS u(seq, ms, type, session, client_id, sub, topic, rule, off, len)
   ON CONFLICT DO NOTHING`
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null)
@@ -108,9 +111,9 @@ export class PgStore implements AuditSink {
     }
     // a redelivery must be the history already stored; the chain makes one record enough
     if (lastDup) {
-      const s = await c.query<{ hash: string }>('SELECT hash FROM audit_records WHERE gateway_id = $1 AND seq = $2 AND ts = to_timestamp($3 / 1000.0)',
+      const s = await c.query<{ raw: Buffer }>('SELECT raw FROM audit_records WHERE gateway_id = $1 AND seq = $2 AND ts = to_timestamp($3 / 1000.0)',
         [gw, lastDup.record.seq, lastDup.record.ts])
-      if (s.rows[0]?.hash !== lastDup.record.hash) return { inserted: 0, duplicates: 0, problem: `record ${lastDup.record.seq} differs from the stored one (forked history)`, seq: lastDup.record.seq }
+      if (!s.rows[0] || storedHash(s.rows[0].raw) !== lastDup.record.hash) return { inserted: 0, duplicates: 0, problem: `record ${lastDup.record.seq} differs from the stored one (forked history)`, seq: lastDup.record.seq }
     }
     if (fresh.length === 0) return { inserted: 0, duplicates: records.length }
     // links to stored neighbours at the edges of the batch
@@ -120,8 +123,8 @@ export class PgStore implements AuditSink {
       if (before === headSeq) {
         if (first.prev !== h.head_hash) return { inserted: 0, duplicates: 0, problem: `record ${first.seq}: prev does not link to the stored record ${before} (reordered or edited)`, seq: first.seq }
       } else if (before < headSeq && !inGap(before)) {
-        const s = await c.query<{ hash: string }>('SELECT hash FROM audit_records WHERE gateway_id = $1 AND seq = $2', [gw, before])
-        if (s.rows[0]?.hash !== first.prev) return { inserted: 0, duplicates: 0, problem: `record ${first.seq}: prev does not link to the stored record ${before}`, seq: first.seq }
+        const s = await c.query<{ raw: Buffer }>('SELECT raw FROM audit_records WHERE gateway_id = $1 AND seq = $2', [gw, before])
+        if (!s.rows[0] || storedHash(s.rows[0].raw) !== first.prev) return { inserted: 0, duplicates: 0, problem: `record ${first.seq}: prev does not link to the stored record ${before}`, seq: first.seq }
       }
     }
     const last = records[records.length - 1]!.record
@@ -150,13 +153,16 @@ export class PgStore implements AuditSink {
     const n = rs.length
     const seq = new Array<number>(n), ms = new Array<number>(n), type = new Array<string>(n)
     const session = new Array<string | null>(n), client = new Array<string | null>(n), sub = new Array<string | null>(n)
-    const topic = new Array<string | null>(n), rule = new Array<string | null>(n), hash = new Array<string>(n), raw = new Array<Buffer>(n)
+    const topic = new Array<string | null>(n), rule = new Array<string | null>(n), off = new Array<number>(n), len = new Array<number>(n)
+    let at = 1
     for (let i = 0; i < n; i++) {
       const { record: r, bytes } = rs[i]!
       seq[i] = r.seq; ms[i] = r.ts; type[i] = String(r.type); session[i] = str(r.session); client[i] = str(r.clientId)
-      sub[i] = str(r.sub); topic[i] = str(r.topic); rule[i] = str(r.rule); hash[i] = r.hash; raw[i] = bytes
+      sub[i] = str(r.sub); topic[i] = str(r.topic); rule[i] = str(r.rule); off[i] = at; len[i] = bytes.length
+      at += bytes.length
     }
-    const res = await c.query(INSERT_UNNEST, [gw, seq, ms, type, session, client, sub, topic, rule, hash, raw])
+    const raw = Buffer.concat(rs.map((r) => r.bytes), at - 1)
+    const res = await c.query(INSERT_UNNEST, [gw, seq, ms, type, session, client, sub, topic, rule, raw, off, len])
     return res.rowCount ?? 0
   }
 
@@ -167,7 +173,7 @@ export class PgStore implements AuditSink {
     const lines: string[] = new Array(rs.length)
     for (let i = 0; i < rs.length; i++) {
       const { record: r, bytes } = rs[i]!
-      lines[i] = `${g}\t${r.seq}\t${new Date(r.ts).toISOString()}\t${copyText(String(r.type))}\t${copyText(str(r.session))}\t${copyText(str(r.clientId))}\t${copyText(str(r.sub))}\t${copyText(str(r.topic))}\t${copyText(str(r.rule))}\t${r.hash}\t\\\\x${bytes.toString('hex')}\n`
+      lines[i] = `${g}\t${r.seq}\t${new Date(r.ts).toISOString()}\t${copyText(String(r.type))}\t${copyText(str(r.session))}\t${copyText(str(r.clientId))}\t${copyText(str(r.sub))}\t${copyText(str(r.topic))}\t${copyText(str(r.rule))}\t\\\\x${bytes.toString('hex')}\n`
     }
     await pipeline(Readable.from([lines.join('')]), c.query(copyFrom(`COPY audit_stage (${COLS}) FROM STDIN`)))
     const res = await c.query(`INSERT INTO audit_records (${COLS}) SELECT ${COLS} FROM audit_stage ON CONFLICT DO NOTHING`)

@@ -11,6 +11,8 @@ export interface Postgres {
   readonly url: string
   stop(): Promise<void>
   output(): string
+  /** the postmaster's pid (benchmarks sum the CPU time of it and its backends) */
+  pid(): number | undefined
 }
 
 /** /usr/lib/postgresql/<newest>/bin, or undefined when Debian's `postgresql` is not installed. */
@@ -72,5 +74,8 @@ export async function startPostgres(t: Test, extraConf: readonly string[] = []):
     if (Date.now() > deadline) throw new Error(`postgres did not start: ${out.slice(-2000)}`)
     await new Promise((r) => setTimeout(r, 50))
   }
-  return { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, output: () => out }
+  const pid = (): number | undefined => {
+    try { return Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]) } catch { return undefined }
+  }
+  return { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, output: () => out, pid }
 }
