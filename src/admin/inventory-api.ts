@@ -31,7 +31,7 @@ export function registerInventoryRoutes(admin: AdminServer, d: InventoryApiDeps)
     const type = q.get('type')
     const flagged = q.get('flagged') === '1' || q.get('flagged') === 'true'
     const entries = inv.entries()
-      .filter((e) => (type ? e.type === type : true) && (!flagged || [...e.flags.values()].some((f) => !f.acked)))
+      .filter((e) => (type ? e.type === type : true) && (!flagged || inv.hasOpenFlags(e)))
       .sort((a, b) => b.lastSeen - a.lastSeen)
       .map(entryView)
     sendJson(res, 200, { entries })

@@ -218,10 +218,22 @@ export class Inventory implements TrackerSink {
     return [...out.values()]
   }
 
-  /** open (unacknowledged) flags by name, for the metrics gauge */
+  /** Open: not acknowledged, and for `new_identity` first seen less than newIdentityHours ago. */
+  isOpen(e: InventoryEntry, name: FlagName): boolean {
+    const f = e.flags.get(name)
+    if (!f || f.acked) return false
+    return name !== 'new_identity' || this.d.clock.now() - e.firstSeen < this.d.config.newIdentityHours * 3_600_000
+  }
+
+  hasOpenFlags(e: InventoryEntry): boolean {
+    for (const n of e.flags.keys()) if (this.isOpen(e, n)) return true
+    return false
+  }
+
+  /** open flags by name, for the metrics gauge */
   openFlags(): Map<FlagName, number> {
     const m = new Map<FlagName, number>()
-    for (const e of this.entries()) for (const [n, f] of e.flags) if (!f.acked) m.set(n, (m.get(n) ?? 0) + 1)
+    for (const e of this.entries()) for (const n of e.flags.keys()) if (this.isOpen(e, n)) m.set(n, (m.get(n) ?? 0) + 1)
     return m
   }
 

@@ -75,6 +75,8 @@ t.test('flags: shared clientId, many clientIds, rate spike after a warm-up', asy
   t.ok(inv.acknowledge('identity', 'pump', 'rate_spike', 'ops'))
   t.notOk(inv.acknowledge('identity', 'pump', 'rate_spike', 'ops'), 'already acknowledged')
   t.same([...inv.openFlags().keys()].sort(), ['client_id_shared', 'many_client_ids', 'new_identity'].sort())
+  clock.advance(cfg.newIdentityHours * 3_600_000)
+  t.same([...inv.openFlags().keys()].sort(), ['client_id_shared', 'many_client_ids'], 'new_identity is open for newIdentityHours')
 })
 
 t.test('policy suggest: templates, clusters, leaves out the minority', async (t) => {
