@@ -1,13 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { Ajv, type ErrorObject } from 'ajv'
-import YAML, { LineCounter, isNode, type Document } from 'yaml'
+import { Ajv } from 'ajv'
+import YAML, { LineCounter, type Document } from 'yaml'
 import { configSchema } from './schema.js'
 import { applyEnv, type EnvOverride } from './env.js'
 import { parseDuration, parseRate, parseSize } from './units.js'
 import { Secret } from './secret.js'
 import type { Config } from './types.js'
 import { ewError } from '../errors.js'
+import { describeSchemaError, formatPath, yamlPosition, type Path } from './yaml-errors.js'
+
+export { formatPath } from './yaml-errors.js'
 
 export interface LoadConfigOptions {
   /** config file; when absent, ./edgewarden.yaml in cwd if present, else embedded defaults */
@@ -18,7 +21,6 @@ export interface LoadConfigOptions {
   readonly overrides?: Record<string, unknown>
 }
 
-type Path = readonly (string | number)[]
 type AnySchema = Record<string, unknown> & { properties?: Record<string, AnySchema>; items?: AnySchema; oneOf?: AnySchema[] }
 
 const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: true, strictRequired: false, allowUnionTypes: true })
@@ -68,14 +70,14 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     const variable = fromEnv.find((o) => startsWith(path, o.path) || startsWith(o.path, path))?.variable
     const key = formatPath(path)
     if (variable) throw ewError('EW_CONFIG_INVALID', `${variable}: ${key}: ${problem}`, { file: where, key, variable })
-    const line = doc ? lineOf(doc, lines, path) : undefined
+    const line = doc ? yamlPosition(doc, lines, path).line : undefined
     const prefix = file ? `${file}${line ? `:${line}` : ''}` : 'config'
     throw ewError('EW_CONFIG_INVALID', `${prefix}: ${key || '(root)'}: ${problem}`, { file: where, line, key })
   }
 
   resolveEnvRefs(raw, [], env, located)
   if (!validate(raw)) {
-    const { path, problem } = describe(validate.errors![0]!)
+    const { path, problem } = describeSchemaError(validate.errors![0]!)
     located(path, problem)
   }
   const baseDir = file ? dirname(file) : cwd
@@ -104,21 +106,6 @@ function semanticChecks(cfg: Record<string, unknown>, located: (p: Path, m: stri
   })
 }
 
-function describe(e: ErrorObject): { path: Path; problem: string } {
-  const path: (string | number)[] = e.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')))
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return { path: [...path, e.params.additionalProperty as string], problem: 'unknown key' }
-    case 'required':
-      return { path: [...path, e.params.missingProperty as string], problem: 'is required' }
-    case 'enum':
-      return { path, problem: `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` }
-    case 'pattern':
-      return { path, problem: 'has an invalid format' }
-    default:
-      return { path, problem: e.message ?? 'is invalid' }
-  }
-}
 
 function resolveEnvRefs(node: unknown, path: (string | number)[], env: NodeJS.ProcessEnv, located: (p: Path, m: string) => never): void {
   if (Array.isArray(node)) {
@@ -170,23 +157,7 @@ function resolvePathKey(cfg: Record<string, unknown>, path: Path, baseDir: strin
   if (obj && typeof obj[last] === 'string' && !isAbsolute(obj[last] as string)) obj[last] = resolve(baseDir, obj[last] as string)
 }
 
-function lineOf(doc: Document, lines: LineCounter, path: Path): number | undefined {
-  for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n), true)
-    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line
-    if (n > 0) {
-      // a key without a value node: point at the key itself
-      const parent = doc.getIn(path.slice(0, n - 1), true) as { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] } | undefined
-      const pair = parent?.items?.find((it) => it.key?.value === path[n - 1])
-      if (pair?.key?.range) return lines.linePos(pair.key.range[0]).line
-    }
-  }
-  return undefined
-}
 
-export function formatPath(path: Path): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')
-}
 
 function startsWith(a: Path, prefix: Path): boolean {
   return prefix.length <= a.length && prefix.every((p, i) => a[i] === p)

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { Ajv, type ErrorObject } from 'ajv'
-import YAML, { isNode, LineCounter, type Document } from 'yaml'
+import { Ajv } from 'ajv'
+import YAML, { LineCounter } from 'yaml'
+import { describeSchemaError, formatPath, yamlPosition } from '../config/yaml-errors.js'
 import { ewError } from '../errors.js'
 import { parsePath } from './path.js'
 import { maskSchema } from './schema.js'
@@ -11,7 +12,7 @@ import type { MaskSpec } from './types.js'
 const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: true, strictRequired: false, allowUnionTypes: true })
 const validate = ajv.compile(maskSchema)
 
-type Path = (string | number)[]
+type Path = readonly (string | number)[]
 
 /**
  * Reads the `masks:` sections of every policy file (`*.yaml`, `*.yml` directly in `dir`,
@@ -50,7 +51,7 @@ export function masksOfFile(file: string, text: string): MaskSpec[] {
   const masks = (js as { masks?: unknown }).masks
   if (masks === undefined || masks === null) return []
   const fail = (path: Path, problem: string): never => {
-    const line = lineOf(doc, lines, path)
+    const line = yamlPosition(doc, lines, path).line
     const key = formatPath(path)
     throw ewError('EW_POLICY_INVALID', `${file}${line ? `:${line}` : ''}: ${key}: ${problem}`, { file, line, key })
   }
@@ -79,7 +80,7 @@ export function masksOfEntries(entries: readonly unknown[], source: string): Mas
 function validateEntries(masks: unknown[], file: string, fail: (path: Path, problem: string) => never): MaskSpec[] {
   return masks.map((m, i) => {
     if (!validate(m)) {
-      const { path, problem } = describe(validate.errors![0]!)
+      const { path, problem } = describeSchemaError(validate.errors![0]!)
       fail(['masks', i, ...path], problem)
     }
     const spec = m as MaskSpec
@@ -95,30 +96,5 @@ function validateEntries(masks: unknown[], file: string, fail: (path: Path, prob
   })
 }
 
-function describe(e: ErrorObject): { path: Path; problem: string } {
-  const path: Path = e.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')))
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return { path: [...path, e.params.additionalProperty as string], problem: 'unknown key' }
-    case 'required':
-      return { path: [...path, e.params.missingProperty as string], problem: 'is required' }
-    case 'enum':
-      return { path, problem: `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` }
-    case 'pattern':
-      return { path, problem: 'has an invalid format' }
-    default:
-      return { path, problem: e.message ?? 'is invalid' }
-  }
-}
 
-function lineOf(doc: Document, lines: LineCounter, path: Path): number | undefined {
-  for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n), true)
-    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line
-  }
-  return undefined
-}
 
-function formatPath(path: Path): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')
-}

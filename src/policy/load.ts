@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
-import YAML, { isNode, LineCounter, type Document } from 'yaml'
+import YAML, { LineCounter, type Document } from 'yaml'
+import { describeSchemaError, formatPath, yamlKeyPosition, yamlPosition } from '../config/yaml-errors.js'
 import { ewError } from '../errors.js'
 import { policySchema } from './schema.js'
 import { semanticChecks } from './lint.js'
@@ -54,9 +55,8 @@ export function policyRevision(files: readonly PolicyFile[]): string {
   return h.digest('hex').slice(0, 16)
 }
 
-export function formatKey(path: Path): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')
-}
+/** `rules[3].topics[0]` */
+export const formatKey = formatPath
 
 export function formatIssue(i: LintIssue): string {
   const where = `${i.file}${i.line ? `:${i.line}${i.col ? `:${i.col}` : ''}` : ''}`
@@ -69,7 +69,7 @@ export function lintPolicyFiles(files: readonly PolicyFile[]): LintResult {
   const docs = new Map<string, { doc: Document; lines: LineCounter }>()
   const locate: Locate = (file, path) => {
     const d = docs.get(file)
-    return d ? position(d.doc, d.lines, path) : {}
+    return d ? yamlPosition(d.doc, d.lines, path) : {}
   }
   const rules: RuleSpec[] = []
   const sources: RuleSource[] = []
@@ -95,7 +95,7 @@ export function lintPolicyFiles(files: readonly PolicyFile[]): LintResult {
       for (const e of pickErrors(validate.errors ?? [])) {
         const { path, problem } = describe(e)
         // an unknown key is pointed at where the key is written, anything else at its value
-        const at = e.keyword === 'additionalProperties' ? keyPosition(doc, lines, path) : locate(f.path, path)
+        const at = e.keyword === 'additionalProperties' ? yamlKeyPosition(doc, lines, path) : locate(f.path, path)
         issues.push({ severity: 'error', file: f.path, ...at, key: formatKey(path), message: problem })
       }
       continue
@@ -141,42 +141,21 @@ function pickErrors(errors: readonly ErrorObject[]): ErrorObject[] {
   return [...byPath.values()]
 }
 
+/** The policy schema's own wordings; the common ones come from describeSchemaError. */
 function describe(e: ErrorObject): { path: Path; problem: string } {
-  const path: (string | number)[] = e.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')))
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return { path: [...path, e.params.additionalProperty as string], problem: 'unknown key' }
-    case 'required':
-      return { path: [...path, e.params.missingProperty as string], problem: 'is required' }
-    case 'enum':
-      return { path, problem: `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` }
-    case 'minProperties':
-    case 'minItems':
-      return { path, problem: 'must not be empty' }
-    case 'anyOf':
-      return { path, problem: path.includes('maxPayloadBytes') ? 'must be a size (8192, 8KB)' : path.includes('rate') ? 'must be a rate (20/s, 100/min)' : path.includes('ttl') ? 'must be a duration (15m)' : 'has an invalid value' }
-    case 'pattern':
-      return { path, problem: path[path.length - 1] === 'id' ? 'must be letters, digits, . _ : - (max 128)' : 'has an invalid format' }
-    default:
-      return { path, problem: e.message ?? 'is invalid' }
-  }
-}
-
-function keyPosition(doc: Document, lines: LineCounter, path: Path): { line?: number; col?: number } {
-  const parent = doc.getIn(path.slice(0, -1), true) as { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] } | undefined
-  const pair = (path.length === 1 ? (doc.contents as typeof parent) : parent)?.items?.find((it) => it.key?.value === path[path.length - 1])
-  return pair?.key?.range ? lines.linePos(pair.key.range[0]) : position(doc, lines, path)
-}
-
-function position(doc: Document, lines: LineCounter, path: Path): { line?: number; col?: number } {
-  for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n), true)
-    if (isNode(node) && node.range) return lines.linePos(node.range[0])
-    if (n > 0) {
-      const parent = doc.getIn(path.slice(0, n - 1), true) as { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] } | undefined
-      const pair = parent?.items?.find((it) => it.key?.value === path[n - 1])
-      if (pair?.key?.range) return lines.linePos(pair.key.range[0])
+  return describeSchemaError(e, (err, path) => {
+    switch (err.keyword) {
+      case 'minProperties':
+      case 'minItems':
+        return 'must not be empty'
+      case 'anyOf':
+        return path.includes('maxPayloadBytes') ? 'must be a size (8192, 8KB)' : path.includes('rate') ? 'must be a rate (20/s, 100/min)' : path.includes('ttl') ? 'must be a duration (15m)' : 'has an invalid value'
+      case 'pattern':
+        return path[path.length - 1] === 'id' ? 'must be letters, digits, . _ : - (max 128)' : undefined
+      default:
+        return undefined
     }
-  }
-  return {}
+  })
 }
+
+
