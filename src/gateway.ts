@@ -18,6 +18,7 @@ import { Admission, createListener, PacketSizeGuard, type ConnectionMeta, type L
 import { createAedes } from './broker/create.js'
 import type { ClusterGate } from './broker/cluster.js'
 import { DeliveryLimits, type SlowInfo } from './broker/delivery-limits.js'
+import { describeFault, guarded, isFaultError, isolateHooks, type HookName } from './broker/isolate.js'
 import type { Metrics } from './admin/metrics.js'
 import { REDACTED_ALL } from './mask/apply.js'
 import type { Masker, PublishMasking } from './mask/masker.js'
@@ -102,7 +103,9 @@ export class GatewayCore {
     this.#monitor = config.policies.mode === 'monitor'
     this.#auth = new Authenticator(config.auth.jwt, p.keys, clock)
     this.admission = new Admission(config.limits.maxConnections, config.limits.connectRatePerAddress, clock)
-    this.aedes = createAedes(config, {
+    // crash isolation: an exception while handling one client's packet disconnects that client
+    const fault = (c: Client | null, hook: HookName, err: unknown): void => this.#onFault(c, hook, err)
+    this.aedes = createAedes(config, isolateHooks({
       preConnect: (c, pk, cb) => this.#preConnect(c, pk, cb),
       authenticate: (c, u, pw, done) => this.#authenticate(c, u, pw, done),
       authorizePublish: (c, pk, cb) => this.#authorizePublish(c, pk, cb),
@@ -110,7 +113,7 @@ export class GatewayCore {
       authorizeForward: (c, pk) => this.#authorizeForward(c, pk),
       persistence: p.persistence,
       ...(p.cluster ? { mq: p.cluster.mq } : {}),
-    })
+    }, fault))
     this.#delivery = new DeliveryLimits({
       maxMessages: config.limits.maxQueuedMessages,
       maxBytes: config.limits.maxQueuedBytes,
@@ -121,10 +124,10 @@ export class GatewayCore {
       onSlow: (c, i) => this.#closeSlow(c, 'slow_consumer', i),
       onBacklog: (c, i) => this.#closeSlow(c, 'resume_session_backlog', i),
     })
-    this.aedes.on('clientReady', (c) => this.#onReady(c))
-    this.aedes.on('clientDisconnect', (c) => this.#onDisconnect(c))
-    this.aedes.on('clientError', (c, err) => this.#onClientError(c, err))
-    this.aedes.on('connectionError', (c, err) => this.#onClientError(c, err))
+    this.aedes.on('clientReady', (c) => guarded(c, fault, (x) => this.#onReady(x), c))
+    this.aedes.on('clientDisconnect', (c) => guarded(c, fault, (x) => this.#onDisconnect(x), c))
+    this.aedes.on('clientError', (c, err) => guarded(c, fault, (x) => this.#onClientError(x, err), c))
+    this.aedes.on('connectionError', (c, err) => guarded(c, fault, (x) => this.#onClientError(x, err), c))
     const deps = {
       admission: this.admission,
       connectTimeoutMs: Math.round(config.limits.connectTimeoutSec * 1000),
@@ -204,6 +207,18 @@ export class GatewayCore {
     client.close()
   }
 
+  /** An exception while handling a client: journaled with the error's type and place, the client closed. */
+  #onFault(client: Client | null, hook: HookName, err: unknown): void {
+    const s = client ? this.#sessions.get(client) : undefined
+    const meta = client ? this.#meta.get(client.conn as Duplex) : undefined
+    const d = describeFault(err)
+    this.p.metrics.protocolErrors.inc({ reason: 'internal_error' })
+    this.#journal({ type: 'protocol_error', reason: 'internal_error', hook, ...d, session: s?.id, clientId: s?.identity.clientId ?? client?.id ?? undefined, sub: s?.identity.sub, listener: meta?.listener, remote: meta?.remoteAddress })
+    this.p.logger.error({ event: 'client_fault', hook, clientId: s?.identity.clientId ?? client?.id, ...d }, 'exception while handling a client: disconnecting it')
+    // after the hook has returned: Aedes may be mid-way through this client's packet
+    if (client) setImmediate(() => client.close())
+  }
+
   #onRefused(meta: ConnectionMeta, reason: RefusalReason, detail?: string): void {
     this.p.metrics.refused.inc({ reason })
     this.#journal({ type: 'connection_refused', reason, listener: meta.listener, remote: meta.remoteAddress, ...(detail ? { detail } : {}) })
@@ -260,13 +275,18 @@ export class GatewayCore {
       this.#armExpiry(client, session)
       done(null, true)
     }
+    let r: ReturnType<Authenticator['authenticate']>
     try {
-      const r = this.#auth.authenticate(attempt)
-      if (r instanceof Promise) r.then(finish, (err: Error) => this.#internalError(client, meta, err, done))
-      else finish(r)
+      r = this.#auth.authenticate(attempt)
     } catch (err) {
-      this.#internalError(client, meta, err as Error, done)
+      return this.#internalError(client, meta, err as Error, done)
     }
+    // a throw in finish (policy, inventory): a sync one reaches the isolate wrapper; an async one would be an unhandled rejection
+    if (r instanceof Promise) {
+      r.then((v) => {
+        try { finish(v) } catch (err) { this.#onFault(client, 'authenticate', err); done(Object.assign(new Error('internal error in authenticate'), { returnCode: 3, fault: true }), null) }
+      }, (err: Error) => this.#internalError(client, meta, err, done))
+    } else finish(r)
   }
 
   #internalError(client: Client, meta: ConnectionMeta, err: Error, done: (err: AuthError | null, ok: boolean | null) => void): void {
@@ -327,6 +347,8 @@ export class GatewayCore {
     const s = this.#sessions.get(client)
     const meta = this.#meta.get(client.conn as Duplex)
     const message = err.message.slice(0, 200)
+    // a hook's exception was journaled by #onFault
+    if (isFaultError(err)) return
     // a refused CONNECT was journaled as connect_denied already
     if ((err as { errorCode?: number }).errorCode !== undefined && !s) return
     // ordinary ends of connections are not protocol errors

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { createGateway } from '../index.js'
 import { loadConfig } from '../config/load.js'
+import { installFatalHandlers } from './fatal.js'
 
 const SHUTDOWN_DEADLINE_MS = 15_000
 
@@ -11,6 +12,8 @@ export function registerStart(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const config = loadConfig({ file: opts.config })
       const gw = await createGateway(config)
+      // an error outside any client's packet: log, journal, exit 1 for the supervisor to restart
+      installFatalHandlers({ logger: gw.logger, journal: gw.journal })
       await gw.start()
       printBanner(gw, opts.config)
       await waitForSignal(gw.logger)

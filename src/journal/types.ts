@@ -6,7 +6,7 @@ export type RecordType =
   | 'policy_applied' | 'policy_rejected' | 'upstream_up' | 'upstream_down' | 'buffer_dropped'
   | 'cluster_up' | 'cluster_down'
   | 'connection_refused' | 'protocol_error'
-  | 'would_deny' | 'would_hold' | 'would_mask' | 'flag'
+  | 'would_deny' | 'would_hold' | 'would_mask' | 'flag' | 'fatal'
 
 /** What a stage hands the journal; seq, ts, gw, prev and hash are added on append. */
 export interface JournalEntry {
