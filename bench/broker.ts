@@ -46,9 +46,18 @@ async function startGateway(dataDir: string, policiesDir: string): Promise<{ por
       log: { level: 'silent' },
       limits: { connectRatePerAddress: '1000000/s', maxConnections: 100_000 },
     },
-  }, { logger: silentLogger })
+  }, { logger: silentLogger, journal: process.env.BENCH_GATEWAY_JOURNAL === 'noop' ? noopJournal() : undefined })
   await gw.start()
   return { port: gw.address('mqtt')!.port, stop: () => gw.stop() }
+}
+
+/**
+ * BENCH_GATEWAY_JOURNAL=noop: a journal that keeps nothing, to measure what the journal costs
+ * (a what-if for the report, never a configuration: the gateway must journal).
+ */
+function noopJournal(): { append(): Promise<number>; record(): void; readonly writable: boolean; flush(): Promise<void>; close(): Promise<void> } {
+  let seq = 0
+  return { append: () => Promise.resolve(++seq), record: () => { seq++ }, writable: true, flush: async () => {}, close: async () => {} }
 }
 
 let profiler: Session | undefined
