@@ -12,6 +12,15 @@ const rate = (def?: string | number) => ({ type: ['number', 'string'], pattern: 
 const secret = { type: 'string', minLength: 1, 'x-secret': true }
 const port = { type: 'integer', minimum: 0, maximum: 65535 }
 const str = { type: 'string', minLength: 1 }
+/** who holds an admin role: any listed group, sub or kind */
+const principals = (groups: string[]) => ({
+  type: 'object', additionalProperties: false, default: { groups },
+  properties: {
+    groups: { type: 'array', items: str },
+    subs: { type: 'array', items: str },
+    kinds: { type: 'array', items: { enum: ['device', 'service', 'agent', 'human'] } },
+  },
+})
 
 const listener = {
   type: 'object',
@@ -198,23 +207,9 @@ export const configSchema = {
         host: { type: 'string', default: '127.0.0.1' },
         port: { ...port, default: 9080 },
         /** who may list and kick sessions, read the audit API and the policy (any condition suffices) */
-        admins: {
-          type: 'object', additionalProperties: false, default: { groups: ['admins'] },
-          properties: {
-            groups: { type: 'array', items: str },
-            subs: { type: 'array', items: str },
-            kinds: { type: 'array', items: { enum: ['device', 'service', 'agent', 'human'] } },
-          },
-        },
+        admins: principals(['admins']),
         /** who may create and revoke grants through the admin API (any condition suffices) */
-        approvers: {
-          type: 'object', additionalProperties: false, default: { groups: ['approvers'] },
-          properties: {
-            groups: { type: 'array', items: str },
-            subs: { type: 'array', items: str },
-            kinds: { type: 'array', items: { enum: ['device', 'service', 'agent', 'human'] } },
-          },
-        },
+        approvers: principals(['approvers']),
         webhook: {
           type: 'object', additionalProperties: false, required: ['url'],
           properties: { url: { type: 'string', pattern: '^https?://' }, secret, retries: { type: 'integer', minimum: 0, default: 5 } },

@@ -8,16 +8,8 @@ import type { ApprovalSpec, HeldMessage, HoldStore, Principal } from './types.js
 export type ApprovalError = 'not_found' | 'not_approver' | 'self_approval' | 'already_approved' | 'not_pending'
 export type ApprovalResult = { readonly ok: true; readonly hold: HeldMessage; readonly delivered: boolean } | { readonly ok: false; readonly error: ApprovalError }
 
-export interface HoldRequest {
-  readonly topic: string
-  readonly payload: Uint8Array
-  readonly qos: 0 | 1 | 2
-  readonly retain: boolean
-  readonly requester: Principal
-  readonly session?: string
-  readonly ruleId: string
-  readonly approval: ApprovalSpec
-}
+/** What the gateway knows when it parks a publish; the queue adds id, times and state. */
+export type HoldRequest = Pick<HeldMessage, 'topic' | 'payload' | 'qos' | 'retain' | 'requester' | 'session' | 'ruleId' | 'approval'>
 
 export interface ApprovalsDeps {
   readonly store: HoldStore

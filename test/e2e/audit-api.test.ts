@@ -1,30 +1,15 @@
 import t from 'tap'
-import { createGateway } from '../../src/index.js'
-import { mintToken } from '../../src/identity/mint.js'
-import { silentLogger } from '../../src/logger.js'
-import { tempDir } from '../helpers/gateway.js'
+import { startLmdbGateway, tempDir } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 t.test('audit API over the LMDB journal: filters, live tail after a seq, chain verification, admins only', async (t) => {
-  const dataDir = tempDir(t)
-  mkdirSync(join(dataDir, 'policies'))
-  writeFileSync(join(dataDir, 'policies', 'p.yaml'), "rules:\n  - { id: telemetry, effect: allow, actions: [publish, subscribe], topics: ['site/+/telemetry'] }\n")
-  const gw = await createGateway({
-    env: {}, cwd: dataDir,
-    overrides: {
-      gateway: { id: 'gw-audit', dataDir },
-      listeners: [{ type: 'mqtt', host: '127.0.0.1', port: 0 }],
-      admin: { host: '127.0.0.1', port: 0 },
-      broker: { persistence: 'memory' },
-      policies: { dir: join(dataDir, 'policies'), watch: false },
-    },
-  }, { logger: silentLogger })
-  await gw.start()
-  t.teardown(() => gw.stop())
-  const url = `mqtt://127.0.0.1:${gw.address('mqtt')!.port}`
-  const token = (sub: string, groups: string[] = []) => mintToken(gw.devKey!.privateJwk, { sub, groups, ttlSec: 600 })
+  const policies = join(tempDir(t), 'policies')
+  mkdirSync(policies)
+  writeFileSync(join(policies, 'p.yaml'), "rules:\n  - { id: telemetry, effect: allow, actions: [publish, subscribe], topics: ['site/+/telemetry'] }\n")
+  const { gw, url, token: mint } = await startLmdbGateway(t, { gateway: { id: 'gw-audit' }, policies: { dir: policies, watch: false } })
+  const token = (sub: string, groups: string[] = []) => mint({ sub, groups })
   const dev = await connect(t, url, { clientId: 'dev-1', password: await token('dev-1') })
   for (let i = 0; i < 5; i++) await dev.publishAsync('site/1/telemetry', `{"n":${i}}`, { qos: 1 })
   await connect(t, url, { clientId: 'x', password: 'not-a-token' }).catch(() => {})

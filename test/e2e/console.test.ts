@@ -1,18 +1,14 @@
 import t from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createGateway } from '../../src/index.js'
-import { mintToken } from '../../src/identity/mint.js'
-import { silentLogger } from '../../src/logger.js'
-import { tempDir } from '../helpers/gateway.js'
+import { startLmdbGateway, tempDir } from '../helpers/gateway.js'
 import { connect, nextMessage, waitClose } from '../helpers/mqtt.js'
 import { launchChromium } from '../helpers/browser.js'
 
 const ARTIFACTS = join(process.cwd(), '.tap', 'artifacts')
 
 t.test('the console in Chromium: sign in, see a held command as text, approve it, see sessions and the audit tail, kick', async (t) => {
-  const dataDir = tempDir(t)
-  const dir = join(dataDir, 'policies')
+  const dir = join(tempDir(t), 'policies')
   mkdirSync(dir)
   writeFileSync(join(dir, 'p.yaml'), `
 rules:
@@ -28,20 +24,7 @@ rules:
     approval: { approvers: { groups: [ops-leads] }, quorum: 1, ttl: 5m }
 `)
   // the LMDB journal (the default), so the console's audit tail has something to read
-  const gw = await createGateway({
-    env: {}, cwd: dataDir,
-    overrides: {
-      gateway: { id: 'gw-console', dataDir },
-      listeners: [{ type: 'mqtt', host: '127.0.0.1', port: 0 }],
-      admin: { host: '127.0.0.1', port: 0 },
-      broker: { persistence: 'memory' },
-      policies: { dir, watch: false },
-    },
-  }, { logger: silentLogger })
-  await gw.start()
-  t.teardown(() => gw.stop())
-  const url = `mqtt://127.0.0.1:${gw.address('mqtt')!.port}`
-  const token = (o: Parameters<typeof mintToken>[1]) => mintToken(gw.devKey!.privateJwk, { ttlSec: 600, ...o })
+  const { gw, url, token } = await startLmdbGateway(t, { gateway: { id: 'gw-console' }, policies: { dir, watch: false } })
 
   const device = await connect(t, url, { clientId: 'dev-7', password: await token({ sub: 'dev-7' }) })
   await device.subscribeAsync('site/1/dev/7/cmd/#', { qos: 1 })

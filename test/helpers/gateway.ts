@@ -70,3 +70,29 @@ export async function startGateway(t: Test, overrides: Record<string, unknown> =
     },
   }
 }
+
+/**
+ * A gateway with the default LMDB journal in a temp data dir (for tests that read the
+ * journal through the audit API, the CLI or the console), on 127.0.0.1 ports, stopped at teardown.
+ */
+export async function startLmdbGateway(t: Test, overrides: Record<string, unknown> = {}): Promise<{ gw: Gateway; dataDir: string; url: string; token(o: Partial<MintOptions> & { sub: string }): Promise<string> }> {
+  const dataDir = tempDir(t)
+  const gw = await createGateway({
+    env: {}, cwd: dataDir,
+    overrides: {
+      listeners: [{ type: 'mqtt', host: '127.0.0.1', port: 0 }],
+      admin: { host: '127.0.0.1', port: 0 },
+      broker: { persistence: 'memory' },
+      ...overrides,
+      // the data dir is always the temp one; other gateway keys may be overridden
+      gateway: { id: 'gw-test', ...(overrides.gateway as object | undefined), dataDir },
+    },
+  }, { logger: silentLogger })
+  await gw.start()
+  t.teardown(() => gw.stop())
+  return {
+    gw, dataDir,
+    url: `mqtt://127.0.0.1:${gw.address('mqtt')!.port}`,
+    token: (o) => mintToken(gw.devKey!.privateJwk, { ttlSec: 600, ...o }),
+  }
+}
