@@ -21,6 +21,14 @@ export interface InventoryDeps {
   readonly onFlag?: (flag: FlagName) => void
 }
 
+/**
+ * Entries the inventory creates at most (identities + clientIds). Past it, new ones are
+ * counted into one `(overflow)` entry per type: a token used from endless made-up clientIds
+ * (clientIdBinding: none) cannot grow the data dir or the heap without bound.
+ */
+export const MAX_ENTRIES = 100_000
+export const OVERFLOW_ID = '(overflow)'
+
 const MAX_LISTENERS = 8
 const MAX_REMOTES = 16
 const MAX_RELATED = 32
@@ -51,10 +59,12 @@ export class Inventory implements TrackerSink {
   #lastFlush: number
   #writes: Promise<unknown> = Promise.resolve()
   #closed = false
+  #count: number
 
-  constructor(private readonly d: InventoryDeps) {
+  constructor(private readonly d: InventoryDeps, private readonly maxEntries = MAX_ENTRIES) {
     this.#env = openDataEnv(d.dataDir)
     this.#db = openInventoryDb(this.#env)
+    this.#count = this.#db.getKeysCount()
     this.#lastFlush = d.clock.now()
   }
 
@@ -167,6 +177,12 @@ export class Inventory implements TrackerSink {
       this.#cache.set(key, e)
       return [e, false]
     }
+    if (this.#count >= this.maxEntries && id !== OVERFLOW_ID) {
+      if (this.#count === this.maxEntries) this.d.logger.warn({ event: 'inventory_full', max: this.maxEntries }, 'inventory full: new identities and clientIds are counted in the (overflow) entries')
+      this.#count++
+      return this.#entry(type, OVERFLOW_ID, identity, now)
+    }
+    this.#count++
     e = {
       type, id, kind: identity.kind, groups: identity.groups, firstSeen: now, lastSeen: now, connects: 0,
       listeners: [], remotes: [], related: [], published: new Map(), subscribed: new Map(),

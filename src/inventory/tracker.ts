@@ -56,7 +56,11 @@ export class SessionTracker {
 
   subscribe(filter: string, effect: EffectIndex): void {
     let s = this.sub.get(filter)
-    if (s === undefined) { s = { count: 0, bytes: 0 }; this.sub.set(filter, s) }
+    if (s === undefined) {
+      if (this.sub.size >= PENDING_MAX) this.sink.overflow(this)
+      s = { count: 0, bytes: 0 }
+      this.sub.set(filter, s)
+    }
     s.count++
     this.effects[effect]!++
     if (!this.pending) { this.pending = true; this.sink.dirty(this) }

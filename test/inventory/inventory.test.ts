@@ -95,3 +95,15 @@ t.test('policy suggest: templates, clusters, leaves out the minority', async (t)
   t.same(s.leftOut.map((l) => `${l.clientId} ${l.filter}`), ['script s/d2/cmd'])
   t.equal(s.rules, 2)
 })
+
+t.test('bounded: past the entry limit new clientIds count into (overflow)', async (t) => {
+  const dataDir = tempDir(t)
+  const inv = new Inventory({ dataDir, config: cfg, clock: new ManualClock(1), journal: new MemoryJournal(), logger: silentLogger }, 4)
+  for (let i = 0; i < 50; i++) inv.connect(id('script', `made-up-${i}`), meta, `s${i}`).publish('x/y', Buffer.from('1'), EFFECT_INDEX.allow)
+  await inv.close()
+  const entries = await readInventory(dataDir)
+  t.ok(entries.length <= 6, `${entries.length} entries`)
+  const overflow = entries.find((e) => e.type === 'client' && e.id === '(overflow)')!
+  t.ok(overflow.connects >= 45, 'counted in the overflow entry')
+  t.equal(entries.find((e) => e.type === 'identity' && e.id === 'script')!.connects, 50)
+})
