@@ -29,31 +29,29 @@ t.test('audit query / export / verify and keys show on a real data dir', async (
   // the CLI reads the journal while this process keeps it open, like a running gateway
   const dd = ['--data-dir', dir]
 
-  const q = await cli(dir, 'audit', 'query', ...dd, '--type', 'publish', '--topic', 'site/+/dev/dev-1/#', '--limit', '3')
+  const out = join(dir, 'export.jsonl')
+  // read-only commands, run side by side (each is a process start)
+  const [q, denied, badTime, tail, ex, v, shown] = await Promise.all([
+    cli(dir, 'audit', 'query', ...dd, '--type', 'publish', '--topic', 'site/+/dev/dev-1/#', '--limit', '3'),
+    cli(dir, 'audit', 'query', ...dd, '--rule', 'no-cmd'),
+    cli(dir, 'audit', 'query', ...dd, '--since', 'yesterday'),
+    cli(dir, 'audit', 'tail', ...dd, '-n', '2'),
+    cli(dir, 'audit', 'export', ...dd, '--format', 'jsonl', '--out', out),
+    cli(dir, 'audit', 'verify', ...dd),
+    cli(dir, 'keys', 'show', ...dd),
+  ])
   t.equal(q.code, 0, q.stderr)
   const lines = q.stdout.trim().split('\n').map((l) => JSON.parse(l))
   t.equal(lines.length, 3)
   t.same(lines.map((r) => r.seq), [2, 3, 4])
   t.equal(Buffer.from(lines[0].payload, 'base64').toString(), 'p0', 'payload as base64')
-
-  const denied = await cli(dir, 'audit', 'query', ...dd, '--rule', 'no-cmd')
   t.equal(JSON.parse(denied.stdout).reason, 'policy')
-  t.equal((await cli(dir, 'audit', 'query', ...dd, '--since', 'yesterday')).code, 2, 'bad time: usage error')
-
-  const tail = await cli(dir, 'audit', 'tail', ...dd, '-n', '2')
+  t.equal(badTime.code, 2, 'bad time: usage error')
   t.same(tail.stdout.trim().split('\n').map((l) => JSON.parse(l).seq), [6, 7])
-
-  const out = join(dir, 'export.jsonl')
-  const ex = await cli(dir, 'audit', 'export', ...dd, '--format', 'jsonl', '--out', out)
   t.equal(ex.code, 0, ex.stderr)
   t.equal(readFileSync(out, 'utf8').trim().split('\n').length, 7)
-  t.equal((await cli(dir, 'audit', 'export', ...dd, '--format', 'csv')).code, 2)
-
-  const v = await cli(dir, 'audit', 'verify', ...dd)
   t.equal(v.code, 0, v.stderr)
   t.match(v.stdout, /journal ok: 7 records .*1 signed checkpoints verified/)
-
-  const shown = await cli(dir, 'keys', 'show', ...dd)
   t.same(JSON.parse(shown.stdout), key.publicJwk, 'keys show prints the public JWK')
   t.notOk('d' in JSON.parse(shown.stdout), 'never the private part')
 
@@ -68,8 +66,10 @@ t.test('audit query / export / verify and keys show on a real data dir', async (
 
 t.test('keys generate writes a fleet signing pair', async (t) => {
   const dir = tempDir(t)
-  for (const alg of ['EdDSA', 'ES256']) {
-    const r = await cli(dir, 'keys', 'generate', '--alg', alg, '--out', join(dir, `fleet-${alg}.jwk`))
+  const algs = ['EdDSA', 'ES256']
+  const runs = await Promise.all(algs.map((alg) => cli(dir, 'keys', 'generate', '--alg', alg, '--out', join(dir, `fleet-${alg}.jwk`))))
+  for (const [i, r] of runs.entries()) {
+    const alg = algs[i]!
     t.equal(r.code, 0, r.stderr)
     const pub = JSON.parse(r.stdout)
     t.equal(pub.alg, alg)
@@ -78,15 +78,15 @@ t.test('keys generate writes a fleet signing pair', async (t) => {
     t.ok(priv.d, 'private JWK written')
     t.same(JSON.parse(readFileSync(join(dir, `fleet-${alg}.pub.jwk`), 'utf8')), pub)
   }
-  t.equal((await cli(dir, 'keys', 'generate', '--out', join(dir, 'fleet-EdDSA.jwk'))).code, 2, 'no silent overwrite')
-  t.equal((await cli(dir, 'keys', 'generate', '--alg', 'RS256', '--out', join(dir, 'x.jwk'))).code, 2)
-})
-
-t.test('audit on a data dir without a journal is a usage error', async (t) => {
-  const dir = tempDir(t)
-  const r = await cli(dir, 'audit', 'verify', '--data-dir', join(dir, 'none'))
-  t.equal(r.code, 2)
-  t.match(r.stderr, /no journal/)
+  const [again, rsa, none] = await Promise.all([
+    cli(dir, 'keys', 'generate', '--out', join(dir, 'fleet-EdDSA.jwk')),
+    cli(dir, 'keys', 'generate', '--alg', 'RS256', '--out', join(dir, 'x.jwk')),
+    cli(dir, 'audit', 'verify', '--data-dir', join(dir, 'none')),
+  ])
+  t.equal(again.code, 2, 'no silent overwrite')
+  t.equal(rsa.code, 2)
+  t.equal(none.code, 2, 'audit on a data dir without a journal is a usage error')
+  t.match(none.stderr, /no journal/)
 })
 
 t.test('audit tail --follow prints records appended after it started', async (t) => {
