@@ -7,7 +7,8 @@ import type { MqttClient } from 'mqtt'
 import { createGateway, type Gateway } from '../../src/index.js'
 import { mintToken } from '../../src/identity/mint.js'
 import { silentLogger } from '../../src/logger.js'
-import { lintPolicyFiles, readPolicyDir } from '../../src/policy/index.js'
+import { compilePolicy, lintPolicyFiles, readPolicyDir } from '../../src/policy/index.js'
+import { runPolicyTests } from '../../src/policy/runner.js'
 import { tempDir } from '../helpers/gateway.js'
 import { connect, nextMessage, waitClose } from '../helpers/mqtt.js'
 import { SITE_POLICY } from '../inventory/site.js'
@@ -76,9 +77,11 @@ t.test('monitor → policy diff and policy suggest → enforce: legitimate traff
   await a.stop()
 
   // 2. policy diff and policy suggest from the data dir (CLI processes)
+  const suggested = join(dataDir, 'suggested')
+  mkdirSync(join(suggested, 'tests'), { recursive: true })
   const [diff, suggest] = await Promise.all([
     cli('policy', 'diff', '--since', '1h', '--data-dir', dataDir, '--dir', site, '--json'),
-    cli('policy', 'suggest', '--since', '7d', '--data-dir', dataDir),
+    cli('policy', 'suggest', '--since', '7d', '--data-dir', dataDir, '--tests', join(suggested, 'tests', 'suggested.yaml')),
   ])
   t.equal(diff.code, 0, diff.stderr)
   const d = JSON.parse(diff.stdout) as { total: number; stillBlocked: number; groups: { sub: string; clientIds: string[]; items: { action: string; filter: string; count: number }[] }[] }
@@ -90,12 +93,16 @@ t.test('monitor → policy diff and policy suggest → enforce: legitimate traff
   t.equal(suggest.code, 0, suggest.stderr)
   t.match(suggest.stdout, "site/1/dev/${client_id}/telemetry")
   t.match(suggest.stdout, /left out .*rogue-script.*site\/1\/dev\/dev-04\/cmd\/reboot/)
-  const suggested = join(dataDir, 'suggested')
-  mkdirSync(suggested)
   writeFileSync(join(suggested, 'suggested.yaml'), suggest.stdout)
   const lint = lintPolicyFiles(readPolicyDir(suggested)!)
   t.same(lint.issues.filter((i) => i.severity === 'error'), [], 'the suggestion lints clean')
   t.ok(lint.doc, 'the suggestion compiles')
+  const run = runPolicyTests(compilePolicy(lint.doc!), readPolicyDir(join(suggested, 'tests'))!)
+  t.same(run.issues, [], 'the generated test file is valid')
+  t.equal(run.failed, 0, 'policy test passes')
+  const results = run.results.map((r) => `${r.name}: ${r.expected}`)
+  t.ok(results.includes('dev-01 (dev-01) publish site/1/dev/dev-01/telemetry: allow'), 'observed device telemetry: allow')
+  t.ok(results.includes('rogue-script (dev-02) publish site/1/dev/dev-04/cmd/reboot: deny'), "the rogue script's command: deny")
 
   // 3. restart in enforce mode with the suggested policy, same data dir
   const b = await gateway(t, dataDir, suggested, 'enforce')
