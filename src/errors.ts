@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   EW_TOKEN_CLAIMS: { exit: 1, summary: 'a required claim is missing or wrong (sub, exp, iss, aud)' },
   EW_CLIENT_ID_MISMATCH: { exit: 1, summary: 'the CONNECT clientId is not the one the token binds' },
   EW_CLIENT_ID_REQUIRED: { exit: 1, summary: 'empty clientId with clean session 0' },
+  EW_CLIENT_ID_TOO_LONG: { exit: 1, summary: 'the CONNECT clientId is longer than 256 characters' },
+  EW_USERNAME_TOO_LONG: { exit: 1, summary: 'the CONNECT username is longer than 1 KiB' },
   EW_KEYS_UNAVAILABLE: { exit: 1, summary: 'no verification key could be loaded' },
   EW_LISTEN_FAILED: { exit: 1, summary: 'a listener could not bind its port' },
   EW_UPSTREAM_UNAVAILABLE: { exit: 1, summary: 'the cloud broker is not connected, or the connection dropped before it acknowledged' },

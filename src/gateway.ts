@@ -14,6 +14,8 @@ import { Authenticator } from './identity/authenticate.js'
 import type { KeyStore } from './identity/keys.js'
 import type { AuthFailure, Identity } from './identity/types.js'
 import { journalUsername } from './identity/username.js'
+import { MAX_CLIENT_ID, oversizedConnect } from './identity/connect-size.js'
+import { RecordLimiter } from './listeners/record-limiter.js'
 import { Admission, createListener, PacketSizeGuard, type ConnectionMeta, type Listener, type RefusalReason } from './listeners/index.js'
 import { createAedes } from './broker/create.js'
 import type { ClusterGate } from './broker/cluster.js'
@@ -87,6 +89,8 @@ export class GatewayCore {
   readonly #auth: Authenticator
   /** per-subscriber bound on undelivered messages (limits.maxQueued*, slowConsumerTimeoutSec) */
   readonly #delivery: DeliveryLimits
+  /** records a peer can trigger at will (refusals, malformed packets): a few per second per address */
+  readonly #limited: RecordLimiter
   readonly #sessions = new WeakMap<Client, Session>()
   readonly #pending = new WeakMap<Client, Pending>()
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
@@ -114,6 +118,7 @@ export class GatewayCore {
       persistence: p.persistence,
       ...(p.cluster ? { mq: p.cluster.mq } : {}),
     }, fault))
+    this.#limited = new RecordLimiter(p.journal)
     this.#delivery = new DeliveryLimits({
       maxMessages: config.limits.maxQueuedMessages,
       maxBytes: config.limits.maxQueuedBytes,
@@ -158,6 +163,7 @@ export class GatewayCore {
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
     for (const l of this.listeners) l.destroyAll()
     this.#delivery.flush()
+    this.#limited.flush()
   }
 
   sessionOf(client: Client): Session | undefined {
@@ -191,7 +197,7 @@ export class GatewayCore {
       if (guard.feed(buf)) return parse(buf)
       this.p.metrics.protocolErrors.inc({ reason: 'packet_too_large' })
       const s = this.#sessions.get(client)
-      this.#journal({ type: 'protocol_error', reason: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, session: s?.id, clientId: s?.identity.clientId, sub: s?.identity.sub })
+      this.#limited.record('packet_too_large\0' + meta.remoteAddress, { type: 'protocol_error', reason: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, session: s?.id, clientId: s?.identity.clientId, sub: s?.identity.sub })
       this.p.logger.warn({ event: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, clientId: s?.identity.clientId, limit: guard.maxBytes }, 'closing connection: packet larger than limits.maxPacketBytes')
       stream.destroy()
       return 0
@@ -221,7 +227,7 @@ export class GatewayCore {
 
   #onRefused(meta: ConnectionMeta, reason: RefusalReason, detail?: string): void {
     this.p.metrics.refused.inc({ reason })
-    this.#journal({ type: 'connection_refused', reason, listener: meta.listener, remote: meta.remoteAddress, ...(detail ? { detail } : {}) })
+    this.#limited.record(reason + '\0' + meta.remoteAddress, { type: 'connection_refused', reason, listener: meta.listener, remote: meta.remoteAddress, ...(detail ? { detail } : {}) })
   }
 
   #preConnect(client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void): void {
@@ -239,6 +245,9 @@ export class GatewayCore {
     const meta = this.#meta.get(client.conn as Duplex)
     const pending = this.#pending.get(client)
     if (!meta || !pending) return done(Object.assign(new Error('no connection metadata'), { returnCode: 3 }), null)
+    // huge clientId / username: refused before any token work, journaled with a cut clientId
+    const oversized = oversizedConnect(client.id, rawUsername)
+    if (oversized) return this.#refuse(client, meta, client.id.length > MAX_CLIENT_ID ? client.id.slice(0, 64) + '…' : client.id, username, oversized, done)
     const started = performance.now()
     const attempt = {
       clientId: pending.emptyClientId ? '' : client.id,
@@ -356,7 +365,7 @@ export class GatewayCore {
     // limits.connectTimeoutSec tripping gets a stable reason; other errors keep Aedes' message
     const timeout = message === 'connect did not arrive in time'
     this.p.metrics.protocolErrors.inc({ reason: timeout ? 'connect_timeout' : 'client_error' })
-    this.#journal({ type: 'protocol_error', reason: timeout ? 'connect_timeout' : message, session: s?.id, clientId: s?.identity.clientId ?? client.id, sub: s?.identity.sub, listener: meta?.listener, remote: meta?.remoteAddress })
+    this.#limited.record(message + '\0' + (meta?.remoteAddress ?? ''), { type: 'protocol_error', reason: timeout ? 'connect_timeout' : message, session: s?.id, clientId: s?.identity.clientId ?? client.id, sub: s?.identity.sub, listener: meta?.listener, remote: meta?.remoteAddress })
     this.p.logger.info({ event: 'client_error', clientId: s?.identity.clientId ?? client.id, listener: meta?.listener, err: message }, 'connection closed on error')
   }
 

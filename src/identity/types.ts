@@ -25,6 +25,7 @@ export type AuthReason =
   | 'missing_token' | 'token_too_large' | 'malformed' | 'alg_not_allowed' | 'unknown_kid'
   | 'bad_signature' | 'expired' | 'not_yet_valid' | 'missing_exp' | 'bad_issuer' | 'bad_audience'
   | 'missing_sub' | 'bad_claims' | 'client_id_mismatch' | 'client_id_required' | 'keys_unavailable'
+  | 'client_id_too_long' | 'username_too_long'
 
 export const AUTH_REASON_CODES: Record<AuthReason, ErrorCode> = {
   missing_token: 'EW_TOKEN_MISSING',
@@ -43,6 +44,8 @@ export const AUTH_REASON_CODES: Record<AuthReason, ErrorCode> = {
   client_id_mismatch: 'EW_CLIENT_ID_MISMATCH',
   client_id_required: 'EW_CLIENT_ID_REQUIRED',
   keys_unavailable: 'EW_KEYS_UNAVAILABLE',
+  client_id_too_long: 'EW_CLIENT_ID_TOO_LONG',
+  username_too_long: 'EW_USERNAME_TOO_LONG',
 }
 
 export interface AuthFailure {
@@ -70,6 +73,6 @@ export interface ConnectAttempt {
 }
 
 export function authFailure(reason: AuthReason, extra: { sub?: string; detail?: string } = {}): AuthFailure {
-  const connack = reason === 'client_id_required' ? 2 : reason === 'keys_unavailable' ? 3 : 4
+  const connack = reason === 'client_id_required' || reason === 'client_id_too_long' ? 2 : reason === 'keys_unavailable' ? 3 : 4
   return { reason, code: AUTH_REASON_CODES[reason], connack, ...extra }
 }

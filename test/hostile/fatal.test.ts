@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -8,7 +8,7 @@ import { tempDir } from '../helpers/gateway.js'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 /** Runs a script in a child process with the fatal handlers installed; the journal writes a file on flush. */
-function run(t: Parameters<Parameters<typeof t.test>[1]>[0], body: string): Promise<{ code: number | null; stderr: string; journal: string }> {
+function run(t: Test, body: string): Promise<{ code: number | null; stderr: string; journal: string }> {
   const dir = tempDir(t)
   const out = join(dir, 'journal.jsonl')
   const script = join(dir, 'fatal.mjs')
