@@ -27,13 +27,16 @@ export interface ShipperOptions {
   readonly clock?: Clock
 }
 
+/** A batch stops growing past this many record bytes (before gzip): cloud brokers cap packet size. */
+export const MAX_BATCH_BYTES = 1024 * 1024
+
 export function defaultAuditTopic(fleet: string, gw: string): string {
   return `fleet/${fleet}/${gw}/audit`
 }
 
 /**
- * Ships committed journal records upstream in batches (size `batchRecords` or age
- * `batchMs`), each with a signed checkpoint, at QoS 1. A batch counts as shipped only
+ * Ships committed journal records upstream in batches (size `batchRecords` records or
+ * MAX_BATCH_BYTES, or age `batchMs`), each with a signed checkpoint, at QoS 1. A batch counts as shipped only
  * after the cloud's PUBACK; the shipped-up-to seq is persisted in LMDB, so after a restart
  * or an outage shipping resumes right after it (at least once: a batch acknowledged just
  * before a crash may be sent again; the receiver deduplicates by seq).
@@ -89,7 +92,7 @@ export class Shipper {
       const from = Math.max(journal.shippedSeq + 1, journal.firstSeq)
       const avail = journal.committedSeq - from + 1
       if (avail <= 0) { await this.#sleep(tick); continue }
-      if (avail < batchRecords) {
+      if (avail < batchRecords && !this.#bytesFull(from, journal.committedSeq)) {
         const first = journal.dbs.records.getBinary(from)
         const age = first ? this.#clock.now() - decodeRecord(first).ts : batchMs
         if (age < batchMs) { await this.#sleep(Math.min(tick, batchMs - age)); continue }
@@ -105,18 +108,32 @@ export class Shipper {
     }
   }
 
-  async #ship(from: number, to: number): Promise<void> {
+  /** A batch is also full once its records reach MAX_BATCH_BYTES. */
+  #bytesFull(from: number, to: number): boolean {
+    let bytes = 0
+    for (const { value } of this.#o.journal.dbs.records.getRange({ start: from, end: to + 1 })) {
+      bytes += value.length
+      if (bytes >= MAX_BATCH_BYTES) return true
+    }
+    return false
+  }
+
+  async #ship(from: number, upTo: number): Promise<void> {
     const { journal, link, signer } = this.#o
     const records: Buffer[] = []
     let last = from - 1
     let lastBytes: Buffer | undefined
-    for (const { key, value } of journal.dbs.records.getRange({ start: from, end: to + 1 })) {
+    let bytes = 0
+    for (const { key, value } of journal.dbs.records.getRange({ start: from, end: upTo + 1 })) {
+      // at least one record per batch, however large
+      if (records.length > 0 && bytes + value.length > MAX_BATCH_BYTES) break
       records.push(value)
+      bytes += value.length
       last = key
       lastBytes = value
     }
     // everything in range was dropped (onFull: drop-oldest) meanwhile: nothing to send
-    if (!lastBytes) return journal.markShipped(to)
+    if (!lastBytes) return journal.markShipped(upTo)
     const first = from
     const checkpoint = await signer.sign({ gw: journal.gw, seq: last, hash: storedHash(lastBytes) })
     const payload = await encodeBatch({ v: 1, gw: journal.gw, fleet: this.#o.fleet, first, last, records, checkpoint })
