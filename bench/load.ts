@@ -20,7 +20,7 @@ export interface Common {
   readonly jwk?: JWK
 }
 export type Scenario =
-  | (Common & { kind: 'connects'; count: number; warmup: number; concurrency: number; tag: string; durationMs?: number })
+  | (Common & { kind: 'connects'; count: number; warmup: number; concurrency: number; tag: string; durationMs?: number; pool?: number })
   | (Common & { kind: 'fanin'; qos: 0 | 1; publishers: number; warmupMs: number; measureMs: number; payloadBytes: number })
   | (Common & { kind: 'fanout'; subscribers: number; warmupMs: number; measureMs: number; payloadBytes: number })
   | (Common & { kind: 'latency'; rate: number; warmupMs: number; measureMs: number; payloadBytes: number })
@@ -29,7 +29,7 @@ export type Scenario =
 
 type In = ({ type: 'run'; id: number } & Scenario) | { type: 'release' }
 
-export interface Throughput { rate: number; messages: number; seconds: number; brokerCpu: number; loadCpu: number; stalls: number; brokerUsPerOp: number; totalReceived: number }
+export interface Throughput { rate: number; messages: number; seconds: number; brokerCpu: number; loadCpu: number; stalls: number; brokerUsPerOp: number; brokerMainUsPerOp: number; totalReceived: number }
 
 const send = (m: object): void => { process.send?.(m) }
 
@@ -60,8 +60,10 @@ function payloadOf(bytes: number, extra = ''): Buffer {
 async function connects(s: Extract<Scenario, { kind: 'connects' }>): Promise<object> {
   const minter = s.jwk ? new TokenMinter(s.jwk) : undefined
   const n = s.warmup + s.count
+  // pool: devices reconnecting (clientId i % pool), each time with a fresh token; without it
+  // every connect is a never-seen identity (first-seen costs: inventory entries, flags)
   const packetOf = (i: number): Buffer => {
-    const clientId = `bench-${s.tag}-${i}`
+    const clientId = `bench-${s.tag}-${s.pool ? i % s.pool : i}`
     return connectPacket({ clientId, password: minter?.mint(clientId) })
   }
   // pre-mint and pre-encode, so the timed part only moves bytes; a time-bounded storm
@@ -103,7 +105,7 @@ async function connects(s: Extract<Scenario, { kind: 'connects' }>): Promise<obj
   const timed = done - s.warmup
   const brokerCpu = broker.stop()
   // broker CPU time per CONNECT (all its threads): less sensitive to a busy machine than the rate
-  return { rate: timed / seconds, connections: timed, seconds, refused, errors, brokerCpu, loadCpu: cpu(), brokerUsPerOp: (brokerCpu / 100) * seconds * 1e6 / timed }
+  return { rate: timed / seconds, connections: timed, seconds, refused, errors, brokerCpu, loadCpu: cpu(), brokerUsPerOp: (brokerCpu / 100) * seconds * 1e6 / timed, brokerMainUsPerOp: (broker.main / 100) * seconds * 1e6 / timed }
 }
 
 // ---------------------------------------------------------------- throughput (fan-in, fan-out)
@@ -171,7 +173,7 @@ async function throughput(
   const seconds = (performance.now() - t0) / 1000
   const brokerCpu = broker.stop()
   // totalReceived: everything the broker delivered, warm-up included (to divide a CPU profile by)
-  const result = { rate: (r1 - r0) / seconds, messages: r1 - r0, seconds, brokerCpu, loadCpu: cpu(), stalls, brokerUsPerOp: (brokerCpu / 100) * seconds * 1e6 / Math.max(1, r1 - r0), totalReceived: r1 }
+  const result = { rate: (r1 - r0) / seconds, messages: r1 - r0, seconds, brokerCpu, loadCpu: cpu(), stalls, brokerUsPerOp: (brokerCpu / 100) * seconds * 1e6 / Math.max(1, r1 - r0), brokerMainUsPerOp: (broker.main / 100) * seconds * 1e6 / Math.max(1, r1 - r0), totalReceived: r1 }
   running = false
   clearInterval(watchdog)
   return result

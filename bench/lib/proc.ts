@@ -9,28 +9,34 @@ export function rssBytes(pid: number): number {
 }
 
 /** CPU time (user + system) of a process in milliseconds, from /proc/<pid>/stat. */
-export function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+export function cpuMs(pid: number, tid?: number): number {
+  const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8')
   // fields after the command name, which may contain spaces: state is field 3, utime 14, stime 15
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   const ticks = Number(rest[11]) + Number(rest[12])
   return ticks * 10 // USER_HZ is 100 on Linux
 }
 
-/** CPU share of one core used by `pid` between two samples. */
+/** CPU share of one core used by `pid` between two samples (the whole process, and its main thread). */
 export class CpuMeter {
   #t0 = 0
   #c0 = 0
+  #m0 = 0
+  /** main thread's share over the last start()…stop(), percent of one core */
+  main = NaN
   constructor(private readonly pid: number) {}
   start(): void {
     this.#t0 = performance.now()
     this.#c0 = cpuMs(this.pid)
+    this.#m0 = cpuMs(this.pid, this.pid)
   }
   /** percent of one core since start(); NaN when the process is gone (it crashed) */
   stop(): number {
     const dt = performance.now() - this.#t0
     try {
-      return dt > 0 ? Math.round(((cpuMs(this.pid) - this.#c0) / dt) * 100) : 0
+      if (dt <= 0) return 0
+      this.main = Math.round(((cpuMs(this.pid, this.pid) - this.#m0) / dt) * 100)
+      return Math.round(((cpuMs(this.pid) - this.#c0) / dt) * 100)
     } catch {
       return NaN
     }
