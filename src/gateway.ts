@@ -399,7 +399,7 @@ export class GatewayCore {
     // masked messages: the journal keeps the masked view, or under `sealed` the raw payload it encrypts to the auditors
     const entry: JournalEntry = masked
       ? { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.p.config.journal.recordPayloads === 'sealed' ? payload : this.maskedView(packet), masks: masked.masks, masked: masked.counts }
-      : { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.#monitor && this.p.masker ? this.maskedView(packet) : payload }
+      : { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.#monitor && this.p.masker && this.p.config.journal.recordPayloads !== 'sealed' ? this.maskedView(packet) : payload }
     // the bridge queues the cloud's view durably before the PUBACK: QoS 1 end to end
     const bridged = this.bridgeTap?.accept(packet)
     if (packet.qos > 0) {
