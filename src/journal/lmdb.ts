@@ -246,6 +246,8 @@ export class LmdbJournal implements Journal {
     this.#inFlight++
     const { records, meta } = this.#dbs
     for (const k of g.removes) records.remove(k).catch(noop)
+    // checkpoints of pruned records go with them (the anchor keeps the chain checkable)
+    if (g.removes.length) for (const k of this.#dbs.checkpoints.getKeys({ end: this.#firstSeq })) this.#dbs.checkpoints.remove(k).catch(noop)
     let last: Promise<unknown> | undefined
     for (let i = 0; i < g.seqs.length; i++) last = records.put(g.seqs[i]!, g.bytes[i]!)
     const upTo = g.seqs.length ? g.seqs[g.seqs.length - 1]! : this.#committedSeq
