@@ -79,11 +79,23 @@ export class SiteCluster implements ClusterGate {
     const sub = open('sub')
     const store = open('store')
     this.#conns = [pub, sub, store]
-    this.mq = MQEmitterRedis({ pubConn: pub, subConn: sub, matchEmptyLevels: true /* [MQTT-4.7.1-3], as Aedes' default emitter */ } as never)
+    this.mq = MQEmitterRedis({ pubConn: handled(pub), subConn: handled(sub), matchEmptyLevels: true /* [MQTT-4.7.1-3], as Aedes' default emitter */ } as never)
+    // its close() QUITs and waits for both connections to end: during an outage neither happens
+    // (a reconnecting connection emits no 'end'), so there the connections are dropped and the
+    // emitter closed directly, and a gateway stops while Redis is away
+    const close = this.mq.close.bind(this.mq)
+    this.mq.close = (cb: () => void): void => {
+      if (this.#up) return void close(cb)
+      const m = this.mq as unknown as { closing?: boolean; closed?: boolean; _close(cb: () => void): void }
+      if (m.closed || m.closing) return cb()
+      m.closing = true
+      for (const c of [pub, sub]) c.disconnect()
+      m._close(cb)
+    }
     // mqemitter-redis re-emits connection errors on `state`: unheard, an EventEmitter 'error' throws
     ;(this.mq as unknown as { state: EventEmitter }).state.on('error', (err: Error) => { this.#lastError = this.#describe(err) })
     this.persistence = new SitePersistence({
-      conn: store,
+      conn: handled(store),
       // a resumed session is sent at most this many queued messages at once (the rest next time)
       maxSessionDelivery: config.broker.maxQueuedPerClient,
     })
@@ -189,6 +201,31 @@ function redisOptions(connectionName: string): RedisOptions {
   }
 }
 
+/**
+ * aedes-persistence-redis fires some writes without awaiting them (will list upkeep, stale
+ * queue entries): during an outage their rejections would be unhandled, which ends a Node
+ * process. Every command's promise gets a no-op catch here; callers that await still see the error.
+ */
+function handled(conn: Redis): Redis {
+  const cache = new Map<PropertyKey, unknown>()
+  return new Proxy(conn, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown
+      if (typeof v !== 'function') return v
+      let f = cache.get(prop)
+      if (!f) {
+        f = (...args: unknown[]): unknown => {
+          const r = Reflect.apply(v as (...a: unknown[]) => unknown, target, args)
+          if (r instanceof Promise) r.catch(() => {})
+          return r
+        }
+        cache.set(prop, f)
+      }
+      return f
+    },
+  })
+}
+
 /** Removes the URL and its credentials from any text (ioredis messages may name the target). */
 function scrubber(url: string): (s: string) => string {
   const parts = [url]
@@ -225,7 +262,8 @@ class SitePersistence extends AsyncRedisPersistence implements BrokerPersistence
     this.#setUp = true
   }
   override async destroy(): Promise<void> {
-    if (!this.#setUp) { this.#conn?.disconnect(); return }
+    // before setup, or with Redis away (nothing to unsubscribe there): just drop the connection
+    if (!this.#setUp || this.#conn?.status !== 'ready') { this.#conn?.disconnect(); return }
     this.#setUp = false
     let timer: NodeJS.Timeout | undefined
     await Promise.race([

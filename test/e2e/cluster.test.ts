@@ -230,3 +230,13 @@ t.test('masks across gateways: a view kept raw inside the site is masked at the 
   t.same(JSON.parse(plain.messages[0]!.payload), { owner: { email: '[REDACTED]' }, t: 1 }, 'masked for a subscriber outside unmaskedFor')
   t.same(JSON.parse(auditor.messages[0]!.payload), { owner: { email: 'ann@example.com' }, t: 1 }, 'raw for the auditor')
 })
+
+t.test('a gateway with persistent sessions stops cleanly while Redis is away', async (t) => {
+  const { redis, a } = await site(t)
+  await client(t, a, 'p-stop', { clean: false })
+  await redis.stop()
+  await waitFor(() => a.journal.entries.find((e) => e.type === 'cluster_down'), 10_000, 'cluster_down')
+  // an unawaited store write rejecting here would be an unhandled rejection (a crash outside tap)
+  await a.gw.stop()
+  t.ok(a.journal.entries.some((e) => e.type === 'disconnect' && e.clientId === 'p-stop'), 'the session ended, journaled')
+})
