@@ -20,6 +20,7 @@ import { Admission, createListener, PacketSizeGuard, type ConnectionMeta, type L
 import { createAedes } from './broker/create.js'
 import type { ClusterGate } from './broker/cluster.js'
 import { DeliveryLimits, type SlowInfo } from './broker/delivery-limits.js'
+import { malformedTopic } from './broker/topic-check.js'
 import { describeFault, guarded, isFaultError, isolateHooks, type HookName } from './broker/isolate.js'
 import type { Metrics } from './admin/metrics.js'
 import { REDACTED_ALL } from './mask/apply.js'
@@ -225,6 +226,14 @@ export class GatewayCore {
     if (client) setImmediate(() => client.close())
   }
 
+  /** Invalid UTF-8 or U+0000 in a topic: a protocol error, the connection is closed (MQTT-1.5.3-1/2). */
+  #invalidTopic(s: Session): Error {
+    this.p.metrics.protocolErrors.inc({ reason: 'invalid_topic' })
+    this.#limited.record('invalid_topic\0' + s.meta.remoteAddress, { type: 'protocol_error', reason: 'invalid_topic', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, listener: s.meta.listener, remote: s.meta.remoteAddress })
+    // `fault`: journaled here, not again as a client error
+    return Object.assign(new Error('invalid UTF-8 or NUL in topic'), { fault: true })
+  }
+
   #onRefused(meta: ConnectionMeta, reason: RefusalReason, detail?: string): void {
     this.p.metrics.refused.inc({ reason })
     this.#limited.record(reason + '\0' + meta.remoteAddress, { type: 'connection_refused', reason, listener: meta.listener, remote: meta.remoteAddress, ...(detail ? { detail } : {}) })
@@ -375,6 +384,7 @@ export class GatewayCore {
     if (!s) return cb(new Error('not authenticated'))
     const id = s.identity
     const topic = packet.topic
+    if (malformedTopic(topic)) return cb(this.#invalidTopic(s))
     const payload = packet.payload as Buffer
     let decision = this.#decide(id, 'publish', topic, { qos: packet.qos, retain: packet.retain, payload })
     if (decision.effect !== 'allow' && isMonitored(decision, this.#monitor)) decision = this.#would(s, 'publish', topic, decision, packet)
@@ -415,6 +425,7 @@ export class GatewayCore {
   #authorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
     const s = this.#sessions.get(client)
     if (!s) return cb(new Error('not authenticated'))
+    if (malformedTopic(sub.topic)) return cb(this.#invalidTopic(s))
     const id = s.identity
     let decision = this.#decide(id, 'subscribe', sub.topic, { qos: sub.qos })
     if (decision.effect !== 'allow' && isMonitored(decision, this.#monitor)) decision = this.#would(s, 'subscribe', sub.topic, decision, sub)
