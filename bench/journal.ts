@@ -155,6 +155,8 @@ async function shipping(): Promise<{ recordsPerSec: number; batches: number }> {
   const port = await new Promise<number>((resolve) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => resolve(p)) }) })
   writeFileSync(join(dir, 'm.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n${process.getuid?.() === 0 ? 'user root\n' : ''}`)
   const mosq = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'm.conf')], { stdio: 'ignore' })
+  // never leave the broker behind, whatever happens below
+  process.once('exit', () => mosq.kill('SIGKILL'))
   await new Promise((r) => setTimeout(r, 300))
   const j = new LmdbJournal({ dataDir: dir, gw: 'gw-bench', maxBytes: 2 * 1024 ** 3, retainShippedDays: 7, onFull: 'block', recordPayloads: 'masked', commitDelayMs: 2 })
   const N = 100_000
