@@ -6,13 +6,13 @@ import { registerToken } from './token.js'
 import { registerApprovals } from './approvals.js'
 import { registerFleet } from './fleet.js'
 import { registerPolicy } from './policy.js'
-import { registerAudit } from './audit.js'
-import { registerKeys } from './keys.js'
-import { registerReplay } from './replay.js'
 import { registerCollect } from './collect.js'
 import { registerInventory } from './inventory.js'
 import { registerPolicyDiff } from './policy-diff.js'
 import { registerPolicySuggest } from './policy-suggest.js'
+import { registerAudit } from './audit.js'
+import { registerKeys } from './keys.js'
+import { registerReplay } from './replay.js'
 
 /** Exit codes (SPEC §2): 0 ok, 1 runtime failure, 2 bad usage or invalid config/policy. */
 export async function main(argv: string[]): Promise<number> {
@@ -27,13 +27,13 @@ export async function main(argv: string[]): Promise<number> {
   registerStart(program)
   registerToken(program)
   registerApprovals(program)
+  registerPolicy(program)
   // after the policy verbs: bundle and push join the same `policy` group
   registerFleet(program)
   registerCollect(program)
   registerPolicyDiff(program)
   registerPolicySuggest(program)
   registerInventory(program)
-  registerPolicy(program)
   registerAudit(program)
   registerKeys(program)
   registerReplay(program)
