@@ -3,7 +3,7 @@ import { Counter, type Registry } from 'prom-client'
 import type { Journal } from '../journal/types.js'
 
 type Deliver = (packet: DeliverPacket, cb: () => void) => void
-interface DeliverPacket { readonly topic: string; readonly payload: Buffer | string; readonly qos: number }
+interface DeliverPacket { readonly topic: string; readonly payload: Buffer | string; readonly qos: number; readonly brokerId?: string | null }
 interface Wrappable { deliver0: Deliver; deliverQoS: Deliver; readonly clean: boolean; readonly closed: boolean; readonly conn: { once(e: 'close', f: () => void): unknown } }
 
 export type DropReason = 'max_queued_messages' | 'max_queued_bytes'
@@ -80,6 +80,9 @@ export class DeliveryLimits {
     const st: State = { count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0 }
     this.#states.set(client, st)
     const deliver = (orig: Deliver, packet: DeliverPacket, cb: () => void): void => {
+      // retained messages sent on SUBSCRIBE (Aedes marks them brokerId null) come from a stream
+      // paced by this callback: kept paced, they never pile up, and none is dropped
+      if (packet.brokerId === null) return orig(packet, cb)
       const n = sizeOf(packet)
       const reason = this.#over(st, n)
       if (reason !== undefined) {

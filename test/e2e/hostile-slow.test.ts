@@ -137,3 +137,17 @@ t.test('a subscriber that disconnects with a large backlog leaves the gateway ru
   await waitFor(() => after.got() === 10, 5000, 'the gateway still routes')
   t.equal(after.got(), 10)
 })
+
+t.test('retained messages sent on SUBSCRIBE are paced, not dropped, whatever the bound', async (t) => {
+  const g = await startGateway(t, { journal: { recordPayloads: 'none' }, limits: { maxQueuedMessages: 20, maxQueuedBytes: '64KB', slowConsumerTimeoutSec: 60 } })
+  const N = 2000
+  const pub = await connect(t, g.url(), { clientId: 'ret-pub', password: await g.token({ sub: 'ret-pub' }) })
+  for (let i = 0; i < N; i += 100) await Promise.all(Array.from({ length: 100 }, (_, k) => pub.publishAsync(`ret/${i + k}`, Buffer.alloc(PAYLOAD, 0x62), { qos: 0, retain: true })))
+  const c = await connect(t, g.url(), { clientId: 'ret-sub', password: await g.token({ sub: 'ret-sub' }) })
+  let n = 0
+  c.on('message', () => { n++ })
+  await c.subscribeAsync('ret/#')
+  await waitFor(() => n === N, 30_000, `all ${N} retained messages (${n})`)
+  t.equal(n, N, 'every retained message arrived')
+  t.equal(g.gw.core.deliveryBacklog('ret-sub')?.dropped, 0, 'none dropped')
+})
