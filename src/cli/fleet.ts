@@ -6,10 +6,11 @@ import { readPolicyDir, lintPolicyFiles, formatIssue } from '../policy/index.js'
 import { signBundle } from '../fleet/bundle.js'
 import { loadConfig } from '../config/load.js'
 import { ewError } from '../errors.js'
+import { policyGroup } from './policy-group.js'
 
 /** `policy bundle` and `policy push` (SPEC §8), added to the `policy` command group. */
 export function registerFleet(program: Command): void {
-  const policy = program.commands.find((c) => c.name() === 'policy') ?? program.command('policy').description('policy files: lint, test, fleet bundles')
+  const policy = policyGroup(program)
   policy.command('bundle')
     .description('lint a policy dir and sign it as a fleet bundle (compact JWS) on stdout')
     .requiredOption('--dir <dir>', 'policy dir')

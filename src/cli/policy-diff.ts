@@ -7,6 +7,7 @@ import { decodeRecord } from '../journal/codec.js'
 import { openJournalReader } from '../journal/reader.js'
 import { compilePolicy, emptyPolicyDocument, loadPolicyDir } from '../policy/index.js'
 import { policyDiff, type PolicyDiff } from '../inventory/diff.js'
+import { policyGroup } from './policy-group.js'
 
 /** `--since 24h` (ago) or an ISO / epoch-ms time. */
 export function sinceOf(v: string): number {
@@ -19,7 +20,7 @@ export function sinceOf(v: string): number {
 
 /** `policy diff`: what enforcing would have blocked (would_* journal records), by identity and topic filter. */
 export function registerPolicyDiff(program: Command): void {
-  const policy = program.commands.find((c) => c.name() === 'policy') ?? program.command('policy').description('policy files: lint, test, fleet bundles')
+  const policy = policyGroup(program)
   policy.command('diff')
     .description('what enforcing would have blocked in monitor mode (would_deny / would_hold / would_mask journal records), grouped by identity and topic filter, re-checked against the current policy')
     .option('--since <when>', 'a duration (24h, 7d) or a time', '24h')

@@ -7,10 +7,11 @@ import { suggestTests } from '../inventory/suggest-tests.js'
 import { compilePolicy, lintPolicyFiles } from '../policy/index.js'
 import { ewError } from '../errors.js'
 import { sinceOf } from './policy-diff.js'
+import { policyGroup } from './policy-group.js'
 
 /** `policy suggest --since 7d > suggested.yaml`: least-privilege allow rules from the inventory. */
 export function registerPolicySuggest(program: Command): void {
-  const policy = program.commands.find((c) => c.name() === 'policy') ?? program.command('policy').description('policy files: lint, test, fleet bundles')
+  const policy = policyGroup(program)
   policy.command('suggest')
     .description('least-privilege allow rules (with ${client_id} placeholders where a pattern fits) from what the inventory observed; review, lint, then enforce')
     .option('--since <when>', 'clientIds seen since: a duration (7d) or a time', '7d')

@@ -7,6 +7,7 @@ import { formatIssue, lintPolicyFiles, readPolicyDir } from '../policy/load.js'
 import { runPolicyTests } from '../policy/runner.js'
 import { policySchema } from '../policy/schema.js'
 import type { PolicyDocument } from '../policy/document.js'
+import { policyGroup } from './policy-group.js'
 
 /** DIR, else the configured policies.dir (--config, ./edgewarden.yaml or defaults). */
 function policyDir(dir: string | undefined, config: string | undefined): string {
@@ -27,7 +28,7 @@ function lintDir(dir: string): PolicyDocument {
 
 export function registerPolicy(program: Command): void {
   // `policy bundle` / `policy push` (fleet) join this group
-  const policy = program.commands.find((c) => c.name() === 'policy') ?? program.command('policy').description('policy files: lint, test, fleet bundles')
+  const policy = policyGroup(program)
   policy.command('lint [dir]')
     .description('validate policy files: JSON Schema + semantic checks (duplicate ids, invalid filters, unknown placeholders, shadowed rules); exit 2 on errors')
     .option('-c, --config <file>', 'config file naming policies.dir (when DIR is not given)')
