@@ -110,6 +110,8 @@ t.test('two collectors on one shared subscription: 100,000 records from three ga
     const b3 = await g.next(1000)
     await pub.publishAsync(g.topic, b1, { qos: 1 })
     await pub.publishAsync(g.topic, b3, { qos: 1 })
+    // the two collectors may store b3 first (a wider gap for a moment): wait for both
+    await poll(async () => (await q<{ n: number }>(`SELECT count(*)::int AS n FROM audit_records WHERE gateway_id = 'gw-b'`))[0]!.n === 35_000 ? [1] : [])
     const gaps = await poll(() => q<{ gateway_id: string; from_seq: string; to_seq: string }>('SELECT gateway_id, from_seq, to_seq FROM gaps'))
     t.same(gaps.map((x) => [x.gateway_id, Number(x.from_seq), Number(x.to_seq)]), [['gw-b', 34_001, 35_000]])
     t.same(await q(`SELECT count(*)::int AS n FROM audit_records WHERE gateway_id = 'gw-b'`), [{ n: 35_000 }], 'the batches around the gap are stored')
