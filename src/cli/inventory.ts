@@ -15,12 +15,13 @@ export function registerInventory(program: Command): void {
     .option('--json', 'one JSON document')
     .action(async (o: Opts) => {
       const dataDir = o.dataDir ?? loadConfig({ file: o.config }).gateway.dataDir
-      const views = (await readInventory(dataDir))
+      const all = await readInventory(dataDir)
+      const views = all
         .filter((e) => (!o.type || e.type === o.type) && (!o.flagged || [...e.flags.values()].some((f) => !f.acked)))
         .sort((a, b) => (a.type === b.type ? a.id.localeCompare(b.id) : a.type === 'identity' ? -1 : 1))
         .map(entryView)
       if (o.json) return void process.stdout.write(JSON.stringify({ entries: views }, null, 2) + '\n')
-      if (views.length === 0) return void process.stdout.write(`no inventory in ${dataDir} yet\n`)
+      if (views.length === 0) return void process.stdout.write(all.length === 0 ? `no inventory in ${dataDir} yet\n` : `no matching entries (of ${all.length})\n`)
       for (const v of views) process.stdout.write(textOf(v))
     })
 }
