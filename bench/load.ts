@@ -6,7 +6,7 @@
  */
 import { connect as netConnect } from 'node:net'
 import type { JWK } from 'jose'
-import { CpuMeter, percentile, rssBytes } from './lib/proc.js'
+import { CpuMeter, percentile, rssAnonBytes, rssBytes } from './lib/proc.js'
 import { TokenMinter } from './lib/tokens.js'
 import {
   closeClient, connectPacket, DISCONNECT, incomingPayload, openClient, publishIdOffset, publishPacket,
@@ -311,12 +311,14 @@ async function slowsub(s: Extract<Scenario, { kind: 'slowsub' }>): Promise<objec
     while (sent < due) { pubs[sent % pubs.length]!.socket.write(pkts[sent % pubs.length]!); sent++ }
   }, 1)
   const rss0 = rssBytes(s.brokerPid)
+  const anon0 = rssAnonBytes(s.brokerPid)
   let rssMax = rss0
   const sampler = setInterval(() => { try { rssMax = Math.max(rssMax, rssBytes(s.brokerPid)) } catch { /* broker gone */ } }, 100)
   await sleep(s.stallMs)
   const stalledSent = sent
   const stalledReceived = received
   const rssStalled = rssBytes(s.brokerPid)
+  const anonStalled = rssAnonBytes(s.brokerPid)
   // the stalled subscriber disconnects with everything the broker queued for it
   slow.socket.destroy()
   const r1 = received
@@ -333,6 +335,8 @@ async function slowsub(s: Extract<Scenario, { kind: 'slowsub' }>): Promise<objec
     fastRatioStalled: stalledReceived / Math.max(1, stalledSent),
     fastRatioAfter: afterRatio,
     rssGrowthMiB: (rssStalled - rss0) / 2 ** 20,
+    // without file-backed pages (the gateway's LMDB map counts in RSS once touched)
+    rssAnonGrowthMiB: (anonStalled - anon0) / 2 ** 20,
     rssMaxMiB: rssMax / 2 ** 20,
     rssAfterMiB: rssAfter !== undefined ? rssAfter / 2 ** 20 : undefined,
     backlogMiB: ((stalledSent * pkts[0]!.length) / 2 ** 20),

@@ -13,7 +13,7 @@ import { cpus, tmpdir, totalmem, hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { JWK } from 'jose'
-import { loadAverage, rssBytes } from './lib/proc.js'
+import { loadAverage, rssAnonBytes, rssBytes } from './lib/proc.js'
 import type { Scenario } from './load.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -73,7 +73,7 @@ interface Broker {
   /** set when the broker process died on its own during the scenario */
   readonly crashed: () => string | undefined
   /** memory after a full GC (node brokers); RSS only for Mosquitto */
-  mem(): Promise<{ rss: number; heapUsed?: number; heapTotal?: number; external?: number }>
+  mem(): Promise<{ rss: number; rssAnon: number; heapUsed?: number; heapTotal?: number; external?: number }>
   /** node brokers: a heap snapshot (after GC) written to `file` */
   heapSnapshot?(file: string): Promise<void>
   /** node brokers: CPU profile of what runs until the returned function is called */
@@ -166,7 +166,7 @@ async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
       const m = waitMessage<{ heapUsed: number; heapTotal: number; external: number }>(child, (x) => x.type === 'mem', `${name} mem`)
       child.send({ type: 'mem' })
       const { heapUsed, heapTotal, external } = await m
-      return { rss: rssBytes(child.pid!), heapUsed, heapTotal, external }
+      return { rss: rssBytes(child.pid!), rssAnon: rssAnonBytes(child.pid!), heapUsed, heapTotal, external }
     },
     async heapSnapshot(file: string) {
       const done = waitMessage(child, (x) => x.type === 'heap-snapshot', `${name} heap snapshot`, 120_000)
@@ -229,7 +229,7 @@ async function startMosquitto(): Promise<Broker> {
   child.once('exit', (code, signal) => { if (!stopping) crashed = `mosquitto exited (code ${code}, signal ${signal})` })
   return {
     name: 'mosquitto', pid: child.pid!, port, crashed: () => crashed,
-    async mem() { return { rss: rssBytes(child.pid!) } },
+    async mem() { return { rss: rssBytes(child.pid!), rssAnon: rssAnonBytes(child.pid!) } },
     async stop() { stopping = true; child.kill('SIGTERM'); await exited(child, 5000) },
   }
 }
@@ -335,6 +335,7 @@ async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Resu
       return {
         ...r,
         rssPerConnKiB: (after.rss - before.rss) / r.opened / 1024,
+        rssAnonPerConnKiB: (after.rssAnon - before.rssAnon) / r.opened / 1024,
         heapPerConnKiB: before.heapUsed !== undefined ? (after.heapUsed! - before.heapUsed) / r.opened / 1024 : undefined,
         // RSS = V8 heap reserved (heapTotal) + external buffers + native (libuv, sockets, malloc)
         heapTotalPerConnKiB: before.heapTotal !== undefined ? (after.heapTotal! - before.heapTotal) / r.opened / 1024 : undefined,
@@ -388,7 +389,7 @@ function cell(s: ScenarioName, r: Result | undefined): string {
     case 'latency': case 'storm': return `${ms(r.p50 as number)} / ${ms(r.p99 as number)} / ${ms(r.max as number)}`
     case 'idle': return `${(r.rssPerConnKiB as number).toFixed(1)} KiB`
     case 'churn': return r.heapGrowthKiBPer1k !== undefined ? `${(r.heapGrowthKiBPer1k as number).toFixed(1)} KiB (heap ${r.heapMiB} MiB)` : `RSS ${(r.rssGrowthKiBPer1k as number).toFixed(1)} KiB`
-    case 'slowsub': return `+${(r.rssGrowthMiB as number).toFixed(0)} MiB, others ${((r.fastRatioStalled as number) * 100).toFixed(0)} %${r.crashedAtStop ? ', crashed' : ''}`
+    case 'slowsub': return `RSS +${(r.rssGrowthMiB as number).toFixed(0)} MiB (anon +${(r.rssAnonGrowthMiB as number).toFixed(0)}), others ${((r.fastRatioStalled as number) * 100).toFixed(0)} %${r.crashedAtStop ? ', crashed' : ''}`
     default: {
       // a refused or failed CONNECT still counts in the rate: show it rather than hide it
       const bad = ((r.refused as number | undefined) ?? 0) + ((r.errors as number | undefined) ?? 0)

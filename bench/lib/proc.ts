@@ -8,6 +8,13 @@ export function rssBytes(pid: number): number {
   return Number(m[1]) * 1024
 }
 
+/** Anonymous resident memory (heap, buffers, malloc) in bytes: RSS without file-backed pages such as LMDB's map. */
+export function rssAnonBytes(pid: number): number {
+  const m = /^RssAnon:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  if (!m) throw new Error(`no RssAnon for pid ${pid}`)
+  return Number(m[1]) * 1024
+}
+
 /** CPU time (user + system) of a process in milliseconds, from /proc/<pid>/stat. */
 export function cpuMs(pid: number, tid?: number): number {
   const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8')
