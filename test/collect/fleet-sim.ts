@@ -16,10 +16,18 @@ export class SimGateway {
   readonly publicJwk: Record<string, unknown>
   readonly #signer: CheckpointSigner
 
-  private constructor(readonly gw: string, readonly fleet: string, k: Awaited<ReturnType<typeof generateSigningKey>>, ts: number) {
-    this.publicJwk = k.publicJwk as Record<string, unknown>
-    this.#signer = new CheckpointSigner({ ...k, alg: 'EdDSA', created: true, path: '' })
+  private constructor(readonly gw: string, readonly fleet: string, readonly key: Awaited<ReturnType<typeof generateSigningKey>>, ts: number) {
+    this.publicJwk = key.publicJwk as Record<string, unknown>
+    this.#signer = new CheckpointSigner({ ...key, alg: 'EdDSA', created: true, path: '' })
     this.ts = ts
+  }
+
+  /** Another history signed by the same key (a stolen key, or a gateway whose journal was reset). */
+  fork(tsShift = 1): SimGateway {
+    const f = new SimGateway(this.gw, this.fleet, this.key, this.ts + tsShift)
+    f.seq = this.seq
+    f.hash = this.hash
+    return f
   }
 
   static async create(gw: string, fleet = 'acme', ts = Date.parse('2026-11-24T23:55:00Z')): Promise<SimGateway> {

@@ -140,6 +140,24 @@ async function poll<T>(fn: () => Promise<T[]>, timeoutMs = 10_000): Promise<T[]>
   }
 }
 
+t.test('validly signed batches that contradict stored history are tamper: a forked redelivery, a batch not linking to the head', async (t) => {
+  const keysDir = mkdtempSync(join(tmpdir(), 'ew-keys-'))
+  t.teardown(() => rmSync(keysDir, { recursive: true, force: true }))
+  const g = await SimGateway.create('gw-f')
+  g.writeKey(keysDir)
+  const twin = g.fork() // same key, same start, other records
+  const store = new PgStore({ url: pgsrv.url })
+  t.teardown(() => store.close())
+  const col = new Collector({ upstream: '', sink: store, keys: new KeyRing(keysDir), logger: silentLogger })
+  t.match(await col.ingest(g.topic, await g.next(100)), { inserted: 100 })
+  t.match(await col.ingest(g.topic, await twin.next(100)), { tamper: /record 100 differs from the stored one \(forked history\)/ })
+  t.match(await col.ingest(g.topic, await twin.next(100)), { tamper: /record 101: prev does not link to the stored record 100/ })
+  t.match(await col.ingest(g.topic, await g.next(100)), { inserted: 100 }, 'the genuine history continues')
+  const tam = await q<{ seq: string; reason: string }>(`SELECT seq, reason FROM tamper WHERE gateway_id = 'gw-f' ORDER BY id`)
+  t.same(tam.map((r) => Number(r.seq)), [100, 101])
+  t.same(await q(`SELECT count(*)::int AS n FROM audit_records WHERE gateway_id = 'gw-f'`), [{ n: 200 }])
+})
+
 t.test('COPY strategy, batches out of order: a later batch records a gap, the late one fills it; both strategies store the same rows', async (t) => {
   const keysDir = mkdtempSync(join(tmpdir(), 'ew-keys-'))
   t.teardown(() => rmSync(keysDir, { recursive: true, force: true }))
