@@ -198,7 +198,7 @@ export class GatewayCore {
       if (guard.feed(buf)) return parse(buf)
       this.p.metrics.protocolErrors.inc({ reason: 'packet_too_large' })
       const s = this.#sessions.get(client)
-      this.#limited.record('packet_too_large\0' + meta.remoteAddress, { type: 'protocol_error', reason: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, session: s?.id, clientId: s?.identity.clientId, sub: s?.identity.sub })
+      this.#limited.record('protocol_error\0' + meta.remoteAddress, 'packet_too_large', { type: 'protocol_error', reason: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, session: s?.id, clientId: s?.identity.clientId, sub: s?.identity.sub })
       this.p.logger.warn({ event: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, clientId: s?.identity.clientId, limit: guard.maxBytes }, 'closing connection: packet larger than limits.maxPacketBytes')
       stream.destroy()
       return 0
@@ -229,14 +229,14 @@ export class GatewayCore {
   /** Invalid UTF-8 or U+0000 in a topic: a protocol error, the connection is closed (MQTT-1.5.3-1/2). */
   #invalidTopic(s: Session): Error {
     this.p.metrics.protocolErrors.inc({ reason: 'invalid_topic' })
-    this.#limited.record('invalid_topic\0' + s.meta.remoteAddress, { type: 'protocol_error', reason: 'invalid_topic', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, listener: s.meta.listener, remote: s.meta.remoteAddress })
+    this.#limited.record('protocol_error\0' + s.meta.remoteAddress, 'invalid_topic', { type: 'protocol_error', reason: 'invalid_topic', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, listener: s.meta.listener, remote: s.meta.remoteAddress })
     // `fault`: journaled here, not again as a client error
     return Object.assign(new Error('invalid UTF-8 or NUL in topic'), { fault: true })
   }
 
   #onRefused(meta: ConnectionMeta, reason: RefusalReason, detail?: string): void {
     this.p.metrics.refused.inc({ reason })
-    this.#limited.record(reason + '\0' + meta.remoteAddress, { type: 'connection_refused', reason, listener: meta.listener, remote: meta.remoteAddress, ...(detail ? { detail } : {}) })
+    this.#limited.record('connection_refused\0' + meta.remoteAddress, reason, { type: 'connection_refused', reason, listener: meta.listener, remote: meta.remoteAddress, ...(detail ? { detail } : {}) })
   }
 
   #preConnect(client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void): void {
@@ -374,7 +374,7 @@ export class GatewayCore {
     // limits.connectTimeoutSec tripping gets a stable reason; other errors keep Aedes' message
     const timeout = message === 'connect did not arrive in time'
     this.p.metrics.protocolErrors.inc({ reason: timeout ? 'connect_timeout' : 'client_error' })
-    this.#limited.record(message + '\0' + (meta?.remoteAddress ?? ''), { type: 'protocol_error', reason: timeout ? 'connect_timeout' : message, session: s?.id, clientId: s?.identity.clientId ?? client.id, sub: s?.identity.sub, listener: meta?.listener, remote: meta?.remoteAddress })
+    this.#limited.record('protocol_error\0' + (meta?.remoteAddress ?? ''), message, { type: 'protocol_error', reason: timeout ? 'connect_timeout' : message, session: s?.id, clientId: s?.identity.clientId ?? client.id, sub: s?.identity.sub, listener: meta?.listener, remote: meta?.remoteAddress })
     this.p.logger.info({ event: 'client_error', clientId: s?.identity.clientId ?? client.id, listener: meta?.listener, err: message }, 'connection closed on error')
   }
 

@@ -43,6 +43,7 @@ t.test(`fuzz: ${CASES} malformed inputs over TCP and WebSocket (seed ${SEED})`, 
   await sub.subscribeAsync('good/#', { qos: 1 })
   const pub = await connect(t, g.url('ws'), { clientId: 'good-pub', password: await g.token({ sub: 'good-pub' }) })
   const baseline = g.gw.core.admission.open
+  ;(globalThis as { gc?: () => void }).gc?.()
   const heapBefore = process.memoryUsage().heapUsed
   const r = rng(SEED)
   const failures: string[] = []
@@ -72,13 +73,19 @@ t.test(`fuzz: ${CASES} malformed inputs over TCP and WebSocket (seed ${SEED})`, 
   await g.gw.stop()
   const errors = g.journal.entries.filter((e) => e.type === 'protocol_error' || (e.type === 'connect_denied'))
   const reasons = new Map<string, number>()
-  for (const e of errors) reasons.set(String(e.reason), (reasons.get(String(e.reason)) ?? 0) + (e.suppressed ? (e.count as number) : 1))
+  for (const e of errors) {
+    if (e.suppressed) for (const [k, v] of Object.entries(e.reasons as Record<string, number>)) reasons.set(k, (reasons.get(k) ?? 0) + v)
+    else reasons.set(String(e.reason), (reasons.get(String(e.reason)) ?? 0) + 1)
+  }
   t.pass(`journaled reasons: ${JSON.stringify(Object.fromEntries(reasons))}`)
   const mustClose = [...kinds].filter(([k]) => !['random', 'bitflip', 'truncated'].includes(k)).reduce((a, [, v]) => a + v, 0)
   const counted = [...reasons.values()].reduce((a, b) => a + b, 0)
   t.ok(counted >= mustClose, `every surely-invalid connection is journaled (${counted} ≥ ${mustClose})`)
-  t.ok(errors.length < CASES, `in fewer records than cases (${errors.length} for ${counted})`)
+  // 20 a second per address and type, plus one summary: the run takes a few seconds
+  t.ok(errors.length < counted / 2, `rate-limited: ${errors.length} records for ${counted} events`)
   // memory bounded: no per-case residue (heap growth is a fraction of a KiB per case at most, plus noise)
+  // with --expose-gc (npm run fuzz) the comparison is of live objects only
+  ;(globalThis as { gc?: () => void }).gc?.()
   const grew = process.memoryUsage().heapUsed - heapBefore
   t.ok(grew < 64 * 1024 * 1024, `heap grew by ${Math.round(grew / 1024)} KiB over ${CASES} cases`)
 })
