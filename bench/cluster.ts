@@ -6,10 +6,11 @@
  *  2. cluster, same: publishers → gateway A (cluster) → subscriber on A (every message still crosses Redis)
  *  3. cluster, cross: publishers → gateway B → Redis → subscriber on gateway A
  *  4. cluster, both: half the publishers on A, half on B → subscriber on A
+ *  5–6. alone and cluster-cross again with a persistent-session (clean=false) subscriber: each
+ *     QoS 1 message is also queued in the store (Aedes' memory store alone, Redis in the cluster)
  *
  * Each gateway is its own child process (`edgewarden start`); Redis is a throwaway
- * `redis-server` (no persistence). QoS 1 publishes and a QoS 1 subscription (clean session:
- * the delivery path, not the offline queue), MQTT.js clients with `--window` unacknowledged
+ * `redis-server` (no persistence). QoS 1 publishes and a QoS 1 subscription, MQTT.js clients with `--window` unacknowledged
  * publishes each, a ~200-byte JSON payload. msgs/s = messages / time until the subscriber has them all.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -132,15 +133,15 @@ async function main(): Promise<void> {
   const alone = await startGateway(configFor('gw-alone', false))
   const a = await startGateway(configFor('gw-a', true))
   const b = await startGateway(configFor('gw-b', true))
-  const client = async (gw: Gw, sub: string): Promise<MqttClient> =>
-    connect(`mqtt://127.0.0.1:${gw.mqtt}`, { clientId: sub, username: sub, password: await mintToken(key.privateJwk, { sub, ttlSec: 3600 }) })
+  const client = async (gw: Gw, sub: string, persistent = false): Promise<MqttClient> =>
+    connect(`mqtt://127.0.0.1:${gw.mqtt}`, { clientId: sub, username: sub, clean: !persistent, password: await mintToken(key.privateJwk, { sub, ttlSec: 3600 }) })
 
   let seq = 0
   interface Result { rate: number; gwCpuUs: number; redisCpuUs: number }
-  async function scenario(subGw: Gw, pubGws: Gw[]): Promise<Result> {
+  async function scenario(subGw: Gw, pubGws: Gw[], persistent = false): Promise<Result> {
     const s = ++seq
     let got = 0
-    const sub = await client(subGw, `bench-sub-${s}`)
+    const sub = await client(subGw, `bench-sub-${s}`, persistent)
     await sub.subscribeAsync(`bench/${s}/#`, { qos: 1 })
     sub.on('message', () => { got++ })
     const pubs = await Promise.all(Array.from({ length: PUBS }, (_, i) => client(pubGws[i % pubGws.length]!, `bench-pub-${s}-${i}`)))
@@ -167,6 +168,8 @@ async function main(): Promise<void> {
     'cluster, same gateway: publishers and subscriber on A',
     'cluster, cross: publishers on B → subscriber on A',
     'cluster, both: publishers on A and B → subscriber on A',
+    'alone, persistent-session subscriber (clean=false)',
+    'cluster, cross, persistent-session subscriber (clean=false)',
   ]
   const runs: Result[][] = names.map(() => [])
   // the scenarios alternate, round after round, so a swing in machine load hits each of them
@@ -175,6 +178,9 @@ async function main(): Promise<void> {
     runs[1]!.push(await scenario(a, [a]))
     runs[2]!.push(await scenario(a, [b]))
     runs[3]!.push(await scenario(a, [a, b]))
+    // a persistent session's QoS 1 messages are queued in the store first (Redis writes per message)
+    runs[4]!.push(await scenario(alone, [alone], true))
+    runs[5]!.push(await scenario(a, [b], true))
   }
   const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!
   console.log(`${'scenario'.padEnd(56)} ${'msg/s (median)'.padStart(14)}  ${'rounds'.padEnd(24)} gateway CPU µs/msg  redis CPU µs/msg`)
