@@ -59,10 +59,17 @@ gwA.writeKey(keysDir)
 gwB.writeKey(keysDir)
 
 t.test('collect --store: refuses an unmigrated store, --migrate applies, then collects; audit query --store reads the fleet', async (t) => {
-  const un = await cli('collect', '--upstream', mosq.url, '--store', pgsrv.url, '--keys', keysDir)
+  // an unmigrated database beside the one being migrated: the two CLI runs go in parallel
+  const admin = new pg.Client(pgsrv.url)
+  await admin.connect()
+  await admin.query('CREATE DATABASE unmigrated')
+  await admin.end()
+  const [un, m] = await Promise.all([
+    cli('collect', '--upstream', mosq.url, '--store', pgsrv.url.replace(/\/postgres$/, '/unmigrated'), '--keys', keysDir),
+    cli('collect', '--store', pgsrv.url, '--migrate'),
+  ])
   t.equal(un.code, 2)
   t.match(un.stderr, /schema version 0, this collector needs 1: run with --migrate/)
-  const m = await cli('collect', '--store', pgsrv.url, '--migrate')
   t.equal(m.code, 0, m.stderr)
   t.match(m.stdout, /applied migrations 1/)
 
@@ -79,13 +86,15 @@ t.test('collect --store: refuses an unmigrated store, --migrate applies, then co
   t.equal(await col.stop(), 0, 'exits 0 on SIGTERM')
   t.match(col.output(), /"inserted":3000/)
 
-  const q = await cli('audit', 'query', '--store', pgsrv.url, '--gateway', 'gw-b', '--type', 'publish_denied', '--topic', 'site/+/dev/+/telemetry', '--limit', '5')
+  const [q, all] = await Promise.all([
+    cli('audit', 'query', '--store', pgsrv.url, '--gateway', 'gw-b', '--type', 'publish_denied', '--topic', 'site/+/dev/+/telemetry', '--limit', '5'),
+    cli('audit', 'query', '--store', pgsrv.url, '--client-id', 'dev-3'),
+  ])
   t.equal(q.code, 0, q.stderr)
   const lines = q.stdout.trim().split('\n').map((l) => JSON.parse(l) as { gw: string; seq: number; type: string; rule: string; payload: string })
   t.same(lines.map((l) => [l.gw, l.seq, l.type]), [17, 34, 51, 68, 85].map((s) => ['gw-b', s, 'publish_denied']), 'oldest first, every filter applied')
   t.equal(lines[0]!.rule, 'no-firehose')
   t.equal(Buffer.from(lines[0]!.payload, 'base64').toString(), '{"t":17,"v":19}', 'the record as the gateway wrote it')
-  const all = await cli('audit', 'query', '--store', pgsrv.url, '--client-id', 'dev-3')
   const got = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as { gw: string })
   t.equal(got.length, 60, 'both gateways: 1,500 records each, 1 in 50 from dev-3')
   t.same(new Set(got.map((r) => r.gw)), new Set(['gw-a', 'gw-b']))
