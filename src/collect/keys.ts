@@ -36,12 +36,4 @@ export class KeyRing {
     this.#cache.set(gw, k)
     return k
   }
-
-  /** The key file's JWK, when the directory has one (for pinning in a store). */
-  fileKey(gw: string): JWK | undefined {
-    const file = this.dir ? join(this.dir, `${gw}.pub.jwk`) : undefined
-    if (!file || !/^[\w.-]{1,128}$/.test(gw) || !existsSync(file)) return undefined
-    const { d: _d, ...pub } = JSON.parse(readFileSync(file, 'utf8')) as JWK
-    return pub
-  }
 }

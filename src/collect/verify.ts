@@ -1,4 +1,4 @@
-import { compactVerify, type JWK } from 'jose'
+import { compactVerify } from 'jose'
 import { GENESIS, openRecord } from '../journal/codec.js'
 import type { AuditBatch } from '../journal/batch.js'
 import type { JournalRecord } from '../journal/types.js'
@@ -81,4 +81,3 @@ export function isProblem(v: VerifiedBatch | BatchProblem): v is BatchProblem {
   return (v as BatchProblem).problem !== undefined
 }
 
-export type { JWK }
