@@ -81,6 +81,7 @@ export class Collector {
     const meta = { gw: batch.gw, first: batch.first, last: batch.last }
     const v = await verifyBatch(topic, batch, keys)
     if (isProblem(v)) return refuse(v.problem, { ...meta, ...(v.seq !== undefined ? { seq: v.seq } : {}) })
+    // verifyBatch loaded (and cached) this key
     const res = await sink.store(v, (await keys.get(v.gw))?.jwk)
     if (res.problem) return refuse(res.problem, { ...meta, ...(res.seq !== undefined ? { seq: res.seq } : {}) })
     this.stats.inserted += res.inserted

@@ -39,7 +39,13 @@ export function topicGateway(topic: string): string | undefined {
 export async function verifyBatch(topic: string, b: AuditBatch, keys: KeyRing): Promise<VerifiedBatch | BatchProblem> {
   const tgw = topicGateway(topic)
   if (tgw !== undefined && tgw !== b.gw) return { problem: `topic names gateway ${tgw}, batch ${b.gw}` }
-  const key = await keys.get(b.gw)
+  let key
+  try {
+    key = await keys.get(b.gw)
+  } catch (err) {
+    // a broken key file must not turn into a batch that is never acknowledged and comes back forever
+    return { problem: `public key for gateway ${b.gw} is unusable: ${(err as Error).message}` }
+  }
   if (!key) return { problem: `no public key for gateway ${b.gw}` }
   let cp: { gw?: unknown; seq?: unknown; hash?: unknown }
   try {

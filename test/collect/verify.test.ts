@@ -1,6 +1,6 @@
 import t from 'tap'
 import { gzipSync } from 'node:zlib'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { silentLogger } from '../../src/logger.js'
 import { packr } from '../../src/journal/codec.js'
@@ -39,6 +39,9 @@ t.test('hostile and inconsistent batches are refused into tamper; nothing of the
   t.equal(tamper.length, cases.length, 'each one recorded')
   t.notOk(tamper.some((l) => l.includes('"payload"')), 'JSONL tamper lines carry no payload')
   t.match(await col.ingest(g.topic, await encodeBatch(good)), { inserted: 10 }, 'the genuine batch still goes in')
+  const broken = await SimGateway.create('gw-broken')
+  writeFileSync(join(dir, 'keys', 'gw-broken.pub.jwk'), '{"kty": "OKP", "crv": "Ed25519", "x": 12')
+  t.match(await col.ingest(broken.topic, await broken.next(5)), { tamper: /public key for gateway gw-broken is unusable/ }, 'a broken key file is a refusal, not a batch left unacknowledged forever')
 })
 
 t.test('topicGateway reads fleet/<fleet>/<gw>/audit only', async (t) => {
