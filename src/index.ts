@@ -89,7 +89,7 @@ export async function createGateway(input: Config | LoadConfigOptions = {}, opts
   const grants = new Grants(holdStore, journal, clock, () => void coreRef?.recheckSubscriptions('grant_expired'))
   // broker.cluster.redis → the site's gateways are one broker, emitter and broker state in Redis
   // (docs/cluster.md); else broker.persistence: lmdb → retained, sessions and QoS 1/2 queues in the data dir's LMDB
-  const cluster = config.broker.cluster?.redis ? new SiteCluster(config, { journal, logger, clock }) : undefined
+  const cluster = config.broker.cluster?.redis ? new SiteCluster(config, { journal, logger, clock, onUp: () => { if (started && coreRef) publishStatus(coreRef, config, { ...status(), status: 'up' }) } }) : undefined
   const persistence = cluster?.persistence ?? createPersistence(config, journal)
   // payload masks (SPEC §5 `masks`) from the same policy files; bad masks fail the start (exit 2)
   const masker = createMasker(config, logger)

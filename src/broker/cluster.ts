@@ -30,6 +30,8 @@ export interface ClusterOptions {
   readonly clock: Clock
   /** how long start() waits for Redis before it fails (ms) */
   readonly connectTimeoutMs?: number
+  /** called when Redis is reachable again after an outage (the gateway republishes its status) */
+  readonly onUp?: () => void
 }
 
 const REFUSAL = 'cluster_unavailable'
@@ -170,6 +172,7 @@ export class SiteCluster implements ClusterGate {
     if (!this.#wasUp) { this.#wasUp = true; return }
     this.#o.logger.info({ event: 'cluster_up', downSec: Math.round(downMs / 1000) }, 'Redis is reachable again: the site cluster accepts publishes and connections')
     this.#o.journal.record({ type: 'cluster_up', reason: 'redis_reachable', downMs })
+    this.#o.onUp?.()
   }
 
   #onClose(conn: Redis): void {

@@ -199,6 +199,11 @@ t.test('a Redis outage fails closed (journaled), and the site recovers when Redi
   await p2.publishAsync('site/6/temp', 'back', { qos: 1 })
   await waitFor(() => s.messages.length >= 1, 5000, 'messages cross again')
   t.equal(s.messages[0]!.payload, 'back')
+  // the Redis came back empty: each gateway has put its retained status back
+  const ops = await collect(t, b.url(), { clientId: 'ops-r', password: await b.token({ sub: 'ops-r', groups: ['ops'] }) })
+  await ops.client.subscribeAsync('$warden/status/gw-a', { qos: 0 })
+  await waitFor(() => ops.messages.length >= 1, 5000, 'the status of A')
+  t.equal((JSON.parse(ops.messages[0]!.payload) as { cluster?: { redis: string } }).cluster?.redis, 'up', 'republished after the outage')
 })
 
 t.test('start fails with EW_CLUSTER_UNAVAILABLE, without the URL, when Redis does not answer', async (t) => {
