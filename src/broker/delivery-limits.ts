@@ -79,14 +79,14 @@ export class DeliveryLimits {
     const origQ = c.deliverQoS
     const st: State = { count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0 }
     this.#states.set(client, st)
-    const deliver = (orig: Deliver, packet: DeliverPacket, cb: () => void): void => {
+    const deliver = (orig: Deliver, packet: DeliverPacket, cb: () => void, qos: number): void => {
       // retained messages sent on SUBSCRIBE (Aedes marks them brokerId null) come from a stream
       // paced by this callback: kept paced, they never pile up, and none is dropped
       if (packet.brokerId === null) return orig(packet, cb)
       const n = sizeOf(packet)
       const reason = this.#over(st, n)
       if (reason !== undefined) {
-        this.#refuse(client, c, st, packet, reason)
+        this.#refuse(client, c, st, packet, qos, reason)
       } else {
         st.count++
         st.bytes += n
@@ -100,8 +100,9 @@ export class DeliveryLimits {
       // queue would otherwise recurse once per queued message
       process.nextTick(cb)
     }
-    c.deliver0 = (packet, cb) => deliver(orig0, packet, cb)
-    c.deliverQoS = (packet, cb) => deliver(packet.qos === 0 ? orig0 : origQ, packet, cb)
+    // deliver0 serves QoS 0 subscriptions whatever the message's QoS: nothing of it is stored
+    c.deliver0 = (packet, cb) => deliver(orig0, packet, cb, 0)
+    c.deliverQoS = (packet, cb) => deliver(packet.qos === 0 ? orig0 : origQ, packet, cb, packet.qos)
     c.conn.once('close', () => {
       if (st.timer !== undefined) clearTimeout(st.timer)
       st.timer = undefined
@@ -126,21 +127,21 @@ export class DeliveryLimits {
     return undefined
   }
 
-  #refuse(client: Client, c: Wrappable, st: State, packet: DeliverPacket, reason: DropReason): void {
+  #refuse(client: Client, c: Wrappable, st: State, packet: DeliverPacket, qos: number, reason: DropReason): void {
     if (st.timer === undefined && this.#o.slowTimeoutMs > 0 && !c.closed) {
       st.timer = setTimeout(() => this.#timedOut(client, c, st), this.#o.slowTimeoutMs)
       st.timer.unref()
     }
-    if (packet.qos > 0 && !c.clean) {
+    if (qos > 0 && !c.clean) {
       // Aedes queued it in the session store before delivering: it waits there
       st.stored++
       return
     }
     st.dropped++
-    this.#dropped.inc({ reason, qos: packet.qos })
+    this.#dropped.inc({ reason, qos })
     const p = this.#pending.get(client)
     if (p) p.count++
-    else this.#pending.set(client, { reason, topic: packet.topic, qos: packet.qos, count: 1 })
+    else this.#pending.set(client, { reason, topic: packet.topic, qos, count: 1 })
     if (this.#flushTimer === undefined) {
       this.#flushTimer = setTimeout(() => this.flush(), this.#o.dropIntervalMs ?? 1000)
       this.#flushTimer.unref()
