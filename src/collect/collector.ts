@@ -82,7 +82,17 @@ export class Collector {
     const v = await verifyBatch(topic, batch, keys)
     if (isProblem(v)) return refuse(v.problem, { ...meta, ...(v.seq !== undefined ? { seq: v.seq } : {}) })
     // verifyBatch loaded (and cached) this key
-    const res = await sink.store(v, (await keys.get(v.gw))?.jwk)
+    let res: StoreResult
+    try {
+      res = await sink.store(v, (await keys.get(v.gw))?.jwk)
+    } catch (err) {
+      // a batch the database refuses for its data (SQLSTATE class 22 data exception, 23 integrity)
+      // would fail the same way on every redelivery: refuse it instead of retrying forever;
+      // anything else (connection lost, database down) is retried through redelivery
+      const code = (err as { code?: unknown }).code
+      if (typeof code === 'string' && /^2[23]/.test(code)) return refuse(`the store rejected the batch (SQLSTATE ${code}): ${(err as Error).message}`, meta)
+      throw err
+    }
     if (res.problem) return refuse(res.problem, { ...meta, ...(res.seq !== undefined ? { seq: res.seq } : {}) })
     this.stats.inserted += res.inserted
     this.stats.duplicates += res.duplicates

@@ -32,7 +32,9 @@ const INSERT_UNNEST = `INSERT INTO audit_records (${COLS})
     AS u(seq, ms, type, session, client_id, sub, topic, rule, off, len)
   ON CONFLICT DO NOTHING`
 
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null)
+// PostgreSQL text cannot hold U+0000 (MQTT clientIds and token claims can): the column gets
+// U+FFFD, `raw` keeps the exact bytes
+const str = (v: unknown): string | null => (typeof v === 'string' ? (v.includes('\0') ? v.replace(/\0/g, '\uFFFD') : v) : null)
 
 /** COPY text format: backslash, tab, newline and CR escaped; \N is NULL. */
 function copyText(v: string | null): string {
@@ -157,7 +159,7 @@ export class PgStore implements AuditSink {
     let at = 1
     for (let i = 0; i < n; i++) {
       const { record: r, bytes } = rs[i]!
-      seq[i] = r.seq; ms[i] = r.ts; type[i] = String(r.type); session[i] = str(r.session); client[i] = str(r.clientId)
+      seq[i] = r.seq; ms[i] = r.ts; type[i] = str(String(r.type))!; session[i] = str(r.session); client[i] = str(r.clientId)
       sub[i] = str(r.sub); topic[i] = str(r.topic); rule[i] = str(r.rule); off[i] = at; len[i] = bytes.length
       at += bytes.length
     }
@@ -173,7 +175,7 @@ export class PgStore implements AuditSink {
     const lines: string[] = new Array(rs.length)
     for (let i = 0; i < rs.length; i++) {
       const { record: r, bytes } = rs[i]!
-      lines[i] = `${g}\t${r.seq}\t${new Date(r.ts).toISOString()}\t${copyText(String(r.type))}\t${copyText(str(r.session))}\t${copyText(str(r.clientId))}\t${copyText(str(r.sub))}\t${copyText(str(r.topic))}\t${copyText(str(r.rule))}\t\\\\x${bytes.toString('hex')}\n`
+      lines[i] = `${g}\t${r.seq}\t${new Date(r.ts).toISOString()}\t${copyText(str(String(r.type)))}\t${copyText(str(r.session))}\t${copyText(str(r.clientId))}\t${copyText(str(r.sub))}\t${copyText(str(r.topic))}\t${copyText(str(r.rule))}\t\\\\x${bytes.toString('hex')}\n`
     }
     await pipeline(Readable.from([lines.join('')]), c.query(copyFrom(`COPY audit_stage (${COLS}) FROM STDIN`)))
     const res = await c.query(`INSERT INTO audit_records (${COLS}) SELECT ${COLS} FROM audit_stage ON CONFLICT DO NOTHING`)
@@ -212,7 +214,7 @@ export class PgStore implements AuditSink {
   async tamper(t: TamperReport): Promise<void> {
     const payload = t.payload && t.payload.length <= TAMPER_PAYLOAD_MAX ? t.payload : null
     await this.pool.query('INSERT INTO tamper (gateway_id, topic, first_seq, last_seq, seq, reason, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-      [t.gw ?? null, t.topic, t.first ?? null, t.last ?? null, t.seq ?? null, t.reason, payload])
+      [str(t.gw), str(t.topic), t.first ?? null, t.last ?? null, t.seq ?? null, str(t.reason), payload])
   }
 
   async close(): Promise<void> {

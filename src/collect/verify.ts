@@ -73,7 +73,8 @@ export async function verifyBatch(topic: string, b: AuditBatch, keys: KeyRing): 
     if (r.seq !== seq) return { problem: `record at position ${i} has seq ${String(r.seq)}, expected ${seq}`, seq }
     if (o.computed !== r.hash) return { problem: `record ${seq}: hash does not match its contents (edited)`, seq }
     if (r.gw !== b.gw) return { problem: `record ${seq} names gateway ${String(r.gw)}`, seq }
-    if (typeof r.ts !== 'number' || !Number.isFinite(r.ts)) return { problem: `record ${seq}: ts is not a time`, seq }
+    // 0 … year 9999: a date PostgreSQL and Date both represent (partitions are named by day)
+    if (typeof r.ts !== 'number' || !(r.ts >= 0 && r.ts < 253_402_300_800_000)) return { problem: `record ${seq}: ts is not a time`, seq }
     if (prevHash !== undefined && r.prev !== prevHash) return { problem: `record ${seq}: prev does not link to ${seq - 1}`, seq }
     if (seq === 1 && r.prev !== GENESIS) return { problem: 'record 1 does not start the chain', seq }
     prevHash = r.hash

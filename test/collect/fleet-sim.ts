@@ -43,7 +43,7 @@ export class SimGateway {
   }
 
   /** The next n records (publish decisions of a few devices), as stored bytes. */
-  records(n: number): Buffer[] {
+  records(n: number, extra: Record<string, unknown> = {}): Buffer[] {
     const out: Buffer[] = []
     for (let i = 0; i < n; i++) {
       const seq = ++this.seq
@@ -53,7 +53,7 @@ export class SimGateway {
       const rec = {
         seq, ts: this.ts, gw: this.gw, type: seq % 17 === 0 ? 'publish_denied' : 'publish', session: `s-${dev}`, clientId: `dev-${dev}`, sub: `dev-${dev}`,
         kind: 'device', topic: `site/1/dev/dev-${dev}/telemetry`, qos: 1, retain: false, bytes: 120, rule: seq % 17 === 0 ? 'no-firehose' : 'sensors-own-telemetry',
-        policyRev: 'r1', payload: Buffer.from(`{"t":${seq},"v":${(seq * 7) % 100}}`), prev: this.hash,
+        policyRev: 'r1', payload: Buffer.from(`{"t":${seq},"v":${(seq * 7) % 100}}`), ...extra, prev: this.hash,
       }
       const { bytes, hash } = sealRecord(rec, this.hash)
       this.hash = hash

@@ -158,6 +158,24 @@ t.test('validly signed batches that contradict stored history are tamper: a fork
   t.same(await q(`SELECT count(*)::int AS n FROM audit_records WHERE gateway_id = 'gw-f'`), [{ n: 200 }])
 })
 
+t.test('NUL characters (legal in msgpack, not in PostgreSQL text) are stored, not a batch retried forever', async (t) => {
+  const keysDir = mkdtempSync(join(tmpdir(), 'ew-keys-'))
+  t.teardown(() => rmSync(keysDir, { recursive: true, force: true }))
+  const g = await SimGateway.create('gw-nul')
+  g.writeKey(keysDir)
+  for (const strategy of ['unnest', 'copy'] as const) {
+    const store = new PgStore({ url: pgsrv.url, strategy })
+    t.teardown(() => store.close())
+    const col = new Collector({ upstream: '', sink: store, keys: new KeyRing(keysDir), logger: silentLogger })
+    t.match(await col.ingest(g.topic, await g.batch(g.records(3, { clientId: 'dev\u0000x', sub: '\u0000' })).then(encodeBatch)), { inserted: 3 }, strategy)
+    t.match(await col.ingest('fleet/acme/gw\u0000nul/audit', await g.next(1)), { tamper: /topic names gateway/ }, 'a NUL in the topic is a recorded refusal')
+  }
+  const rows = await q<{ client_id: string; raw: Buffer }>(`SELECT client_id, raw FROM audit_records WHERE gateway_id = 'gw-nul' ORDER BY seq LIMIT 1`)
+  t.equal(rows[0]!.client_id, 'dev\uFFFDx', 'the column gets U+FFFD')
+  t.ok(rows[0]!.raw.includes(Buffer.from('dev\u0000x')), 'raw keeps the exact bytes')
+  t.same(await q(`SELECT count(*)::int AS n FROM tamper WHERE topic LIKE 'fleet/acme/gw%nul/audit'`), [{ n: 2 }])
+})
+
 t.test('COPY strategy, batches out of order: a later batch records a gap, the late one fills it; both strategies store the same rows', async (t) => {
   const keysDir = mkdtempSync(join(tmpdir(), 'ew-keys-'))
   t.teardown(() => rmSync(keysDir, { recursive: true, force: true }))
