@@ -346,8 +346,13 @@ async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Resu
         rssAfterMiB: after.rss / 2 ** 20,
       }
     }
-    case 'slowsub':
-      return load.run({ kind: 'slowsub', ...common, publishers: 5, rate: 5000, payloadBytes: 1024, stallMs: P.stallMs, afterMs: 2000 })
+    case 'slowsub': {
+      const before = await b.mem()
+      const r = await load.run<Result>({ kind: 'slowsub', ...common, publishers: 5, rate: 5000, payloadBytes: 1024, stallMs: P.stallMs, afterMs: 2000 })
+      // after GC, once the stalled subscriber is gone: what the backlog left behind
+      const after = await b.mem()
+      return { ...r, heapLeftMiB: before.heapUsed !== undefined ? (after.heapUsed! - before.heapUsed) / 2 ** 20 : undefined }
+    }
     case 'storm': {
       // an existing client's latency while a second generator opens connections flat out
       const storm = await Load.start()
