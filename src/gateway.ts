@@ -341,6 +341,9 @@ export class GatewayCore {
     }
     s.expiryTimer = setTimeout(fire, Math.max(0, Math.min(delay, MAX_TIMER_MS)))
     s.expiryTimer.unref()
+    // a connection that ends before Aedes registers it (closed mid-CONNECT) never sees
+    // clientDisconnect: without this the timer would keep the client until the token expires
+    ;(client.conn as Duplex).once('close', () => { if (s.expiryTimer) clearTimeout(s.expiryTimer) })
   }
 
   #onReady(client: Client): void {
