@@ -78,6 +78,9 @@ export interface PublishTap {
 
 type AuthError = Error & { returnCode: number }
 const MAX_TIMER_MS = 2 ** 31 - 1
+/** where refused publishes go: nowhere (see #drop) */
+const DENIED_TOPIC = '$warden/denied'
+const EMPTY = Buffer.alloc(0)
 
 /**
  * The one place that speaks Aedes: turns stage results (Identity, Decision, journal
@@ -397,8 +400,10 @@ export class GatewayCore {
       const reason = decision.effect === 'deny' ? (decision.reason ?? 'policy') : (gated ?? 'journal_full')
       this.p.metrics.publishes.inc({ effect: 'deny' })
       this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, reason, policyRev: this.#policy.revision })
-      // MQTT 3.1.1 has no negative PUBACK: the connection is closed ([MQTT-3.3.5-2])
-      return cb(new Error(`publish denied: ${reason}`))
+      // MQTT 3.1.1 has no negative PUBACK ([MQTT-3.3.5-2]): acknowledge and drop (default), or close
+      // without Redis nothing can be routed, not even nowhere: a cluster outage closes the connection
+      if (this.p.config.policies.deniedPublish === 'disconnect' || reason === 'cluster_unavailable') return cb(new Error(`publish denied: ${reason}`))
+      return this.#drop(packet, cb)
     }
     // masks apply before anything keeps the payload (broker, retained store, hold queue, journal)
     let masked = this.p.masker?.onPublish(topic, payload)
@@ -447,7 +452,19 @@ export class GatewayCore {
     cb(null, sub)
   }
 
+  /**
+   * A refused publish is acknowledged as usual (PUBACK/PUBREC) but routed nowhere: emptied,
+   * not retained, on a topic every subscriber's forward refuses.
+   */
+  #drop(packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    packet.topic = DENIED_TOPIC
+    packet.payload = EMPTY
+    packet.retain = false
+    cb(null)
+  }
+
   #authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (packet.topic === DENIED_TOPIC) return null
     const s = this.#sessions.get(client)
     // reserved trees reach only subscribers whose own subscription a rule allowed
     if (isReservedTopic(packet.topic) && !s) return null
@@ -473,7 +490,8 @@ export class GatewayCore {
     const id = s.identity
     this.p.metrics.publishes.inc({ effect: 'deny' })
     this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: (packet.payload as Buffer).length, rule, reason: m.reason, masks: [m.mask], detail: m.detail, policyRev: this.#policy.revision })
-    cb(new Error(`publish denied: ${m.reason}`))
+    if (this.p.config.policies.deniedPublish === 'disconnect') return cb(new Error(`publish denied: ${m.reason}`))
+    this.#drop(packet, cb)
   }
 
   /** A refusal or hold in monitor mode: journaled as would_deny / would_hold, and the packet proceeds. */

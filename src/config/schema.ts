@@ -106,6 +106,8 @@ export const configSchema = {
         dir: { type: 'string', minLength: 1, default: './policies' },
         watch: { type: 'boolean', default: true },
         mode: { enum: ['enforce', 'monitor'], default: 'enforce' },
+        /** a refused publish: acknowledged and dropped (MQTT 3.1.1 has no negative PUBACK), or the connection closed */
+        deniedPublish: { enum: ['ack', 'disconnect'], default: 'ack' },
       },
     },
     /** who is on the site and what they do (src/inventory), aggregated in memory, flushed to LMDB */

@@ -59,7 +59,7 @@ export interface Config {
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' }
   readonly listeners: readonly ListenerConfig[]
   readonly auth: { readonly jwt: JwtConfig }
-  readonly policies: { readonly dir: string; readonly watch: boolean; readonly mode: 'enforce' | 'monitor' }
+  readonly policies: { readonly dir: string; readonly watch: boolean; readonly mode: 'enforce' | 'monitor'; readonly deniedPublish: 'ack' | 'disconnect' }
   readonly inventory: { readonly enabled: boolean; readonly flushMs: number; readonly maxTopics: number; readonly newIdentityHours: number; readonly maxClientIds: number; readonly rateFactor: number }
   readonly masking: { readonly hashKey?: Secret; readonly sealTo?: string; readonly onParseError: 'block' | 'pass' | 'redact-all'; readonly cacheSize: number }
   readonly journal: {

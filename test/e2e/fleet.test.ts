@@ -157,9 +157,8 @@ t.test('two gateways: v1 to all, v2 to one; hostile bundles rejected with status
   }
   t.equal(g2.gw.core.policy.revision, rev2, 'gw-2 still runs v1')
 
-  // gw-1 runs v2 (alarms only): the live telemetry publisher is refused from now on
-  const closed = new Promise<void>((resolve) => pub.once('close', () => resolve()))
-  pub.publish('site/1/telemetry', 'denied under v2', { qos: 1 })
-  await closed
+  // gw-1 runs v2 (alarms only): the live telemetry publisher is refused from now on (acknowledged, dropped)
+  await pub.publishAsync('site/1/telemetry', 'denied under v2', { qos: 1 })
+  for (let i = 0; i < 40 && !g1.journal.entries.some((e) => e.type === 'publish_denied'); i++) await new Promise((r) => setTimeout(r, 25))
   t.match(g1.journal.entries.filter((e) => e.type === 'publish_denied').at(-1), { topic: 'site/1/telemetry' })
 })

@@ -71,15 +71,13 @@ t.test('decision matrix through real MQTT clients', async (t) => {
       }
     } else {
       const qos = (input.qos ?? 0) as 0 | 1 | 2
-      const closed = effect === 'deny' ? waitClose(c) : undefined
-      c.publish(topic, input.payload ?? '', { qos, retain: input.retain ?? false }, () => {})
+      const acked = new Promise<void>((resolve, reject) => c.publish(topic, input.payload ?? '', { qos, retain: input.retain ?? false }, (err) => (err ? reject(err) : resolve())))
       const e = await waitFor(`${label} journal`, () => after(g, mark, ['publish', 'publish_denied', 'held'], id.clientId))
       const type = { allow: 'publish', deny: 'publish_denied', hold: 'held' }[effect]
       t.match(e, { type, topic: effect === 'hold' ? topic : topic, rule: rule ?? undefined, ...(effect === 'deny' ? { reason } : {}) }, `${label}: ${type}`)
-      if (closed) {
-        await closed
-        t.pass(`${label}: connection closed (no negative PUBACK in MQTT 3.1.1)`)
-      }
+      // every outcome is acknowledged; a refusal (MQTT 3.1.1 has no negative PUBACK) is dropped and the connection stays
+      await acked
+      if (effect === 'deny') t.ok(c.connected, `${label}: acknowledged and dropped, still connected`)
     }
     c.end(true)
   }
@@ -99,15 +97,14 @@ t.test('subscriptions get at most the allowed QoS', async (t) => {
 t.test('rate and size limits trip over MQTT', async (t) => {
   const g = await startGateway(t, { policies: { dir: policyDir(t, MATRIX_POLICY), watch: false } })
   const c = await client(t, g, 'sensor')
-  const closed = waitClose(c)
   for (let i = 0; i < 3; i++) await c.publishAsync('site/1/dev/sensor-1/telemetry', `${i}`, { qos: 1 })
-  c.publish('site/1/dev/sensor-1/telemetry', 'one too many', { qos: 1 }, () => {})
-  await closed
+  await c.publishAsync('site/1/dev/sensor-1/telemetry', 'one too many', { qos: 1 })
   t.match(g.journal.entries.filter((e) => e.type === 'publish_denied'), [{ rule: 'sensors-own-telemetry', reason: 'rate_limited', clientId: 'sensor-1' }])
+  t.ok(c.connected, 'over the rate: acknowledged and dropped')
+  c.end(true)
   const d = await client(t, g, 'sensor')
-  const closedToo = waitClose(d)
-  d.publish('site/1/dev/sensor-1/telemetry', 'x'.repeat(1000), { qos: 0 }, () => {})
-  await closedToo
+  await d.publishAsync('site/1/dev/sensor-1/telemetry', 'x'.repeat(1000), { qos: 1 })
+  await waitFor('payload_too_large', () => g.journal.entries.filter((e) => e.type === 'publish_denied')[1])
   t.match(g.journal.entries.filter((e) => e.type === 'publish_denied')[1], { rule: 'sensors-own-telemetry', reason: 'payload_too_large', bytes: 1000 })
 })
 
@@ -121,9 +118,7 @@ t.test('a missing policy dir fails closed', async (t) => {
   const g = await startGateway(t, { policies: { dir: join(tempDir(t), 'absent'), watch: true } })
   const c = await connect(t, g.url(), { clientId: 'dev', password: await g.token({ sub: 'dev' }) })
   t.same(await suback(c, 'a/b'), [128])
-  const closed = waitClose(c)
-  c.publish('a/b', 'x', { qos: 0 }, () => {})
-  await closed
+  await c.publishAsync('a/b', 'x', { qos: 1 })
   t.match(g.journal.entries.find((e) => e.type === 'publish_denied'), { reason: 'no_matching_rule', policyRev: 'none' })
 })
 
@@ -154,14 +149,15 @@ t.test('hot reload: applied without restart, denied live subscriptions removed, 
   t.equal(g.gw.core.policy.revision, applied.policyRev)
   const removed = await waitFor('subscription removed', () => g.journal.entries.find((e) => e.type === 'subscribe_denied' && e.clientId === 'sub'))
   t.match(removed, { topic: 'a/#', reason: 'policy_changed' })
-  // the publisher may no longer publish to a/ (closed); b/ is open now
+  // the publisher may no longer publish to a/ (refused); b/ is open now
   t.same(await suback(sub, 'b/#'), [0])
   await pub.publishAsync('b/1', 'y', { qos: 1 })
   await waitFor('b message', () => (got.includes('b/1') ? true : undefined))
-  const closed = waitClose(pub)
-  pub.publish('a/2', 'z', { qos: 1 }, () => {})
-  await closed
-  t.same(got, ['a/1', 'b/1'], 'the removed subscription received nothing more')
+  await pub.publishAsync('a/2', 'z', { qos: 1 })
+  await waitFor('a/2 refused', () => g.journal.entries.find((e) => e.type === 'publish_denied' && e.topic === 'a/2'))
+  await pub.publishAsync('b/2', 'w', { qos: 1 })
+  await waitFor('b/2 message', () => (got.includes('b/2') ? true : undefined))
+  t.same(got, ['a/1', 'b/1', 'b/2'], 'the removed subscription received nothing more; the refused publish went nowhere')
 })
 
 t.test('hot reload under load: no crash, no publish decided by a half-applied policy', async (t) => {
@@ -187,4 +183,13 @@ t.test('hot reload under load: no crash, no publish decided by a half-applied po
   t.ok(firstV2 > 0, 'decided by v1, then v2')
   t.ok(rules.slice(0, firstV2).every((r) => r === 'load-v1') && rules.slice(firstV2).every((r) => r === 'load-v2'), 'one switch, no mix')
   t.ok(pub.connected, 'publisher still connected')
+})
+
+t.test('policies.deniedPublish: disconnect closes the connection of a refused publisher instead', async (t) => {
+  const g = await startGateway(t, { policies: { dir: join(tempDir(t), 'absent'), watch: false, deniedPublish: 'disconnect' } })
+  const c = await connect(t, g.url(), { clientId: 'dev', password: await g.token({ sub: 'dev' }) })
+  const closed = waitClose(c)
+  c.publish('a/b', 'x', { qos: 1 }, () => {})
+  await closed
+  t.match(g.journal.entries.find((e) => e.type === 'publish_denied'), { reason: 'no_matching_rule' })
 })
