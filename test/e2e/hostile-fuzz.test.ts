@@ -1,5 +1,7 @@
 import t from 'tap'
 import { connect as netConnect } from 'node:net'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { WebSocket } from 'ws'
 import { startGateway } from '../helpers/gateway.js'
 import { connect, nextMessage } from '../helpers/mqtt.js'
@@ -11,6 +13,10 @@ const CASES = Number(process.env.EW_FUZZ_CASES ?? 240)
 // EW_FUZZ_SEED=random picks one (printed in the test name, to replay a failure)
 const SEED = process.env.EW_FUZZ_SEED === 'random' ? Date.now() % 2 ** 31 : Number(process.env.EW_FUZZ_SEED ?? 20261125)
 const WAVE = 8
+
+// a real collection, so memory is compared in live objects, not in garbage
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
 
 /** Sends a case's chunks; resolves true when the gateway closed the connection within `waitMs`. */
 function runCase(c: FuzzCase, transport: 'tcp' | 'ws', port: number, waitMs: number): Promise<boolean> {
@@ -43,7 +49,12 @@ t.test(`fuzz: ${CASES} malformed inputs over TCP and WebSocket (seed ${SEED})`, 
   await sub.subscribeAsync('good/#', { qos: 1 })
   const pub = await connect(t, g.url('ws'), { clientId: 'good-pub', password: await g.token({ sub: 'good-pub' }) })
   const baseline = g.gw.core.admission.open
-  ;(globalThis as { gc?: () => void }).gc?.()
+  // every connection's Aedes client, weakly: none may outlive its connection
+  const clients: WeakRef<object>[] = []
+  const aedes = g.gw.core.aedes as unknown as { handle(s: unknown, r: unknown): object }
+  const handle = aedes.handle.bind(aedes)
+  aedes.handle = (s, r) => { const c = handle(s, r); clients.push(new WeakRef(c)); return c }
+  gc()
   const heapBefore = process.memoryUsage().heapUsed
   const r = rng(SEED)
   const failures: string[] = []
@@ -84,8 +95,10 @@ t.test(`fuzz: ${CASES} malformed inputs over TCP and WebSocket (seed ${SEED})`, 
   // 20 a second per address and type, plus one summary: the run takes a few seconds
   t.ok(errors.length < counted / 2, `rate-limited: ${errors.length} records for ${counted} events`)
   // memory bounded: no per-case residue (heap growth is a fraction of a KiB per case at most, plus noise)
-  // with --expose-gc (npm run fuzz) the comparison is of live objects only
-  ;(globalThis as { gc?: () => void }).gc?.()
+  await new Promise((r) => setTimeout(r, 100))
+  gc()
+  const alive = clients.filter((w) => w.deref() !== undefined).length
+  t.equal(alive, 0, `no client object outlives its connection (${clients.length} connections)`)
   const grew = process.memoryUsage().heapUsed - heapBefore
-  t.ok(grew < 64 * 1024 * 1024, `heap grew by ${Math.round(grew / 1024)} KiB over ${CASES} cases`)
+  t.ok(grew < 32 * 1024 * 1024, `heap grew by ${Math.round(grew / 1024)} KiB over ${CASES} cases`)
 })
