@@ -5,6 +5,8 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
 import { connectBytes, rawClient, type RawClient } from '../helpers/raw.js'
 import { waitFor } from '../helpers/wait.js'
+import { WebSocket } from 'ws'
+import mqttPacket from 'mqtt-packet'
 
 // 4 KiB payloads: loopback kernel buffers hold several MiB, so a paused reader needs volume
 const PAYLOAD = 4096
@@ -150,4 +152,31 @@ t.test('retained messages sent on SUBSCRIBE are paced, not dropped, whatever the
   await waitFor(() => n === N, 30_000, `all ${N} retained messages (${n})`)
   t.equal(n, N, 'every retained message arrived')
   t.equal(g.gw.core.deliveryBacklog('ret-sub')?.dropped, 0, 'none dropped')
+})
+
+t.test('over WebSocket too: a subscriber that stops reading is bounded, then disconnected; others get everything', async (t) => {
+  const g = await startGateway(t, { journal: { recordPayloads: 'none' }, limits: { maxQueuedMessages: MAX_QUEUED, maxQueuedBytes: '64MB', slowConsumerTimeoutSec: 1 } })
+  const ws = new WebSocket(g.url('ws'), 'mqtt')
+  t.teardown(() => ws.terminate())
+  const acks: string[] = []
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  parser.on('packet', (p) => acks.push(p.cmd))
+  ws.on('message', (d: Buffer) => parser.parse(d))
+  await new Promise((r) => ws.once('open', r))
+  ws.send(connectBytes({ clientId: 'slow-ws', password: await g.token({ sub: 'slow-ws' }) }))
+  ws.send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'load/#', qos: 0 }] }))
+  await waitFor(() => acks.includes('suback'), 5000, 'suback')
+  // stop reading: ws stops reading its socket
+  ws.pause()
+  const healthy = await healthySubscriber(t, g, 'healthy-ws')
+  let peak = 0
+  const sampler = setInterval(() => { peak = Math.max(peak, g.gw.core.deliveryBacklog('slow-ws')?.queued ?? 0) }, 5)
+  t.teardown(() => clearInterval(sampler))
+  await storm(t, g, 4, 1500, { gate: healthy.got })
+  clearInterval(sampler)
+  t.equal(healthy.got(), 6000, 'the healthy subscriber received every message')
+  t.ok(peak <= MAX_QUEUED + 80, `the WebSocket subscriber's queue stayed at the bound (peak ${peak})`)
+  const rec = await waitFor(() => g.journal.entries.find((e) => e.type === 'disconnect' && e.clientId === 'slow-ws'), 5000, 'disconnect record')
+  t.match(rec, { reason: 'slow_consumer' })
+  t.ok((rec.dropped as number) > 0, `dropped ${rec.dropped as number}`)
 })
