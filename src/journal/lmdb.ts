@@ -213,13 +213,18 @@ export class LmdbJournal implements Journal {
     }
     // a buffer_dropped record went in first: chain this one after it
     if (seq !== this.#lastSeq + 1) return this.#write(entry)
+    this.#enqueue(seq, hash, bytes)
+    return seq
+  }
+
+  /** The chain moves on to `seq` and its bytes join the open commit group. */
+  #enqueue(seq: number, hash: string, bytes: Buffer): void {
     this.#lastSeq = seq
     this.#lastHash = hash
     this.#bytes += bytes.length
     const g = this.#group ?? this.#startGroup()
     g.seqs.push(seq)
     g.bytes.push(bytes)
-    return seq
   }
 
   #startGroup(): Group {
@@ -339,12 +344,7 @@ export class LmdbJournal implements Journal {
     const seq = this.#lastSeq + 1
     const rec = { seq, ts: this.#clock.now(), gw: this.#o.gw, type: 'buffer_dropped', count, reason, firstKept: this.#firstSeq, prev: this.#lastHash }
     const { bytes, hash } = sealRecord(rec, this.#lastHash)
-    this.#lastSeq = seq
-    this.#lastHash = hash
-    this.#bytes += bytes.length
-    const g = this.#group ?? this.#startGroup()
-    g.seqs.push(seq)
-    g.bytes.push(bytes)
+    this.#enqueue(seq, hash, bytes)
     this.#o.logger?.warn({ event: 'buffer_dropped', count, firstKept: this.#firstSeq }, 'journal full: dropped the oldest unshipped records')
   }
 }

@@ -1,10 +1,10 @@
-import { createServer as createTcpServer, type Server, type Socket, type AddressInfo } from 'node:net'
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import type { ListenerConfig } from '../config/types.js'
-import { ewError } from '../errors.js'
 import type { Admission } from './admission.js'
 import { peerSubject, tlsOptions } from './tls-options.js'
 import type { ConnectionHandler, ConnectionMeta, Listener, RefusalHandler } from './types.js'
+import { bindServer, boundAddress, stopServer } from './bind.js'
 
 export interface SocketListenerDeps {
   readonly admission: Admission
@@ -13,7 +13,6 @@ export interface SocketListenerDeps {
   readonly connectTimeoutMs: number
 }
 
-const LISTEN_BACKLOG = 4096
 
 /** MQTT over TCP (`mqtt`) and TLS (`mqtts`). */
 export class SocketListener implements Listener {
@@ -63,24 +62,12 @@ export class SocketListener implements Listener {
     if (this.spec.type === 'mqtt') this.deps.onConnection(socket, this.#meta(socket, {}))
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(ewError('EW_LISTEN_FAILED', `${this.name}: cannot listen on ${this.spec.host}:${this.spec.port} (${err.code ?? err.message})`))
-      this.#server.once('error', onError)
-      // a reconnect storm (a site's devices after a power cut) overflows Node's default backlog of 511
-      this.#server.listen({ port: this.spec.port, host: this.spec.host, backlog: LISTEN_BACKLOG }, () => {
-        this.#server.off('error', onError)
-        this.name = `${this.spec.type}:${this.address().port}`
-        resolve()
-      })
-    })
+  async listen(): Promise<void> {
+    this.name = await bindServer(this.#server, this.spec, this.name)
   }
 
   stopAccepting(): Promise<void> {
-    // close() stops accepting at once but calls back only when every open connection has
-    // ended: waiting for that here would hang shutdown while clients are connected
-    if (this.#server.listening) this.#server.close()
-    return new Promise((resolve) => setImmediate(resolve))
+    return stopServer(this.#server)
   }
 
   destroyAll(): void {
@@ -88,7 +75,7 @@ export class SocketListener implements Listener {
   }
 
   address(): { host: string; port: number } {
-    const a = this.#server.address() as AddressInfo | null
-    return { host: a?.address ?? this.spec.host, port: a?.port ?? this.spec.port }
+    return boundAddress(this.#server, this.spec)
   }
+
 }

@@ -1,15 +1,14 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { AddressInfo, Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws'
 import type { ListenerConfig } from '../config/types.js'
-import { ewError } from '../errors.js'
 import { peerSubject, tlsOptions } from './tls-options.js'
 import type { ConnectionMeta, Listener } from './types.js'
 import type { SocketListenerDeps } from './socket-listener.js'
+import { bindServer, boundAddress, stopServer } from './bind.js'
 
-const LISTEN_BACKLOG = 4096
 
 /** MQTT over WebSocket (`ws`) and secure WebSocket (`wss`), with ws 8's createWebSocketStream. */
 export class WsListener implements Listener {
@@ -81,24 +80,12 @@ export class WsListener implements Listener {
     })
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(ewError('EW_LISTEN_FAILED', `${this.name}: cannot listen on ${this.spec.host}:${this.spec.port} (${err.code ?? err.message})`))
-      this.#http.once('error', onError)
-      // a reconnect storm (a site's devices after a power cut) overflows Node's default backlog of 511
-      this.#http.listen({ port: this.spec.port, host: this.spec.host, backlog: LISTEN_BACKLOG }, () => {
-        this.#http.off('error', onError)
-        this.name = `${this.spec.type}:${this.address().port}`
-        resolve()
-      })
-    })
+  async listen(): Promise<void> {
+    this.name = await bindServer(this.#http, this.spec, this.name)
   }
 
   stopAccepting(): Promise<void> {
-    // close() stops accepting at once but calls back only when every open connection has
-    // ended: waiting for that here would hang shutdown while clients are connected
-    if (this.#http.listening) this.#http.close()
-    return new Promise((resolve) => setImmediate(resolve))
+    return stopServer(this.#http)
   }
 
   destroyAll(): void {
@@ -107,7 +94,7 @@ export class WsListener implements Listener {
   }
 
   address(): { host: string; port: number } {
-    const a = this.#http.address() as AddressInfo | null
-    return { host: a?.address ?? this.spec.host, port: a?.port ?? this.spec.port }
+    return boundAddress(this.#http, this.spec)
   }
+
 }
