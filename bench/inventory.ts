@@ -1,12 +1,17 @@
 /**
- * Inventory on vs off, end to end, in one run (issue 12: target ≥ 95 %).
+ * A feature on vs off, end to end, in one run:
+ *   --feature inventory   inventory.enabled true/false (issue 12: target ≥ 95 %)
+ *   --feature policy      the shipped site policy (policies/site.yaml, 12 rules, plus a rule for the
+ *                         bench topics) vs one allow-all rule (issue 4: target ≥ 90 %)
+ *   --feature masks       a JSON mask with 3 field rules and all ten detectors on the bench topics
+ *                         vs no mask (issue 5: target ≥ 75 %)
  *
- *   npx tsx bench/inventory.ts [--rounds 4] [--measure-ms 5000] [--qos 0|1]
+ *   npx tsx bench/inventory.ts [--feature inventory|policy|masks] [--rounds 4] [--measure-ms 5000] [--qos 0|1]
  *   npx tsx bench/inventory.ts --micro     # CPU per publish of the inventory alone, in process
  *
  * For each round and each setting (order alternates between rounds) a fresh gateway runs in
- * its own process (`bench/inventory.ts gateway on|off DATA POLICIES`: createGateway with
- * `inventory.enabled` true/false, the default LMDB journal, memory broker persistence) and
+ * its own process (`bench/inventory.ts gateway FEATURE on|off DATA POLICIES`: createGateway with
+ * the feature on or off, the default LMDB journal, memory broker persistence) and
  * bench/load.ts drives the `fanin` scenario against it from a third process: 20 publishers
  * (each its own token and topic) → 1 subscriber on `bench/#`, 64-byte JSON payloads. Prints
  * messages/s per round and the median ratio on/off.
@@ -20,9 +25,30 @@ import type { JWK } from 'jose'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const TSX = ['--import', 'tsx']
-const POLICY = "rules:\n  - { id: bench-open, effect: allow, actions: [publish, subscribe], topics: ['#'] }\n"
+const OPEN = "rules:\n  - { id: bench-open, effect: allow, actions: [publish, subscribe], topics: ['#'] }\n"
+const BENCH_RULE = "  - { id: bench-fanin, effect: allow, actions: [publish, subscribe], topics: ['bench/#'] }\n"
+const MASK = `masks:
+  - id: bench-pii
+    topics: ['bench/#']
+    format: json
+    fields: [{ path: owner.email, action: redact }, { path: customer_id, action: hash }, { path: debug, action: drop }]
+    detectors: [email, phone, credit_card, iban, ipv4, ipv6, ssn, jwt, private_key, secret]
+`
+type Feature = 'inventory' | 'policy' | 'masks'
 
-async function gatewayChild(on: boolean, dataDir: string, policies: string): Promise<void> {
+/** The policy files of one setting. */
+function policyFiles(feature: Feature, on: boolean): Record<string, string> {
+  if (feature === 'policy' && on) {
+    const site = readFileSync(join(here, '..', 'policies', 'site.yaml'), 'utf8')
+    // the site policy with one more rule for the bench topics, masks left out (they are the masks feature)
+    const rules = site.slice(0, site.search(/^masks:/m) >= 0 ? site.search(/^masks:/m) : undefined)
+    return { 'site.yaml': rules.trimEnd() + '\n' + BENCH_RULE }
+  }
+  if (feature === 'masks' && on) return { 'bench.yaml': OPEN + MASK }
+  return { 'bench.yaml': OPEN }
+}
+
+async function gatewayChild(feature: Feature, on: boolean, dataDir: string, policies: string): Promise<void> {
   const { createGateway } = await import('../src/index.js')
   const { silentLogger } = await import('../src/logger.js')
   const gw = await createGateway({
@@ -35,7 +61,7 @@ async function gatewayChild(on: boolean, dataDir: string, policies: string): Pro
       policies: { dir: policies, watch: false },
       log: { level: 'silent' },
       limits: { connectRatePerAddress: '1000000/s' },
-      inventory: { enabled: on, ...(process.env.BENCH_INV_FLUSH_MS ? { flushMs: Number(process.env.BENCH_INV_FLUSH_MS) } : {}) },
+      inventory: { enabled: feature === 'inventory' ? on : true, ...(process.env.BENCH_INV_FLUSH_MS ? { flushMs: Number(process.env.BENCH_INV_FLUSH_MS) } : {}) },
     },
   }, { logger: silentLogger })
   await gw.start()
@@ -87,7 +113,7 @@ async function micro(every: number): Promise<number> {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2)
-  if (argv[0] === 'gateway') return gatewayChild(argv[1] === 'on', argv[2]!, argv[3]!)
+  if (argv[0] === 'gateway') return gatewayChild(argv[1] as Feature, argv[2] === 'on', argv[3]!, argv[4]!)
   const opt = (name: string, d: number): number => { const i = argv.indexOf(name); return i >= 0 ? Number(argv[i + 1]) : d }
   if (argv.includes('--micro')) {
     for (const every of [20_000, 1_000]) {
@@ -99,6 +125,9 @@ async function main(): Promise<void> {
   const rounds = opt('--rounds', 4)
   const measureMs = opt('--measure-ms', 5000)
   const qos = opt('--qos', 0) as 0 | 1
+  const fi = argv.indexOf('--feature')
+  const feature = (fi >= 0 ? argv[fi + 1] : 'inventory') as Feature
+  if (!['inventory', 'policy', 'masks'].includes(feature)) throw new Error(`--feature: inventory, policy or masks, not ${feature}`)
   const load = fork(join(here, 'load.ts'), [], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   await waitMessage(load, (m) => m.type === 'ready', 'load generator')
   const results: Record<'on' | 'off', number[]> = { on: [], off: [] }
@@ -111,9 +140,9 @@ async function main(): Promise<void> {
       try {
         const policies = join(dir, 'policies')
         mkdirSync(policies)
-        writeFileSync(join(policies, 'bench.yaml'), POLICY)
+        for (const [name, text] of Object.entries(policyFiles(feature, setting === 'on'))) writeFileSync(join(policies, name), text)
         const data = join(dir, 'data')
-        const gw = fork(fileURLToPath(import.meta.url), ['gateway', setting, data, policies], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+        const gw = fork(fileURLToPath(import.meta.url), ['gateway', feature, setting, data, policies], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
         const { port } = await waitMessage<{ port: number }>(gw, (m) => m.type === 'ready', 'gateway')
         const jwk = JSON.parse(readFileSync(join(data, 'keys', 'dev-es256.jwk'), 'utf8')) as JWK
         const runId = ++id
@@ -122,7 +151,7 @@ async function main(): Promise<void> {
         if (!res.result) throw new Error(`fanin failed: ${res.message}`)
         results[setting].push(res.result.rate)
         cpu[setting].push(res.result.brokerUsPerOp)
-        console.log(`round ${r + 1} inventory ${setting.padEnd(3)}: ${Math.round(res.result.rate).toLocaleString('en')} msg/s (gateway CPU ${res.result.brokerCpu}%, ${res.result.brokerUsPerOp.toFixed(2)} µs/msg)`)
+        console.log(`round ${r + 1} ${feature} ${setting.padEnd(3)}: ${Math.round(res.result.rate).toLocaleString('en')} msg/s (gateway CPU ${res.result.brokerCpu}%, ${res.result.brokerUsPerOp.toFixed(2)} µs/msg)`)
         gw.send({ type: 'stop' })
         await new Promise((r) => gw.once('exit', r))
       } finally {
@@ -134,7 +163,7 @@ async function main(): Promise<void> {
   const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!
   const on = median(results.on)
   const off = median(results.off)
-  console.log(`QoS ${qos} fan-in, median of ${rounds}: inventory on ${Math.round(on).toLocaleString('en')} msg/s, off ${Math.round(off).toLocaleString('en')} msg/s → ${((on / off) * 100).toFixed(1)} %`)
+  console.log(`QoS ${qos} fan-in, median of ${rounds}: ${feature} on ${Math.round(on).toLocaleString('en')} msg/s, off ${Math.round(off).toLocaleString('en')} msg/s → ${((on / off) * 100).toFixed(1)} %`)
   // the setting that runs second in a round tends to get less of this shared machine: with an
   // even number of rounds each setting goes first equally often, and the geometric mean of the
   // per-round ratios cancels that order effect
