@@ -1,5 +1,6 @@
 import { Aedes, type AedesOptions } from 'aedes'
 import type { Config } from '../config/types.js'
+import { createEmitter } from './emitter.js'
 
 interface Preparing { prepare(packet: object): Promise<void> }
 interface Revoking { denied(clientId: string, sub: object & { topic: string }): void }
@@ -18,6 +19,8 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     maxClientsIdLength: 256,
     heartbeatInterval: 60_000,
     ...hooks,
+    // a site cluster brings its Redis emitter; alone, the local one with a bounded-stack drain
+    mq: hooks.mq ?? createEmitter(),
   }
   const persistence = hooks.persistence as Partial<Preparing> | undefined
   const authorize = hooks.authorizePublish
