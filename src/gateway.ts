@@ -410,7 +410,10 @@ export class GatewayCore {
     // monitor mode: what masking would do is journaled (would_mask / would_deny); subscribers get the payload as sent
     if (masked && this.#monitor) masked = this.#wouldMask(s, packet, masked)
     if (masked && !masked.ok) return this.#refuseUnmaskable(s, packet, masked, decision.ruleId, cb)
-    if (masked) packet.payload = masked.payload
+    if (masked) {
+      packet.payload = masked.payload
+      for (const m of masked.masks) this.p.metrics.masksApplied.inc({ mask: m })
+    }
     if (decision.effect === 'hold') return this.#hold(s, packet, decision, cb)
     this.p.metrics.publishes.inc({ effect: 'allow' })
     // payload: the journal keeps, seals or drops it per journal.recordPayloads (session replay)

@@ -7,7 +7,7 @@ function burst(mq: ReturnType<typeof mqemitter>, n: number): { order: number[]; 
   const order: number[] = []
   const held: (() => void)[] = []
   mq.on('held', (_m: unknown, cb: () => void) => { held.push(cb) })
-  mq.on('burst/#', (m: { n: number }, cb: () => void) => { order.push(m.n); cb() })
+  mq.on('burst/#', (m, cb) => { order.push((m as unknown as { n: number }).n); cb() })
   for (let i = 0; i < 100; i++) mq.emit({ topic: 'held' })
   for (let i = 0; i < n; i++) mq.emit({ topic: 'burst/x', n: i } as never)
   return { order, release: () => { for (const cb of held) cb() } }

@@ -34,3 +34,17 @@ t.test('admin API: authz matrix, sessions, kick, readiness, policy revision', as
   t.match(await call('GET', '/readyz'), { status: 200, json: { ready: true } })
   t.match(await call('GET', '/healthz'), { status: 200, json: { status: 'ok', gateway: 'gw-test' } })
 })
+
+t.test('/metrics counts masks applied, by mask id', async (t) => {
+  const { mkdirSync, writeFileSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const { tempDir } = await import('../helpers/gateway.js')
+  const dir = join(tempDir(t), 'policies')
+  mkdirSync(dir)
+  writeFileSync(join(dir, 'p.yaml'), "rules:\n  - { id: open, effect: allow, actions: [publish, subscribe], topics: ['#'] }\nmasks:\n  - { id: pii, topics: ['t/#'], format: json, fields: [{ path: email, action: redact }] }\n")
+  const g = await startGateway(t, { policies: { dir, watch: false } })
+  const c = await connect(t, g.url(), { clientId: 'dev', password: await g.token({ sub: 'dev' }) })
+  for (let i = 0; i < 3; i++) await c.publishAsync('t/1', '{"email":"a@b.c"}', { qos: 1 })
+  const text = await (await fetch(`http://127.0.0.1:${g.port('admin')}/metrics`)).text()
+  t.match(text, /edgewarden_masks_applied_total\{mask="pii"\} 3/)
+})
