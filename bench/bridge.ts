@@ -9,16 +9,15 @@
  * Same publishers (`--pubs`, default 10, MQTT.js, 1,000 unacknowledged QoS 1 publishes each), same 200-byte payload, same
  * subscriber, one run. Targets: bridged ≥ 70 % of direct; drain ≥ 20,000 msgs/s.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Test } from 'tap'
 import { startMosquitto } from '../test/helpers/mosquitto.js'
 import { ensureDevKey } from '../src/identity/devkey.js'
 import { mintToken } from '../src/identity/mint.js'
+import { spawnCliGateway, type CliGateway } from './lib/cli-gateway.js'
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`)
@@ -28,7 +27,6 @@ const N = arg('n', 50_000)
 const OUTAGE = arg('outage', 100_000)
 const PUBS = arg('pubs', 10)
 const WINDOW = 1000
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const PAYLOAD = Buffer.from(JSON.stringify({ device: 'd-1', t: 21.5, h: 40, fw: '4.2.17', status: 'ok', note: 'x'.repeat(120) }))
 
 const cleanups: (() => unknown)[] = []
@@ -82,29 +80,7 @@ function until(cond: () => boolean, ms = 300_000): Promise<void> {
   })
 }
 
-async function startGateway(config: string): Promise<{ proc: ChildProcess; mqtt: number; admin: number }> {
-  // EW_BENCH_PROF=DIR: CPU profile of the gateway process (written when it exits on SIGTERM)
-  const prof = process.env.EW_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.EW_BENCH_PROF] : []
-  const proc = spawn(process.execPath, [...prof, join(ROOT, 'bin/edgewarden.js'), 'start', '--config', config], { cwd: ROOT, env: { ...process.env, EDGEWARDEN_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  cleanups.push(() => new Promise<void>((resolve) => {
-    if (proc.exitCode !== null) return resolve()
-    const force = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-    proc.once('exit', () => { clearTimeout(force); resolve() })
-    proc.kill('SIGTERM')
-  }))
-  let out = ''
-  return new Promise((resolve, reject) => {
-    const on = (d: Buffer): void => {
-      out += d.toString()
-      const m = /MQTT\s+mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      const a = /admin\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      if (m && a) resolve({ proc, mqtt: Number(m[1]), admin: Number(a[1]) })
-    }
-    proc.stdout!.on('data', on)
-    proc.stderr!.on('data', on)
-    proc.once('exit', (code) => reject(new Error(`gateway exited ${code}: ${out}`)))
-  })
-}
+const startGateway = (config: string): Promise<CliGateway> => spawnCliGateway(config, cleanups)
 
 async function upstream(admin: number): Promise<{ state: string; outbox: { messages: number } }> {
   return ((await (await fetch(`http://127.0.0.1:${admin}/healthz`)).json()) as { upstream: { state: string; outbox: { messages: number } } }).upstream

@@ -13,17 +13,16 @@
  * `redis-server` (no persistence). QoS 1 publishes and a QoS 1 subscription, MQTT.js clients with `--window` unacknowledged
  * publishes each, a ~200-byte JSON payload. msgs/s = messages / time until the subscriber has them all.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Test } from 'tap'
 import { startRedis } from '../test/helpers/redis.js'
 import { ensureDevKey } from '../src/identity/devkey.js'
 import { mintToken } from '../src/identity/mint.js'
 import { cpuMs } from './lib/proc.js'
+import { spawnCliGateway, type CliGateway } from './lib/cli-gateway.js'
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`)
@@ -33,35 +32,14 @@ const N = arg('n', 20_000)
 const PUBS = arg('pubs', 8)
 const WINDOW = arg('window', 100)
 const ROUNDS = arg('rounds', 3)
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const PAYLOAD = Buffer.from(JSON.stringify({ device: 'd-1', t: 21.5, h: 40, fw: '4.2.17', status: 'ok', note: 'x'.repeat(120) }))
 
 const cleanups: (() => unknown)[] = []
 const fakeTap = { teardown: (fn: () => unknown) => cleanups.push(fn) } as unknown as Test
 
-interface Gw { proc: ChildProcess; mqtt: number; admin: number }
+type Gw = CliGateway
 
-async function startGateway(config: string): Promise<Gw> {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/edgewarden.js'), 'start', '--config', config], { cwd: ROOT, env: { ...process.env, EDGEWARDEN_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  cleanups.push(() => new Promise<void>((resolve) => {
-    if (proc.exitCode !== null) return resolve()
-    const force = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-    proc.once('exit', () => { clearTimeout(force); resolve() })
-    proc.kill('SIGTERM')
-  }))
-  let out = ''
-  return new Promise((resolve, reject) => {
-    const on = (d: Buffer): void => {
-      out += d.toString()
-      const m = /MQTT\s+mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      const a = /admin\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      if (m && a) resolve({ proc, mqtt: Number(m[1]), admin: Number(a[1]) })
-    }
-    proc.stdout!.on('data', on)
-    proc.stderr!.on('data', on)
-    proc.once('exit', (code) => reject(new Error(`gateway exited ${code}: ${out}`)))
-  })
-}
+const startGateway = (config: string): Promise<CliGateway> => spawnCliGateway(config, cleanups)
 
 function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
