@@ -100,6 +100,7 @@ export class GatewayCore {
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
   #policy: PolicyEngine
   #closing = false
+  readonly #maskCounters = new Map<string, { inc(): void }>()
   /** policies.mode: monitor — refusals, holds and masks are journaled as would_*, not enforced */
   readonly #monitor: boolean
   /** the cloud bridge's side of the publish path, set when `upstream` is configured */
@@ -412,7 +413,7 @@ export class GatewayCore {
     if (masked && !masked.ok) return this.#refuseUnmaskable(s, packet, masked, decision.ruleId, cb)
     if (masked) {
       packet.payload = masked.payload
-      for (const m of masked.masks) this.p.metrics.masksApplied.inc({ mask: m })
+      for (const m of masked.masks) this.#maskCounter(m).inc()
     }
     if (decision.effect === 'hold') return this.#hold(s, packet, decision, cb)
     this.p.metrics.publishes.inc({ effect: 'allow' })
@@ -459,6 +460,13 @@ export class GatewayCore {
    * A refused publish is acknowledged as usual (PUBACK/PUBREC) but routed nowhere: emptied,
    * not retained, on a topic every subscriber's forward refuses.
    */
+  /** one labelled child per mask id, so the publish path does no label lookup */
+  #maskCounter(id: string): { inc(): void } {
+    let c = this.#maskCounters.get(id)
+    if (!c) this.#maskCounters.set(id, (c = this.p.metrics.masksApplied.labels(id)))
+    return c
+  }
+
   #drop(packet: PublishPacket, cb: (err?: Error | null) => void): void {
     packet.topic = DENIED_TOPIC
     packet.payload = EMPTY
