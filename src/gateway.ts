@@ -169,6 +169,7 @@ export class GatewayCore {
     for (const l of this.listeners) l.destroyAll()
     this.#delivery.flush()
     this.#limited.flush()
+    this.#auth.close()
   }
 
   sessionOf(client: Client): Session | undefined {

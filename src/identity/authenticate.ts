@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { JwtConfig } from '../config/types.js'
 import type { Clock } from '../clock.js'
 import type { KeyStore } from './keys.js'
-import { JwtVerifier, type Claims, type VerifyResult } from './jwt.js'
+import { JwtVerifier, type Claims, type VerifierOptions, type VerifyResult } from './jwt.js'
 import { VerifiedTokenCache } from './token-cache.js'
 import { authFailure, IDENTITY_KINDS, type AuthResult, type ConnectAttempt, type Identity, type IdentityKind } from './types.js'
 
@@ -13,8 +13,8 @@ import { authFailure, IDENTITY_KINDS, type AuthResult, type ConnectAttempt, type
 export class Authenticator {
   readonly #verifier: JwtVerifier
   readonly #cache: VerifiedTokenCache
-  constructor(private readonly cfg: JwtConfig, private readonly keys: KeyStore, private readonly clock: Clock) {
-    this.#verifier = new JwtVerifier(cfg, keys, clock)
+  constructor(private readonly cfg: JwtConfig, private readonly keys: KeyStore, private readonly clock: Clock, opts: VerifierOptions = {}) {
+    this.#verifier = new JwtVerifier(cfg, keys, clock, opts)
     this.#cache = new VerifiedTokenCache(cfg.tokenCacheSize)
   }
 
@@ -91,4 +91,7 @@ export class Authenticator {
 
   /** Forget every verified token (key revoked, config reloaded). */
   clearCache(): void { this.#cache.clear() }
+
+  /** Stops the signature-check workers (gateway stop). */
+  close(): void { this.#verifier.close() }
 }

@@ -1,15 +1,16 @@
-import { createHmac, verify as cryptoVerify, timingSafeEqual, constants } from 'node:crypto'
 import type { JwtConfig } from '../config/types.js'
 import type { Clock } from '../clock.js'
 import type { KeyStore, VerificationKey } from './keys.js'
 import { authFailure, type AuthFailure } from './types.js'
+import { checkSignature, NODE_CRYPTO } from './signature.js'
+import { defaultVerifyThreads, VerifyPool } from './verify-pool.js'
 
 export type Claims = Readonly<Record<string, unknown>>
 export type VerifyResult = { readonly ok: true; readonly claims: Claims } | { readonly ok: false; readonly failure: AuthFailure }
 
-const HASH: Record<string, string> = {
-  ES256: 'sha256', ES384: 'sha384', ES512: 'sha512', RS256: 'sha256', RS384: 'sha384', RS512: 'sha512',
-  PS256: 'sha256', PS384: 'sha384', PS512: 'sha512', HS256: 'sha256', HS384: 'sha384', HS512: 'sha512',
+export interface VerifierOptions {
+  /** worker threads for asymmetric signature checks; 0 = on the event loop (default: cores − 1, at most 2) */
+  readonly verifyThreads?: number
 }
 
 /**
@@ -19,38 +20,60 @@ const HASH: Record<string, string> = {
  * JWKS/JWS bundles and JWE. The checks are the RFC 8725 ones: the algorithm comes from our
  * allowlist (never `none`), is tied to the key's type (an HS token is only ever checked
  * against the configured secret, never against public key bytes), `crit` is refused.
+ * Asymmetric signature checks run on a VerifyPool (worker threads) when one is configured;
+ * everything else, including the choice of algorithm and keys, stays here.
  */
 export class JwtVerifier {
   readonly #allowed: ReadonlySet<string>
-  constructor(private readonly cfg: JwtConfig, private readonly keys: KeyStore, private readonly clock: Clock) {
+  readonly #pool: VerifyPool | undefined
+  constructor(private readonly cfg: JwtConfig, private readonly keys: KeyStore, private readonly clock: Clock, opts: VerifierOptions = {}) {
     this.#allowed = new Set(cfg.algorithms.filter((a) => !a.startsWith('HS') || cfg.secret))
+    const threads = opts.verifyThreads ?? defaultVerifyThreads()
+    this.#pool = threads > 0 ? new VerifyPool(threads) : undefined
   }
+
+  /** Stops the verify workers; later checks run inline. */
+  close(): void { this.#pool?.close() }
 
   /** Synchronous when the key is known; awaits a JWKS refresh only for an unknown kid. */
   verify(token: string): VerifyResult | Promise<VerifyResult> {
     const parsed = parse(token)
     if ('failure' in parsed) return parsed
-    const { header, signingInput, signature, payloadB64 } = parsed
+    const { header, signingInput, sigB64, payloadB64 } = parsed
     const alg = header.alg
     if (typeof alg !== 'string' || !this.#allowed.has(alg)) return fail('alg_not_allowed', `alg ${typeof alg === 'string' ? alg.slice(0, 16) : typeof alg}`)
     if (header.crit !== undefined) return fail('malformed', 'crit header not supported')
-    if (signature.length === 0) return fail('malformed', 'empty signature')
+    // fewer than 2 base64url characters decode to no bytes
+    if (sigB64.length < 2) return fail('malformed', 'empty signature')
     const kid = typeof header.kid === 'string' ? header.kid : undefined
     const candidates = this.keys.candidates(alg, kid)
     if (candidates.length === 0) {
       if (kid !== undefined && !alg.startsWith('HS') && this.keys.refreshable) {
         return this.keys.refreshForUnknownKid().then(() => {
           const again = this.keys.candidates(alg, kid)
-          return again.length === 0 ? fail(this.keys.size === 0 ? 'keys_unavailable' : 'unknown_kid') : this.#finish(again, alg, signingInput, signature, payloadB64)
+          return again.length === 0 ? fail(this.keys.size === 0 ? 'keys_unavailable' : 'unknown_kid') : this.#finish(again, alg, signingInput, sigB64, payloadB64)
         })
       }
       return fail(this.keys.size === 0 ? 'keys_unavailable' : 'unknown_kid')
     }
-    return this.#finish(candidates, alg, signingInput, signature, payloadB64)
+    return this.#finish(candidates, alg, signingInput, sigB64, payloadB64)
   }
 
-  #finish(keys: VerificationKey[], alg: string, input: Buffer, sig: Buffer, payloadB64: string): VerifyResult {
-    if (!keys.some((k) => checkSignature(k, alg, input, sig))) return fail('bad_signature')
+  #finish(keys: VerificationKey[], alg: string, input: string, sigB64: string, payloadB64: string): VerifyResult | Promise<VerifyResult> {
+    const inline = (): boolean => {
+      const i = Buffer.from(input, 'latin1')
+      const s = Buffer.from(sigB64, 'base64url')
+      return keys.some((k) => checkSignature(k.key, alg, i, s, NODE_CRYPTO))
+    }
+    // HMAC is cheaper than a message to a worker
+    if (this.#pool && !alg.startsWith('HS')) {
+      return this.#pool.check(this.keys.generation, keys.map((k) => k.key), alg, input, sigB64, inline)
+        .then((ok) => (ok ? this.#payload(payloadB64) : fail('bad_signature')))
+    }
+    return inline() ? this.#payload(payloadB64) : fail('bad_signature')
+  }
+
+  #payload(payloadB64: string): VerifyResult {
     let claims: Record<string, unknown>
     try {
       const v = JSON.parse(Buffer.from(payloadB64, 'base64url').toString('utf8')) as unknown
@@ -93,8 +116,16 @@ function fail(reason: Parameters<typeof authFailure>[0], detail?: string, sub?: 
 }
 
 const B64URL = /^[A-Za-z0-9_-]*$/
+/**
+ * Parsed headers by their base64url text: an issuer's tokens share one header, so a fresh
+ * token costs no header decode. Only objects are kept (frozen, read-only here); bounded, and
+ * simply emptied when full (hostile variety only costs the decode it would have cost anyway).
+ */
+const HEADERS = new Map<string, object>()
+const MAX_HEADERS = 256
+const MAX_HEADER_CHARS = 512
 
-function parse(token: string): { header: Record<string, unknown>; signingInput: Buffer; signature: Buffer; payloadB64: string } | { ok: false; failure: AuthFailure } {
+function parse(token: string): { header: Record<string, unknown>; signingInput: string; sigB64: string; payloadB64: string } | { ok: false; failure: AuthFailure } {
   const a = token.indexOf('.')
   const b = a < 0 ? -1 : token.indexOf('.', a + 1)
   if (a <= 0 || b < 0 || token.indexOf('.', b + 1) >= 0) return fail('malformed', 'not a compact JWS') as { ok: false; failure: AuthFailure }
@@ -103,28 +134,19 @@ function parse(token: string): { header: Record<string, unknown>; signingInput: 
   const s = token.slice(b + 1)
   // an empty signature (`alg: none`) parses, so the refusal names the algorithm
   if (!B64URL.test(h) || !B64URL.test(p) || !B64URL.test(s)) return fail('malformed', 'not base64url') as { ok: false; failure: AuthFailure }
-  let header: unknown
-  try {
-    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'))
-  } catch {
-    return fail('malformed', 'header is not JSON') as { ok: false; failure: AuthFailure }
-  }
-  if (!header || typeof header !== 'object' || Array.isArray(header)) return fail('malformed', 'header is not an object') as { ok: false; failure: AuthFailure }
-  return { header: header as Record<string, unknown>, signingInput: Buffer.from(token.slice(0, b), 'ascii'), signature: Buffer.from(s, 'base64url'), payloadB64: p }
-}
-
-function checkSignature(k: VerificationKey, alg: string, input: Buffer, sig: Buffer): boolean {
-  try {
-    if (alg.startsWith('HS')) {
-      if (k.family !== 'HMAC') return false
-      const mac = createHmac(HASH[alg]!, k.key).update(input).digest()
-      return mac.length === sig.length && timingSafeEqual(mac, sig)
+  let header: unknown = HEADERS.get(h)
+  if (header === undefined) {
+    try {
+      header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'))
+    } catch {
+      return fail('malformed', 'header is not JSON') as { ok: false; failure: AuthFailure }
     }
-    if (alg === 'EdDSA') return cryptoVerify(null, input, k.key, sig)
-    if (alg.startsWith('ES')) return cryptoVerify(HASH[alg]!, input, { key: k.key, dsaEncoding: 'ieee-p1363' }, sig)
-    if (alg.startsWith('PS')) return cryptoVerify(HASH[alg]!, input, { key: k.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }, sig)
-    return cryptoVerify(HASH[alg]!, input, k.key, sig)
-  } catch {
-    return false
+    if (!header || typeof header !== 'object' || Array.isArray(header)) return fail('malformed', 'header is not an object') as { ok: false; failure: AuthFailure }
+    if (h.length <= MAX_HEADER_CHARS) {
+      if (HEADERS.size >= MAX_HEADERS) HEADERS.clear()
+      HEADERS.set(h, Object.freeze(header))
+    }
   }
+  // strings, not Buffers: a small Buffer is a view of an 8 KiB pool, which a worker message would copy whole
+  return { header: header as Record<string, unknown>, signingInput: token.slice(0, b), sigB64: s, payloadB64: p }
 }

@@ -1,0 +1,176 @@
+import { Worker } from 'node:worker_threads'
+import { availableParallelism } from 'node:os'
+import type { KeyObject } from 'node:crypto'
+import { checkSignature } from './signature.js'
+
+/**
+ * The worker's whole program: the same checkSignature as the main thread (its source is
+ * embedded below), applied to batches. Kept as an eval'd script so it runs the same under
+ * tsx, the tests and the compiled dist/ (no loader, no second entry point).
+ */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads')
+const { createHmac, verify: cryptoVerify, timingSafeEqual, constants } = require('node:crypto')
+const c = { createHmac, cryptoVerify, timingSafeEqual, constants }
+const keys = new Map()
+const checkSignature = ${checkSignature.toString()}
+parentPort.on('message', (m) => {
+  if (m.reset) keys.clear()
+  if (m.keys) for (const [id, key] of m.keys) keys.set(id, key)
+  const out = new Uint8Array(m.jobs.length)
+  for (let i = 0; i < m.jobs.length; i++) {
+    const j = m.jobs[i]
+    const input = Buffer.from(j.input, 'latin1')
+    const sig = Buffer.from(j.sig, 'base64url')
+    for (const id of j.keys) {
+      const key = keys.get(id)
+      if (key && checkSignature(key, j.alg, input, sig, c)) { out[i] = 1; break }
+    }
+  }
+  if (m.batch >= 0) parentPort.postMessage({ batch: m.batch, out }, [out.buffer])
+})
+`
+
+/** input: the JWS signing input (ASCII); sig: the signature segment, base64url: decoded in the worker */
+interface Job { readonly alg: string; readonly keys: number[]; readonly input: string; readonly sig: string }
+interface Waiting { readonly resolve: (ok: boolean) => void; readonly inline: () => boolean }
+
+/** Worker threads for the asymmetric check: the one auto default leaves a core to the event loop. */
+export function defaultVerifyThreads(): number {
+  return Math.max(0, Math.min(2, availableParallelism() - 1))
+}
+
+/**
+ * Runs ES/RS/PS/EdDSA signature checks on worker threads, so the event loop only parses
+ * tokens and checks claims (an ES256 verify is ~100 µs of CPU, most of a CONNECT's extra
+ * cost over bare Aedes). Checks queued in one event-loop turn go as one message. Only the
+ * signature check moves: algorithm allowlist, key selection (family, pinned alg, kid) and
+ * every claim check stay on the main thread, unchanged. Fail closed: if a worker dies, its
+ * pending checks and all later ones run inline on the main thread.
+ */
+export class VerifyPool {
+  readonly #workers: Worker[] = []
+  /** per worker: batch id → the checks it carries */
+  readonly #inflight: Map<number, Waiting[]>[] = []
+  #next = 0
+  #batch = 0
+  #jobs: Job[] = []
+  #waiting: Waiting[] = []
+  #scheduled = false
+  /** key ids per KeyObject; replaced (and the workers told) when the key set changes */
+  #ids = new WeakMap<KeyObject, number>()
+  #nextId = 0
+  #newKeys: [number, KeyObject][] = []
+  #reset = false
+  #generation = -1
+  #broken = false
+  #closed = false
+
+  constructor(private readonly threads: number) {}
+
+  /** Resolves whether any of `keys` verifies `sig` over `input`; never rejects. */
+  check(generation: number, keys: readonly KeyObject[], alg: string, input: string, sigB64: string, inline: () => boolean): Promise<boolean> {
+    if (this.#broken || this.#closed) return Promise.resolve(inline())
+    if (this.#workers.length === 0) this.#start()
+    if (generation !== this.#generation) {
+      // rotation: old key ids are forgotten on both sides, so a removed key never verifies
+      this.#generation = generation
+      this.#ids = new WeakMap()
+      this.#newKeys = []
+      this.#reset = true
+    }
+    const ids: number[] = []
+    for (const k of keys) {
+      let id = this.#ids.get(k)
+      if (id === undefined) {
+        this.#ids.set(k, (id = this.#nextId++))
+        this.#newKeys.push([id, k])
+      }
+      ids.push(id)
+    }
+    return new Promise((resolve) => {
+      this.#jobs.push({ alg, keys: ids, input, sig: sigB64 })
+      this.#waiting.push({ resolve, inline })
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        // every CONNECT read in this poll phase rides in one message
+        setImmediate(() => this.#flush())
+      }
+    })
+  }
+
+  #start(): void {
+    for (let i = 0; i < this.threads; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true, name: 'edgewarden-jwt-verify' })
+      const inflight = new Map<number, Waiting[]>()
+      w.on('message', (m: { batch: number; out: Uint8Array }) => {
+        const waiting = inflight.get(m.batch)
+        if (!waiting) return
+        inflight.delete(m.batch)
+        for (let j = 0; j < waiting.length; j++) waiting[j]!.resolve(m.out[j] === 1)
+        if (this.#pending() === 0) for (const x of this.#workers) x.unref()
+      })
+      const die = (): void => this.#fail()
+      w.on('error', die)
+      w.on('exit', () => { if (!this.#closed) die() })
+      w.unref()
+      this.#workers.push(w)
+      this.#inflight.push(inflight)
+    }
+  }
+
+  #pending(): number {
+    let n = 0
+    for (const m of this.#inflight) n += m.size
+    return n
+  }
+
+  #flush(): void {
+    this.#scheduled = false
+    if (this.#jobs.length === 0) return
+    const jobs = this.#jobs
+    const waiting = this.#waiting
+    this.#jobs = []
+    this.#waiting = []
+    if (this.#broken || this.#closed) {
+      for (const w of waiting) w.resolve(w.inline())
+      return
+    }
+    const i = this.#next
+    this.#next = (i + 1) % this.#workers.length
+    const batch = this.#batch++
+    const keys = this.#newKeys.length > 0 ? this.#newKeys : undefined
+    const reset = this.#reset
+    this.#newKeys = []
+    this.#reset = false
+    // every worker learns a new key before its next batch (one port delivers in order)
+    if (keys || reset) for (let j = 0; j < this.#workers.length; j++) if (j !== i) this.#workers[j]!.postMessage({ batch: -1, jobs: [], keys, reset })
+    const w = this.#workers[i]!
+    this.#inflight[i]!.set(batch, waiting)
+    // referenced while checks are pending: a client waits on the answer
+    w.ref()
+    w.postMessage({ batch, jobs, keys, reset })
+  }
+
+  /** A worker died: everything pending and everything after runs inline (still checked). */
+  #fail(): void {
+    if (this.#broken) return
+    this.#broken = true
+    for (const m of this.#inflight) {
+      for (const waiting of m.values()) for (const w of waiting) w.resolve(w.inline())
+      m.clear()
+    }
+    for (const w of this.#workers) void w.terminate()
+  }
+
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#flush()
+    for (const m of this.#inflight) {
+      for (const waiting of m.values()) for (const w of waiting) w.resolve(w.inline())
+      m.clear()
+    }
+    for (const w of this.#workers) void w.terminate()
+  }
+}

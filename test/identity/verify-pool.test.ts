@@ -1,0 +1,51 @@
+import t from 'tap'
+import { constants, createSecretKey, generateKeyPairSync, sign } from 'node:crypto'
+import { VerifyPool } from '../../src/identity/verify-pool.js'
+
+// The worker runs the main thread's checkSignature (its source text): the same answers for
+// every allowlisted family, and the same refusals for a key of the wrong kind.
+t.test('worker answers match the signature check: ES256, RS256, PS256, EdDSA; wrong key kinds refused', async (t) => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const ed = generateKeyPairSync('ed25519')
+  const input = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkZXYtMSJ9'
+  const data = Buffer.from(input, 'latin1')
+  const b64 = (b: Buffer): string => b.toString('base64url')
+  const es = b64(sign('sha256', data, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }))
+  const rs = b64(sign('sha256', data, rsa.privateKey))
+  const ps = b64(sign('sha256', data, { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }))
+  const eds = b64(sign(null, data, ed.privateKey))
+  const pool = new VerifyPool(1)
+  t.teardown(() => pool.close())
+  const never = (): boolean => { t.fail('inline fallback used'); return false }
+  const check = (keys: Parameters<VerifyPool['check']>[1], alg: string, sig: string, gen = 1): Promise<boolean> => pool.check(gen, keys, alg, input, sig, never)
+  const results = await Promise.all([
+    check([ec.publicKey], 'ES256', es), check([rsa.publicKey], 'RS256', rs), check([rsa.publicKey], 'PS256', ps), check([ed.publicKey], 'EdDSA', eds),
+    // several candidates: any one that verifies
+    check([ed.publicKey, ec.publicKey], 'ES256', es),
+  ])
+  t.same(results, [true, true, true, true, true], 'valid signatures verify on the worker')
+  const refusals = await Promise.all([
+    check([ec.publicKey], 'ES256', rs), // another key's signature
+    check([ec.publicKey], 'ES256', es.slice(0, -4) + 'AAAA'), // tampered
+    check([ec.publicKey], 'ES384', es), // another hash than signed with
+    check([rsa.publicKey], 'PS256', rs), // RS signature presented as PS
+    check([rsa.publicKey], 'ES256', rs), // key of the wrong family
+    check([createSecretKey(Buffer.from('s3cret'))], 'ES256', es), // a secret never verifies an asymmetric alg
+    check([ec.privateKey], 'ES256', es), // nor does a private key object
+    check([ec.publicKey], 'none', ''),
+  ])
+  t.same(refusals, refusals.map(() => false), 'every bad pairing refused')
+  // a new key set generation: ids restart, the old keys are forgotten in the worker
+  t.equal(await check([rsa.publicKey], 'RS256', rs, 2), true, 'after a key-set change')
+  t.equal(await check([ec.publicKey], 'ES256', es, 2), true, 'a key first seen in the new generation')
+})
+
+t.test('after close, checks run inline (still checked, never admitted by default)', async (t) => {
+  const pool = new VerifyPool(1)
+  pool.close()
+  let inline = 0
+  const ok = await pool.check(1, [], 'ES256', 'a.b', 'c', () => { inline++; return false })
+  t.equal(ok, false)
+  t.equal(inline, 1)
+})
