@@ -27,25 +27,19 @@ export function replacementFor(name: DetectorName): string {
   return REPLACEMENT[name]
 }
 
-/** Cheap facts about a string, gathered in one pass, that let most detectors skip it. */
-interface Features {
-  digits: number
-  at: boolean
-  colons: number
-  dots: boolean
-  dashes: boolean
-  upper: boolean
-}
-
 interface Detector {
   readonly name: DetectorName
   /** global regex */
   readonly re: RegExp
-  readonly quick: (f: Features, s: string) => boolean
+  /** this detector's bit in candidates(): clear means the regex cannot match the string */
+  readonly bit: number
   readonly valid?: (match: string) => boolean
   /** builds the replacement from the replace() arguments (match, groups...), when not the plain token */
   readonly render?: (args: unknown[]) => string
 }
+
+// one bit per detector (and one for generic assignments) in the mask candidates() returns
+const B_PRIVATE_KEY = 1, B_JWT = 2, B_SECRET = 4, B_EMAIL = 8, B_IBAN = 16, B_CARD = 32, B_SSN = 64, B_IPV6 = 128, B_IPV4 = 256, B_PHONE = 512, B_ASSIGN = 1024
 
 const REPLACEMENT: Record<DetectorName, string> = Object.freeze({
   email: '[REDACTED:email]', phone: '[REDACTED:phone]', credit_card: '[REDACTED:credit_card]', iban: '[REDACTED:iban]',
@@ -115,13 +109,13 @@ const DETECTORS: Record<DetectorName, Detector> = {
     name: 'private_key',
     // an unterminated block is masked to the end: a truncated key is still a key
     re: /-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|[\s\S]*$)/g,
-    quick: (_f, s) => s.includes('PRIVATE KEY'),
+    bit: B_PRIVATE_KEY,
   },
   jwt: {
     name: 'jwt',
     // header and payload are base64url JSON objects, so both start with eyJ ('{"')
     re: /(?<![\w-])eyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*/g,
-    quick: (_f, s) => s.includes('eyJ'),
+    bit: B_JWT,
   },
   secret: {
     name: 'secret',
@@ -135,44 +129,43 @@ const DETECTORS: Record<DetectorName, Detector> = {
       /\bxox[abposr]-[A-Za-z0-9-]{10,}/.source, // Slack
       /\bAIza[0-9A-Za-z_-]{35}/.source, // Google API key
     ].join('|'), 'g'),
-    quick: (f, s) => (f.upper && (s.includes('AKIA') || s.includes('ASIA') || s.includes('ABIA') || s.includes('ACCA') || s.includes('AIza')))
-      || s.includes('sk-') || s.includes('k_') || s.includes('gh') || s.includes('xox') || s.includes('earer'),
+    bit: B_SECRET,
   },
   email: {
     name: 'email',
     re: /(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])/g,
-    quick: (f) => f.at,
+    bit: B_EMAIL,
   },
   iban: {
     name: 'iban',
     re: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])/g,
-    quick: (f) => f.upper && f.digits >= 6,
+    bit: B_IBAN,
     valid: ibanValid,
   },
   credit_card: {
     name: 'credit_card',
     // 4-4-4-(1..7) with one consistent separator (or none), or Amex 4-6-5
     re: /(?<![\d-])(?:\d{4}([ -]?)\d{4}\1\d{4}\1\d{1,7}|\d{4}[ -]?\d{6}[ -]?\d{4,5})(?![\d])/g,
-    quick: (f) => f.digits >= 13,
+    bit: B_CARD,
     valid: cardValid,
   },
   ssn: {
     name: 'ssn',
     // dashes required: nine bare digits are as likely a serial or an id
     re: /(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])/g,
-    quick: (f) => f.dashes && f.digits >= 9,
+    bit: B_SSN,
   },
   ipv6: {
     name: 'ipv6',
     re: /(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?:\.\d{1,3}){0,3}(?![\w:.])/g,
-    quick: (f) => f.colons >= 2,
+    bit: B_IPV6,
     valid: (m) => /[0-9A-Fa-f]/.test(m) && isIPv6(m),
   },
   ipv4: {
     name: 'ipv4',
     // not part of a longer dotted number (versions like 1.2.3.4.5, OIDs)
     re: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d)/g,
-    quick: (f) => f.dots && f.digits >= 4,
+    bit: B_IPV4,
   },
   phone: {
     name: 'phone',
@@ -184,7 +177,7 @@ const DETECTORS: Record<DetectorName, Detector> = {
       // trunk-prefix national numbers with at least one separator: 020 7946 0958, 07700 900123, 030-1234567
       /(?<![\w.+-])0\d{2,4}[ -]\d{3,4}(?:[ -]?\d{2,4})?(?![\w-]|\.\d)/.source,
     ].join('|'), 'g'),
-    quick: (f) => f.digits >= 8,
+    bit: B_PHONE,
     valid: phoneValid,
   },
 }
@@ -193,10 +186,16 @@ const DETECTORS: Record<DetectorName, Detector> = {
 const PRIORITY: readonly DetectorName[] = ['private_key', 'jwt', 'secret', 'email', 'iban', 'credit_card', 'ssn', 'ipv6', 'ipv4', 'phone']
 
 // generic `password=...` / `"api_key": "..."` assignments: the key is kept, the value masked
+const ASSIGNMENT_KEYS = ['password', 'passwd', 'pwd', 'passphrase', 'secret', 'client[_-]?secret', 'api[_-]?key', 'apikey', 'access[_-]?token', 'auth[_-]?token', 'refresh[_-]?token', 'private[_-]?key']
+// every key ends in two plain letters: their lower-cased char codes (hi << 8 | lo), for the prefilter
+const ASSIGNMENT_ENDINGS = new Set(ASSIGNMENT_KEYS.map((k) => {
+  if (!/[a-z]{2}$/.test(k)) throw new Error(`assignment key must end in two letters: ${k}`)
+  return (k.charCodeAt(k.length - 2) << 8) | k.charCodeAt(k.length - 1)
+}))
 const ASSIGNMENT: Detector = {
   name: 'secret',
-  re: /\b((?:password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|refresh[_-]?token|private[_-]?key)["']?\s*[:=]\s*)(?!["']?\[REDACTED:)(?:"([^"\n]+)"|'([^'\n]+)'|([^\s,;&"'}\]]+))/gi,
-  quick: (_f, s) => s.includes('=') || s.includes(':'),
+  re: new RegExp(`\\b((?:${ASSIGNMENT_KEYS.join('|')})["']?\\s*[:=]\\s*)(?!["']?\\[REDACTED:)(?:"([^"\\n]+)"|'([^'\\n]+)'|([^\\s,;&"'}\\]]+))`, 'gi'),
+  bit: B_ASSIGN,
   // keep the key and the quotes: `password="x"` → `password="[REDACTED:secret]"`
   render: (args) => {
     const q = args[2] !== undefined ? '"' : args[3] !== undefined ? "'" : ''
@@ -204,34 +203,103 @@ const ASSIGNMENT: Detector = {
   },
 }
 
-/** shortest text each detector can match (`::1`, `a@b.io`, `pwd=x`, `1.2.3.4`, ...) */
+/** shortest text each detector can match (`::1`, `a@b.io`, `pwd=x`, `1.2.3.4`, `-----BEGIN PRIVATE KEY-----`, ...) */
 const MIN_LENGTH: Record<DetectorName, number> = Object.freeze({
-  email: 6, phone: 9, credit_card: 13, iban: 15, ipv4: 7, ipv6: 3, ssn: 11, jwt: 16, private_key: 30, secret: 5,
+  email: 6, phone: 9, credit_card: 13, iban: 15, ipv4: 7, ipv6: 3, ssn: 11, jwt: 16, private_key: 27, secret: 5,
 })
 
 const NO_HITS: DetectorName[] = Object.freeze([]) as unknown as DetectorName[]
 
-// one scratch object: scanning is synchronous, and this runs for every string value
-const scratch: Features = { digits: 0, colons: 0, at: false, dots: false, dashes: false, upper: false }
-
-function features(s: string): Features {
-  let digits = 0, colons = 0, at = false, dots = false, dashes = false, upper = false
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c >= 48 && c <= 57) digits++
-    else if (c === 58) colons++
-    else if (c === 64) at = true
-    else if (c === 46) dots = true
-    else if (c === 45) dashes = true
-    else if (c >= 65 && c <= 90) upper = true
-  }
-  const f = scratch
-  f.digits = digits; f.colons = colons; f.at = at; f.dots = dots; f.dashes = dashes; f.upper = upper
-  return f
+/** `\s` of a non-unicode JS regex */
+function isSpace(c: number): boolean {
+  return (c >= 9 && c <= 13) || c === 32 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a)
+    || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
 }
 
-/** Compiles the named detectors into one scanner (order fixed by priority, duplicates ignored). */
-export function compileDetectors(names: readonly DetectorName[]): CompiledDetectors {
+/** `s[i]` is `:` or `=`: could an assignment key (`key["']?\s*`) end right before it? */
+function assignmentBefore(s: string, i: number): boolean {
+  let j = i - 1
+  while (j >= 0 && isSpace(s.charCodeAt(j))) j--
+  if (j >= 0 && (s.charCodeAt(j) === 34 || s.charCodeAt(j) === 39)) j--
+  // | 0x20 lower-cases ASCII letters (the regex is /i) and maps no other char onto one
+  return j >= 1 && ASSIGNMENT_ENDINGS.has(((s.charCodeAt(j - 1) | 0x20) << 8) | (s.charCodeAt(j) | 0x20))
+}
+
+// the token shapes of `secret` (not assignments): the shortest is `xoxb-` + 10
+const SECRET_TOKEN_MIN = 15
+
+function secretHint(s: string, upper: number, dashes: number, under: boolean): boolean {
+  return (upper >= 2 && (s.includes('AKIA') || s.includes('ASIA') || s.includes('ABIA') || s.includes('ACCA') || s.includes('AIza')))
+    || s.includes('earer')
+    || (dashes > 0 && (s.includes('sk-') || s.includes('xox')))
+    || (under && (s.includes('k_') || s.includes('gh') || s.includes('github_pat_')))
+}
+
+/**
+ * Which detectors can match `s` at all (their bits), from one pass over its characters. Each
+ * test is a necessary condition of the detector's pattern and validator — a clear bit proves
+ * there is no match, it is never a guess — so skipping on it cannot weaken detection. Runs
+ * count within the characters a match is made of: a card is 13+ digits among [0-9 -], a
+ * phone 8+ among [0-9 ().+-], an IPv4 address 3 dots among [0-9.], an IPv6 address 2 colons
+ * among [0-9A-Fa-f:.].
+ */
+function candidates(s: string): number {
+  const n = s.length
+  let digits = 0, upper = 0, dashes = 0, dots = 0, at = false, under = false, assign = false
+  let card = 0, cardMax = 0, tel = 0, telMax = 0, v4 = 0, v4Max = 0, v6 = 0, v6Max = 0
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 48 && c <= 57) {
+      digits++
+      if (++card > cardMax) cardMax = card
+      if (++tel > telMax) telMax = tel
+      continue
+    }
+    if (c === 32 || c === 45) { // space, -
+      if (c === 45) dashes++
+      v4 = v6 = 0
+    } else if (c === 46) { // .
+      dots++
+      card = 0
+      if (++v4 > v4Max) v4Max = v4
+    } else if (c === 40 || c === 41 || c === 43) { // ( ) +
+      card = v4 = v6 = 0
+    } else if (c === 58) { // :
+      card = tel = v4 = 0
+      if (++v6 > v6Max) v6Max = v6
+      if (!assign) assign = assignmentBefore(s, i)
+    } else if ((c >= 65 && c <= 70) || (c >= 97 && c <= 102)) { // hex letters continue an IPv6 run
+      if (c <= 70) upper++
+      card = tel = v4 = 0
+    } else {
+      card = tel = v4 = v6 = 0
+      if (c >= 71 && c <= 90) upper++
+      else if (c === 64) at = true
+      else if (c === 95) under = true
+      else if (c === 61 && !assign) assign = assignmentBefore(s, i)
+    }
+  }
+  let bits = 0
+  if (n >= MIN_LENGTH.private_key && dashes >= 10 && upper >= 15 && s.includes('PRIVATE KEY')) bits |= B_PRIVATE_KEY
+  if (n >= MIN_LENGTH.jwt && dots >= 2 && s.includes('eyJ')) bits |= B_JWT
+  if (n >= SECRET_TOKEN_MIN && secretHint(s, upper, dashes, under)) bits |= B_SECRET
+  if (assign) bits |= B_ASSIGN
+  if (at && n >= MIN_LENGTH.email) bits |= B_EMAIL
+  if (n >= MIN_LENGTH.iban && upper >= 2 && digits >= 6) bits |= B_IBAN
+  if (cardMax >= 13) bits |= B_CARD
+  if (cardMax >= 9 && dashes >= 2) bits |= B_SSN
+  if (v6Max >= 2) bits |= B_IPV6
+  if (v4Max >= 3 && digits >= 4) bits |= B_IPV4
+  if (telMax >= 8) bits |= B_PHONE
+  return bits
+}
+
+/**
+ * Compiles the named detectors into one scanner (order fixed by priority, duplicates ignored).
+ * `prefilter: false` runs every regex on every string: the reference the tests hold the
+ * prefilter to (same output), never for production use.
+ */
+export function compileDetectors(names: readonly DetectorName[], prefilter = true): CompiledDetectors {
   for (const n of names) if (!(n in DETECTORS)) throw new TypeError(`unknown detector: ${String(n)}`)
   const active: Detector[] = []
   for (const n of PRIORITY) {
@@ -241,7 +309,10 @@ export function compileDetectors(names: readonly DetectorName[]): CompiledDetect
   }
   const ordered = Object.freeze(PRIORITY.filter((n) => names.includes(n)))
   // strings shorter than the shortest possible match are skipped without a scan
-  const minLength = Math.min(...ordered.map((n) => MIN_LENGTH[n]))
+  const minLength = prefilter ? Math.min(...ordered.map((n) => MIN_LENGTH[n])) : 0
+
+  const activeBits = active.reduce((b, d) => b | d.bit, 0)
+  const possible = (text: string): number => (prefilter ? candidates(text) & activeBits : activeBits)
 
   function matches(d: Detector, text: string): boolean {
     d.re.lastIndex = 0
@@ -256,15 +327,16 @@ export function compileDetectors(names: readonly DetectorName[]): CompiledDetect
     return false
   }
 
-  /** the masked text, or undefined when nothing matched (no allocation on that path) */
-  function scan(text: string, hit: (name: DetectorName) => void): string | undefined {
+  /** the masked text, or undefined when nothing matched (no allocation on that path); hits go to `sink` */
+  function scan(text: string, sink: Record<string, number> | DetectorName[]): string | undefined {
     if (active.length === 0 || text.length < minLength) return undefined
-    const f = features(text)
+    let bits = possible(text)
+    if (bits === 0) return undefined
     let out: string | undefined
     for (let i = 0; i < active.length; i++) {
       const d = active[i]!
+      if ((bits & d.bit) === 0) continue
       const cur = out ?? text
-      if (!d.quick(f, cur)) continue
       // a plain test first: most strings that pass the prefilter still hold no match
       d.re.lastIndex = 0
       if (!d.re.test(cur)) continue
@@ -273,10 +345,15 @@ export function compileDetectors(names: readonly DetectorName[]): CompiledDetect
       const next = cur.replace(d.re, (...args: unknown[]) => {
         const m = args[0] as string
         if (d.valid && !d.valid(m)) return m
-        hit(d.name)
+        if (Array.isArray(sink)) sink.push(d.name)
+        else sink[d.name] = (sink[d.name] ?? 0) + 1
         return d.render ? d.render(args) : repl
       })
-      if (next !== cur) out = next
+      if (next !== cur) {
+        out = next
+        // the later detectors see the masked text: its own candidates
+        bits = possible(next)
+      }
     }
     return out
   }
@@ -285,17 +362,18 @@ export function compileDetectors(names: readonly DetectorName[]): CompiledDetect
     names: ordered,
     firstMatch(text) {
       if (active.length === 0 || text.length < minLength) return undefined
-      const f = features(text)
-      for (const d of active) if (d.quick(f, text) && matches(d, text)) return d.name
+      const bits = possible(text)
+      if (bits === 0) return undefined
+      for (const d of active) if ((bits & d.bit) !== 0 && matches(d, text)) return d.name
       return undefined
     },
     replaceAll(text) {
-      let hits: DetectorName[] | undefined
-      const out = scan(text, (name) => { (hits ??= []).push(name) })
-      return hits && out !== undefined ? { text: out, hits } : { text, hits: NO_HITS }
+      const hits: DetectorName[] = []
+      const out = scan(text, hits)
+      return hits.length > 0 && out !== undefined ? { text: out, hits } : { text, hits: NO_HITS }
     },
     maskInto(text, counts) {
-      return scan(text, (name) => { counts[name] = (counts[name] ?? 0) + 1 })
+      return scan(text, counts)
     },
   }
 }

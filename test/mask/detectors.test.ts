@@ -179,3 +179,72 @@ t.test('large hostile strings finish (no catastrophic backtracking)', async (t) 
     t.type(r.text, 'string')
   }
 })
+
+// The prefilter (one pass over the characters before any regex) must only skip strings a
+// detector cannot match: each value below sits where a cheap check could go wrong.
+t.test('prefilter does not skip matches at its edges', async (t) => {
+  const edges: [DetectorName, string, string][] = [
+    ['credit_card', '4111 1111 1111 1111', '[REDACTED:credit_card]'],
+    ['credit_card', 'x4111-1111-1111-1111', 'x[REDACTED:credit_card]'],
+    ['credit_card', 'exp 12/27 3782 822463 10005', 'exp 12/27 [REDACTED:credit_card]'],
+    ['ssn', '123-45-6789 at start', '[REDACTED:ssn] at start'],
+    ['phone', '(415) 555-2671', '[REDACTED:phone]'],
+    ['phone', 'x:+49 (30) 1234-5678', 'x:[REDACTED:phone]'],
+    ['phone', 'ends +14155552671', 'ends [REDACTED:phone]'],
+    // `\w` is ASCII: the match starts after the last non-ASCII letter of the local part (as before the prefilter)
+    ['email', 'Grüße jörg.müller+x@example.com', 'Grüße jörg.mü[REDACTED:email]'],
+    ['email', '👋bob@example.com✓', '👋[REDACTED:email]✓'],
+    ['email', 'z@y.io', '[REDACTED:email]'],
+    ['ipv4', 'to 10.0.0.1', 'to [REDACTED:ipv4]'],
+    ['ipv6', '::ffff:192.168.1.1 first', '[REDACTED:ipv6] first'],
+    ['ipv6', 'last fe80::1', 'last [REDACTED:ipv6]'],
+    ['iban', 'to GB82 WEST 1234 5698 7654 32', 'to [REDACTED:iban]'],
+    ['jwt', 'x=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.', 'x=[REDACTED:jwt]'],
+    ['private_key', '-----BEGIN PRIVATE KEY-----', '[REDACTED:private_key]'], // the shortest match (27 chars)
+    ['secret', 'AKIAIOSFODNN7EXAMPLE', '[REDACTED:secret]'],
+    ['secret', 'key: AIzaSyA-abcdefghijklmnopqrstuvwxyz01234', 'key: [REDACTED:secret]'],
+    ['secret', 'github_pat_abcdefghijklmnopqrstuvwxyz01', '[REDACTED:secret]'], // no `gh` in `github`
+    ['secret', 'sk_live_abcdefghijklmnop1234', '[REDACTED:secret]'],
+    ['secret', 'xoxb-1234567890', '[REDACTED:secret]'], // the shortest token shape (15 chars)
+    ['secret', 'auth bearer\tabcdef0123456789abcdef', 'auth [REDACTED:secret]'],
+    ['secret', 'pwd=x', 'pwd=[REDACTED:secret]'],
+    ['secret', 'PASSWORD\u00a0:\u2003hunter2', 'PASSWORD\u00a0:\u2003[REDACTED:secret]'], // unicode spaces, upper-case key
+    ['secret', '{"Refresh-Token" : "abc"}', '{"Refresh-Token" : "[REDACTED:secret]"}'],
+    ['secret', "a=1;Api_Key='k'", "a=1;Api_Key='[REDACTED:secret]'"],
+  ]
+  for (const [name, input, expected] of edges) {
+    t.equal(compileDetectors([name]).replaceAll(input).text, expected, `${name} alone: ${JSON.stringify(input)}`)
+    t.equal(compileDetectors([name]).firstMatch(input), name, `${name} firstMatch: ${JSON.stringify(input)}`)
+  }
+})
+
+t.test('prefilter gives the same output as running every regex', async (t) => {
+  // deterministic pseudo-random strings from the characters and shapes the prefilter counts
+  let seed = 12345
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
+  const atoms = ['0', '1', '4', '7', '9', '4111', ' ', '-', '.', ':', '::', '(', ')', '+', '@', '_', '=', '"', "'", 'a', 'e', 'f', 'A', 'Z', 'k', 'eyJ',
+    'eyJhbGciOiJIUzI1NiJ9', 'AKIA', 'AIza', 'sk-', 'xoxb-', 'ghp_', 'github_pat_', 'Bearer ', 'PRIVATE KEY', '-----BEGIN ', '-----', 'PassWord', 'api_key',
+    'Token', '\u00a0', '\u2003', 'ö', '👋', 'GB82', 'WEST', 'example.com', '192.168.1.', 'fe80', '2001:db8', '\n', ',', '[REDACTED:email]', 'ABCDEFGHIJKLMNOP', '0123456789']
+  const shapes = ['bob@example.com', '4111 1111 1111 1111', '5500-0000-0000-0004', '3782 822463 10005', 'GB82 WEST 1234 5698 7654 32', '10.1.2.3', 'fe80::1',
+    '::ffff:1.2.3.4', '123-45-6789', '+44 20 7946 0958', '(415) 555-2671', '07700 900123', 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.sig',
+    'AKIAIOSFODNN7EXAMPLE', 'sk-proj-abcdefghijklmnopqrstuvwxyz012345', 'xoxb-123456789012-abcdefghij', 'password=hunter2', "client_secret='s3'"]
+  const sets: DetectorName[][] = [[...DETECTOR_NAMES], ...DETECTOR_NAMES.map((n) => [n])]
+  const fast = sets.map((s) => compileDetectors(s))
+  const ref = sets.map((s) => compileDetectors(s, false))
+  let hits = 0
+  let diffs = 0
+  for (let i = 0; i < 3000; i++) {
+    let s = ''
+    for (let k = rnd(10); k > 0; k--) s += rnd(6) === 0 ? shapes[rnd(shapes.length)] : atoms[rnd(atoms.length)]
+    for (let k = 0; k < sets.length; k++) {
+      const a = fast[k]!.replaceAll(s)
+      const b = ref[k]!.replaceAll(s)
+      hits += b.hits.length
+      if (a.text !== b.text || a.hits.join() !== b.hits.join() || fast[k]!.firstMatch(s) !== ref[k]!.firstMatch(s)) {
+        if (diffs++ < 5) t.fail(`${sets[k]!.join(',')}: ${JSON.stringify(s)} → ${JSON.stringify(a.text)}, every regex: ${JSON.stringify(b.text)}`)
+      }
+    }
+  }
+  t.equal(diffs, 0, 'no difference')
+  t.ok(hits > 1000, `the corpus exercises the detectors (${hits} hits)`)
+})
