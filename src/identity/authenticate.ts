@@ -23,16 +23,17 @@ export class Authenticator {
     if (!pw || pw.length === 0) return { ok: false, failure: authFailure('missing_token') }
     if (pw.length > this.cfg.maxTokenBytes) return { ok: false, failure: authFailure('token_too_large', { detail: `${pw.length} bytes` }) }
     const token = pw.toString('latin1')
-    const cacheKey = this.cfg.tokenCacheSize > 0 ? VerifiedTokenCache.keyOf(token) : ''
-    if (cacheKey) {
-      const claims = this.#cache.get(cacheKey, this.keys.generation, this.clock.now())
+    const caching = this.cfg.tokenCacheSize > 0
+    const dot = token.lastIndexOf('.')
+    if (caching) {
+      const claims = this.#cache.get(token, dot, this.keys.generation, this.clock.now())
       if (claims) return this.#bind(this.#verifier.checkClaims(claims), attempt)
     }
     const generation = this.keys.generation
     const result = this.#verifier.verify(token)
     const done = (r: VerifyResult): AuthResult => {
       // the key set changed while verifying (JWKS refresh): don't cache against the new set
-      if (r.ok && cacheKey && this.keys.generation === generation) this.#cache.set(cacheKey, generation, r.claims)
+      if (r.ok && caching && this.keys.generation === generation) this.#cache.set(token, dot, r.digest, generation, r.claims)
       return this.#bind(r, attempt)
     }
     return result instanceof Promise ? result.then(done) : done(result)

@@ -2,11 +2,12 @@ import type { JwtConfig } from '../config/types.js'
 import type { Clock } from '../clock.js'
 import type { KeyStore, VerificationKey } from './keys.js'
 import { authFailure, type AuthFailure } from './types.js'
-import { checkSignature, NODE_CRYPTO } from './signature.js'
+import { checkSignature, NODE_CRYPTO, signingInputDigest } from './signature.js'
 import { defaultVerifyThreads, VerifyPool } from './verify-pool.js'
 
 export type Claims = Readonly<Record<string, unknown>>
-export type VerifyResult = { readonly ok: true; readonly claims: Claims } | { readonly ok: false; readonly failure: AuthFailure }
+/** digest: signingInputDigest of the token, when the check computed it (the worker does) */
+export type VerifyResult = { readonly ok: true; readonly claims: Claims; readonly digest?: string } | { readonly ok: false; readonly failure: AuthFailure }
 
 export interface VerifierOptions {
   /** worker threads for asymmetric signature checks; 0 = on the event loop (default: cores − 1, at most 2) */
@@ -67,13 +68,13 @@ export class JwtVerifier {
     }
     // HMAC is cheaper than a message to a worker
     if (this.#pool && !alg.startsWith('HS')) {
-      return this.#pool.check(this.keys.generation, keys.map((k) => k.key), alg, input, sigB64, inline)
-        .then((ok) => (ok ? this.#payload(payloadB64) : fail('bad_signature')))
+      return this.#pool.check(this.keys.generation, keys.map((k) => k.key), alg, input, sigB64, () => (inline() ? signingInputDigest(input) : undefined))
+        .then((digest) => (digest !== undefined ? this.#payload(payloadB64, digest) : fail('bad_signature')))
     }
     return inline() ? this.#payload(payloadB64) : fail('bad_signature')
   }
 
-  #payload(payloadB64: string): VerifyResult {
+  #payload(payloadB64: string, digest?: string): VerifyResult {
     let claims: Record<string, unknown>
     try {
       const v = JSON.parse(Buffer.from(payloadB64, 'base64url').toString('utf8')) as unknown
@@ -82,7 +83,8 @@ export class JwtVerifier {
     } catch {
       return fail('malformed', 'payload is not JSON')
     }
-    return this.checkClaims(claims)
+    const r = this.checkClaims(claims)
+    return digest !== undefined && r.ok ? { ok: true, claims: r.claims, digest } : r
   }
 
   /** Time and audience checks; also re-run for tokens served from the verified-token cache. */

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto'
-import { createHmac, verify as cryptoVerify, timingSafeEqual, constants } from 'node:crypto'
+import { createHash, createHmac, verify as cryptoVerify, timingSafeEqual, constants } from 'node:crypto'
 
 /** What checkSignature needs from node:crypto, passed in so the worker (verify-pool.ts) runs this very function. */
 export interface SignatureCheck {
@@ -37,4 +37,12 @@ export function checkSignature(key: KeyObject, alg: string, input: Uint8Array, s
   } catch {
     return false
   }
+}
+
+/**
+ * What the verified-token cache compares: sha256 of the JWS signing input (header.payload),
+ * base64url. The verify worker computes the same for the tokens it verifies.
+ */
+export function signingInputDigest(signingInput: string): string {
+  return createHash('sha256').update(signingInput, 'latin1').digest('base64url')
 }

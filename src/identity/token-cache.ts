@@ -1,39 +1,43 @@
-import { createHash } from 'node:crypto'
 import type { Claims } from './jwt.js'
+import { signingInputDigest } from './signature.js'
+
+interface Entry { readonly digest: string; readonly claims: Claims; readonly expMs: number }
 
 /**
- * Tokens whose signature already verified, keyed by a hash of the token. Devices reconnect
- * with the same token, so a reconnect storm costs a hash, not a signature check. Entries
- * are dropped at `exp`, and the whole cache empties when the key set changes (rotation,
- * removal from a JWKS). Claims are still re-checked against the clock on every hit.
+ * Tokens whose signature already verified. Devices reconnect with the same token, so a
+ * reconnect storm costs a hash, not a signature check. Looked up by the token's signature
+ * segment, so a token never seen costs a Map miss, not a hash; a hit counts only when the
+ * sha256 of the signing input (header.payload) matches too, so a known signature pasted
+ * onto other claims is no hit. Entries are dropped at `exp`, and the whole cache empties
+ * when the key set changes (rotation, removal from a JWKS). Claims are still re-checked
+ * against the clock on every hit.
  */
 export class VerifiedTokenCache {
-  readonly #map = new Map<string, { claims: Claims; expMs: number }>()
+  readonly #map = new Map<string, Entry>()
   #generation = -1
 
   constructor(private readonly max: number) {}
 
-  static keyOf(token: string): string {
-    return createHash('sha256').update(token).digest('base64url')
-  }
-
-  get(key: string, generation: number, nowMs: number): Claims | undefined {
+  /** `dot`: index of the token's last '.', which ends the signing input */
+  get(token: string, dot: number, generation: number, nowMs: number): Claims | undefined {
     if (generation !== this.#generation) {
       this.#map.clear()
       this.#generation = generation
       return undefined
     }
-    const e = this.#map.get(key)
+    if (dot < 0) return undefined
+    const e = this.#map.get(token.slice(dot + 1))
     if (!e) return undefined
     if (e.expMs <= nowMs) {
-      this.#map.delete(key)
+      this.#map.delete(token.slice(dot + 1))
       return undefined
     }
-    return e.claims
+    return signingInputDigest(token.slice(0, dot)) === e.digest ? e.claims : undefined
   }
 
-  set(key: string, generation: number, claims: Claims): void {
-    if (this.max === 0) return
+  /** `digest`: signingInputDigest of the token's signing input, when the verifier has it already */
+  set(token: string, dot: number, digest: string | undefined, generation: number, claims: Claims): void {
+    if (this.max === 0 || dot < 0) return
     if (generation !== this.#generation) {
       this.#map.clear()
       this.#generation = generation
@@ -44,7 +48,7 @@ export class VerifiedTokenCache {
       const oldest = this.#map.keys().next().value
       if (oldest !== undefined) this.#map.delete(oldest)
     }
-    this.#map.set(key, { claims, expMs: claims.exp * 1000 })
+    this.#map.set(token.slice(dot + 1), { digest: digest ?? signingInputDigest(token.slice(0, dot)), claims, expMs: claims.exp * 1000 })
   }
 
   get size(): number { return this.#map.size }

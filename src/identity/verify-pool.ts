@@ -10,30 +10,30 @@ import { checkSignature } from './signature.js'
  */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads')
-const { createHmac, verify: cryptoVerify, timingSafeEqual, constants } = require('node:crypto')
+const { createHash, createHmac, verify: cryptoVerify, timingSafeEqual, constants } = require('node:crypto')
 const c = { createHmac, cryptoVerify, timingSafeEqual, constants }
 const keys = new Map()
 const checkSignature = ${checkSignature.toString()}
 parentPort.on('message', (m) => {
   if (m.reset) keys.clear()
   if (m.keys) for (const [id, key] of m.keys) keys.set(id, key)
-  const out = new Uint8Array(m.jobs.length)
+  const out = new Array(m.jobs.length).fill(null)
   for (let i = 0; i < m.jobs.length; i++) {
     const j = m.jobs[i]
     const input = Buffer.from(j.input, 'latin1')
     const sig = Buffer.from(j.sig, 'base64url')
     for (const id of j.keys) {
       const key = keys.get(id)
-      if (key && checkSignature(key, j.alg, input, sig, c)) { out[i] = 1; break }
+      if (key && checkSignature(key, j.alg, input, sig, c)) { out[i] = createHash('sha256').update(input).digest('base64url'); break }
     }
   }
-  if (m.batch >= 0) parentPort.postMessage({ batch: m.batch, out }, [out.buffer])
+  if (m.batch >= 0) parentPort.postMessage({ batch: m.batch, out })
 })
 `
 
 /** input: the JWS signing input (ASCII); sig: the signature segment, base64url: decoded in the worker */
 interface Job { readonly alg: string; readonly keys: number[]; readonly input: string; readonly sig: string }
-interface Waiting { readonly resolve: (ok: boolean) => void; readonly inline: () => boolean }
+interface Waiting { readonly resolve: (digest: string | undefined) => void; readonly inline: () => string | undefined }
 
 /** Worker threads for the asymmetric check: the one auto default leaves a core to the event loop. */
 export function defaultVerifyThreads(): number {
@@ -68,8 +68,11 @@ export class VerifyPool {
 
   constructor(private readonly threads: number) {}
 
-  /** Resolves whether any of `keys` verifies `sig` over `input`; never rejects. */
-  check(generation: number, keys: readonly KeyObject[], alg: string, input: string, sigB64: string, inline: () => boolean): Promise<boolean> {
+  /**
+   * Resolves with the signing input's digest (signatureDigest) when one of `keys` verifies
+   * the signature, else undefined; never rejects. `inline` is the same check on this thread.
+   */
+  check(generation: number, keys: readonly KeyObject[], alg: string, input: string, sigB64: string, inline: () => string | undefined): Promise<string | undefined> {
     if (this.#broken || this.#closed) return Promise.resolve(inline())
     if (this.#workers.length === 0) this.#start()
     if (generation !== this.#generation) {
@@ -103,11 +106,11 @@ export class VerifyPool {
     for (let i = 0; i < this.threads; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true, name: 'edgewarden-jwt-verify' })
       const inflight = new Map<number, Waiting[]>()
-      w.on('message', (m: { batch: number; out: Uint8Array }) => {
+      w.on('message', (m: { batch: number; out: (string | null)[] }) => {
         const waiting = inflight.get(m.batch)
         if (!waiting) return
         inflight.delete(m.batch)
-        for (let j = 0; j < waiting.length; j++) waiting[j]!.resolve(m.out[j] === 1)
+        for (let j = 0; j < waiting.length; j++) waiting[j]!.resolve(m.out[j] ?? undefined)
         if (this.#pending() === 0) for (const x of this.#workers) x.unref()
       })
       const die = (): void => this.#fail()

@@ -236,6 +236,11 @@ for (const mode of [0, 1]) {
       t.ok((await r.check(tok)).ok)
       t.ok((await r.check(tok)).ok, 'second time (cached)')
       refused(t, await r.check(tok, { clientId: 'dev-2' }), 'client_id_mismatch', 4, 'binding re-applied on a cache hit')
+      // the cache is looked up by signature: a cached signature on other claims is no hit
+      const [h, , sig] = tok.split('.')
+      const other = Buffer.from(JSON.stringify({ sub: 'dev-2', exp: r.now + 60 })).toString('base64url')
+      refused(t, await r.check(`${h}.${other}.${sig}`, { clientId: 'dev-2' }), 'bad_signature', 4, 'cached signature pasted on other claims')
+      t.ok((await r.check(tok)).ok, 'the real token still hits')
       r.clock.advance(61_000)
       refused(t, await r.check(tok), 'expired', 4, 'cached token past exp')
       r.clock.advance(-61_000)
