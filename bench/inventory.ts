@@ -94,7 +94,7 @@ async function micro(every: number): Promise<number> {
   const { silentLogger } = await import('../src/logger.js')
   const { systemClock } = await import('../src/clock.js')
   const dir = mk(join(tmpdir(), 'ew-bench-inv-micro-'))
-  const inv = new Inventory({ dataDir: dir, config: { enabled: true, flushMs: 1000, maxTopics: 64, newIdentityHours: 24, maxClientIds: 1, rateFactor: 10 }, clock: systemClock, journal: new MemoryJournal(), logger: silentLogger })
+  const inv = new Inventory({ dataDir: dir, config: { enabled: true, flushMs: 1000, maxTopics: 64, cacheEntries: 2048, newIdentityHours: 24, maxClientIds: 1, rateFactor: 10 }, clock: systemClock, journal: new MemoryJournal(), logger: silentLogger })
   const sessions = Array.from({ length: 20 }, (_, i) => inv.connect({ sub: `d${i}`, clientId: `d${i}`, groups: [], kind: 'device', claims: {}, listener: 'mqtt' }, { listener: 'mqtt' }, `s${i}`))
   const topics = sessions.map((_, i) => `bench/pub/${i}/data`)
   const payload = Buffer.from('{"t":21.5,"h":40,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}')

@@ -118,6 +118,8 @@ export const configSchema = {
         flushMs: { type: 'integer', minimum: 50, maximum: 60000, default: 1000 },
         /** distinct topic filters kept per entry and direction before they compact to `+` wildcards */
         maxTopics: { type: 'integer', minimum: 4, maximum: 4096, default: 64 },
+        /** entries (identities + clientIds) kept in memory; the rest stay in LMDB and are read back on demand */
+        cacheEntries: { type: 'integer', minimum: 16, default: 2048 },
         /** an identity first seen less than this many hours ago is flagged `new_identity` */
         newIdentityHours: { type: 'number', minimum: 0, default: 24 },
         /** one identity from more than this many clientIds is flagged */

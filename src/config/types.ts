@@ -60,7 +60,7 @@ export interface Config {
   readonly listeners: readonly ListenerConfig[]
   readonly auth: { readonly jwt: JwtConfig }
   readonly policies: { readonly dir: string; readonly watch: boolean; readonly mode: 'enforce' | 'monitor'; readonly deniedPublish: 'ack' | 'disconnect' }
-  readonly inventory: { readonly enabled: boolean; readonly flushMs: number; readonly maxTopics: number; readonly newIdentityHours: number; readonly maxClientIds: number; readonly rateFactor: number }
+  readonly inventory: { readonly enabled: boolean; readonly flushMs: number; readonly maxTopics: number; readonly cacheEntries: number; readonly newIdentityHours: number; readonly maxClientIds: number; readonly rateFactor: number }
   readonly masking: { readonly hashKey?: Secret; readonly sealTo?: string; readonly onParseError: 'block' | 'pass' | 'redact-all'; readonly cacheSize: number }
   readonly journal: {
     readonly maxBytes: number

@@ -47,7 +47,10 @@ function pushBounded(list: string[], v: string | undefined, max: number): boolea
  * Who is on the site and what they do: one entry per identity and per clientId in the data
  * dir's LMDB (named DB `inventory`). Sessions count into their SessionTracker; every
  * `flushMs` the trackers are merged into the entries (topics compacted, flags checked) and
- * the changed entries written in one lmdb-js batch. Entries are cached once read.
+ * the changed entries written in one lmdb-js batch. Entries are cached once read, least
+ * recently used first out past `cacheEntries`: only entries whose write has committed are
+ * evicted (an async put is not visible to a get before its commit), and are read back from
+ * LMDB when their device shows up again.
  */
 export class Inventory implements TrackerSink {
   readonly #env: DataEnv
@@ -55,6 +58,9 @@ export class Inventory implements TrackerSink {
   readonly #cache = new Map<string, InventoryEntry>()
   readonly #pending = new Set<SessionTracker>()
   readonly #changed = new Set<string>()
+  /** keys written by a flush whose batch has not committed yet → that flush's number */
+  readonly #unsettled = new Map<string, number>()
+  #flushes = 0
   #timer: NodeJS.Timeout | undefined
   #lastFlush: number
   #writes: Promise<unknown> = Promise.resolve()
@@ -118,6 +124,8 @@ export class Inventory implements TrackerSink {
     for (const [type, id] of [['identity', t.identity.sub], ['client', t.identity.clientId]] as const) {
       const e = this.#cache.get(entryKey(type, id))
       if (e) { e.lastSeen = now; this.#changed.add(entryKey(type, id)) }
+      // evicted: no LMDB read on the disconnect path; the next flush loads it (last seen then, within flushMs)
+      else this.#pending.add(t)
     }
   }
 
@@ -136,12 +144,33 @@ export class Inventory implements TrackerSink {
       if (why) this.#flag(e, undefined, 'rate_spike', why)
       updateRate(e, rate)
     }
-    if (this.#changed.size === 0) return
+    if (this.#changed.size === 0) return this.#trim()
+    const seq = ++this.#flushes
     for (const key of this.#changed) {
       const e = this.#cache.get(key)
-      if (e) this.#writes = this.#db.put(key, encodeEntry(e))
+      if (!e) continue
+      this.#writes = this.#db.put(key, encodeEntry(e))
+      this.#unsettled.set(key, seq)
     }
     this.#changed.clear()
+    // one lmdb-js batch: the last put settles when all of them have committed
+    this.#writes.then(() => this.#settled(seq), () => {})
+  }
+
+  #settled(seq: number): void {
+    for (const [key, s] of this.#unsettled) if (s <= seq) this.#unsettled.delete(key)
+    this.#trim()
+  }
+
+  /** Cache past its bound: the least recently used entries whose latest write has committed go. */
+  #trim(): void {
+    let over = this.#cache.size - this.d.config.cacheEntries
+    if (over <= 0 || this.#closed) return
+    for (const key of this.#cache.keys()) {
+      if (this.#changed.has(key) || this.#unsettled.has(key)) continue
+      this.#cache.delete(key)
+      if (--over === 0) break
+    }
   }
 
   #merge(t: SessionTracker, now: number, perIdentity: Map<InventoryEntry, number> | undefined): void {
@@ -149,17 +178,21 @@ export class Inventory implements TrackerSink {
     const max = this.d.config.maxTopics
     const [ide] = this.#entry('identity', id.sub, id, now)
     const [cli] = this.#entry('client', id.clientId, id, now)
-    if (perIdentity && t.published > 0) perIdentity.set(ide, (perIdentity.get(ide) ?? 0) + t.published)
+    // no counts: a session that only connected (and disconnected while its entries were evicted)
+    const c = t.counts
+    if (c && perIdentity && c.published > 0) perIdentity.set(ide, (perIdentity.get(ide) ?? 0) + c.published)
     for (const e of [ide, cli]) {
-      for (const [topic, s] of t.pub) addTopic(e.published, topic, s.count, s.bytes, max)
-      for (const [filter, s] of t.sub) addTopic(e.subscribed, filter, s.count, 0, max)
-      for (let i = 0; i < 4; i++) e.formats[FORMAT_NAMES[i]!] += t.formats[i]!
-      for (let i = 0; i < EFFECTS.length; i++) e.decisions[EFFECTS[i]!] += t.effects[i]!
+      if (c) {
+        for (const [topic, s] of c.pub) addTopic(e.published, topic, s.count, s.bytes, max)
+        for (const [filter, s] of c.sub) addTopic(e.subscribed, filter, s.count, 0, max)
+        for (let i = 0; i < 4; i++) e.formats[FORMAT_NAMES[i]!] += c.formats[i]!
+        for (let i = 0; i < EFFECTS.length; i++) e.decisions[EFFECTS[i]!] += c.effects[i]!
+      }
       e.lastSeen = now
       this.#changed.add(entryKey(e.type, e.id))
     }
-    if (!t.agentDone && !ide.flags.has('agent_traffic')) {
-      for (const p of t.samples) {
+    if (c && !t.agentDone && !ide.flags.has('agent_traffic')) {
+      for (const p of c.samples) {
         const why = agentSignal(p)
         if (why) { this.#flag(ide, id, 'agent_traffic', `${why} (declared kind ${id.kind})`); t.agentDone = true; break }
       }
@@ -170,7 +203,12 @@ export class Inventory implements TrackerSink {
   #entry(type: EntryType, id: string, identity: Identity, now: number): [InventoryEntry, boolean] {
     const key = entryKey(type, id)
     let e = this.#cache.get(key)
-    if (e) return [e, false]
+    if (e) {
+      // most recently used last (Map order): #trim evicts from the front
+      this.#cache.delete(key)
+      this.#cache.set(key, e)
+      return [e, false]
+    }
     const stored = this.#db.get(key)
     if (stored) {
       e = decodeEntry(stored)
@@ -252,6 +290,12 @@ export class Inventory implements TrackerSink {
     for (const e of this.entries()) for (const n of e.flags.keys()) if (this.isOpen(e, n)) m.set(n, (m.get(n) ?? 0) + 1)
     return m
   }
+
+  /** entries held in memory (bounded by cacheEntries once their writes have committed) */
+  get cached(): number { return this.#cache.size }
+
+  /** resolves once the last flush's writes have committed (and the cache is trimmed) */
+  async written(): Promise<void> { await this.#writes }
 
   async close(): Promise<void> {
     if (this.#closed) return

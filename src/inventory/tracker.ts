@@ -17,18 +17,24 @@ const PENDING_MAX = 1024
 /** payloads kept per flush window for the agent-traffic check, which runs at flush */
 const SAMPLES_MAX = 4
 
-/**
- * One per session: counts what the session does since the last flush. The publish path
- * only bumps counters in a Map keyed by topic; entries, compaction, flags and LMDB writes
- * happen at flush (src/inventory/inventory.ts).
- */
-export class SessionTracker {
+/** What one session did since the last flush. */
+export class SessionCounts {
   readonly pub = new Map<string, TopicStat>()
   readonly sub = new Map<string, TopicStat>()
   readonly formats = [0, 0, 0, 0]
   readonly effects = [0, 0, 0, 0, 0, 0]
   readonly samples: Uint8Array[] = []
   published = 0
+}
+
+/**
+ * One per session: counts what the session does since the last flush. The publish path
+ * only bumps counters in a Map keyed by topic; entries, compaction, flags and LMDB writes
+ * happen at flush (src/inventory/inventory.ts). The counters are allocated on the session's
+ * first publish, subscribe or decision: an idle connection holds none of them.
+ */
+export class SessionTracker {
+  counts: SessionCounts | undefined
   pending = false
   /** publishes seen, for sampling payloads: the first 16, then one in 64 */
   #seen = 0
@@ -38,47 +44,52 @@ export class SessionTracker {
   constructor(readonly sink: TrackerSink, readonly identity: Identity, readonly session: string) {}
 
   publish(topic: string, payload: Uint8Array, effect: EffectIndex): void {
-    let s = this.pub.get(topic)
+    const c = (this.counts ??= new SessionCounts())
+    let s = c.pub.get(topic)
     if (s === undefined) {
-      if (this.pub.size >= PENDING_MAX) this.sink.overflow(this)
+      if (c.pub.size >= PENDING_MAX) this.sink.overflow(this)
       s = { count: 0, bytes: 0 }
-      this.pub.set(topic, s)
+      c.pub.set(topic, s)
     }
     s.count++
     s.bytes += payload.length
-    this.formats[formatOf(payload)]!++
-    this.effects[effect]!++
-    this.published++
+    c.formats[formatOf(payload)]!++
+    c.effects[effect]!++
+    c.published++
     const n = this.#seen++
-    if (!this.agentDone && (n < 16 || (n & 63) === 0) && this.samples.length < SAMPLES_MAX) this.samples.push(payload)
+    if (!this.agentDone && (n < 16 || (n & 63) === 0) && c.samples.length < SAMPLES_MAX) c.samples.push(payload)
     if (!this.pending) { this.pending = true; this.sink.dirty(this) }
   }
 
   subscribe(filter: string, effect: EffectIndex): void {
-    let s = this.sub.get(filter)
+    const c = (this.counts ??= new SessionCounts())
+    let s = c.sub.get(filter)
     if (s === undefined) {
-      if (this.sub.size >= PENDING_MAX) this.sink.overflow(this)
+      if (c.sub.size >= PENDING_MAX) this.sink.overflow(this)
       s = { count: 0, bytes: 0 }
-      this.sub.set(filter, s)
+      c.sub.set(filter, s)
     }
     s.count++
-    this.effects[effect]!++
+    c.effects[effect]!++
     if (!this.pending) { this.pending = true; this.sink.dirty(this) }
   }
 
   /** a decision that does not come with a publish or subscribe of its own (would_*) */
   count(effect: EffectIndex): void {
-    this.effects[effect]!++
+    (this.counts ??= new SessionCounts()).effects[effect]!++
     if (!this.pending) { this.pending = true; this.sink.dirty(this) }
   }
 
+  /** after a merge: counters zeroed, kept for the next window (a session that counted once likely counts again) */
   reset(): void {
-    this.pub.clear()
-    this.sub.clear()
-    this.formats.fill(0)
-    this.effects.fill(0)
-    this.samples.length = 0
-    this.published = 0
+    const c = this.counts
     this.pending = false
+    if (!c) return
+    c.pub.clear()
+    c.sub.clear()
+    c.formats.fill(0)
+    c.effects.fill(0)
+    c.samples.length = 0
+    c.published = 0
   }
 }
