@@ -6,6 +6,8 @@ import { JwtVerifier, type Claims, type VerifierOptions, type VerifyResult } fro
 import { VerifiedTokenCache } from './token-cache.js'
 import { authFailure, IDENTITY_KINDS, type AuthResult, type ConnectAttempt, type Identity, type IdentityKind } from './types.js'
 
+const NO_GROUPS: readonly string[] = Object.freeze([])
+
 /**
  * CONNECT → Identity: verifies the token in the password, applies clientId binding
  * (SPEC §4) and maps claims to groups and kind.
@@ -60,9 +62,15 @@ export class Authenticator {
     }
     const kind = this.#kind(c)
     if (!kind) return { ok: false, failure: authFailure('bad_claims', { sub, detail: `${this.cfg.kindClaim} must be one of ${IDENTITY_KINDS.join(', ')}` }) }
-    const claims: Record<string, unknown> = { ...c }
-    if (a.certSubject !== undefined) claims.cert_subject = a.certSubject
-    if (a.certCN !== undefined) claims.cert_cn = a.certCN
+    // the verified claims object is the token's own (parsed for this check or cached): frozen
+    // as is, copied only to add certificate fields
+    let claims: Readonly<Record<string, unknown>> = c
+    if (a.certSubject !== undefined || a.certCN !== undefined) {
+      const withCert: Record<string, unknown> = { ...c }
+      if (a.certSubject !== undefined) withCert.cert_subject = a.certSubject
+      if (a.certCN !== undefined) withCert.cert_cn = a.certCN
+      claims = withCert
+    }
     const identity: Identity = {
       sub,
       clientId,
@@ -81,7 +89,7 @@ export class Authenticator {
     const g = c[this.cfg.groupsClaim]
     if (Array.isArray(g)) return Object.freeze(g.filter((x): x is string => typeof x === 'string'))
     if (typeof g === 'string') return Object.freeze(g.split(/[\s,]+/).filter(Boolean))
-    return Object.freeze([])
+    return NO_GROUPS
   }
 
   #kind(c: Claims): IdentityKind | undefined {
