@@ -5,6 +5,8 @@
  *                         bench topics) vs one allow-all rule (issue 4: target ≥ 90 %)
  *   --feature masks       a JSON mask with 3 field rules and all ten detectors on the bench topics
  *                         vs no mask (issue 5: target ≥ 75 %)
+ *   --feature journal     the default LMDB journal vs a journal that keeps nothing (issue 6: QoS 1
+ *                         target ≥ 80 %; use --qos 1)
  *
  *   npx tsx bench/inventory.ts [--feature inventory|policy|masks] [--rounds 4] [--measure-ms 5000] [--qos 0|1]
  *   npx tsx bench/inventory.ts --micro     # CPU per publish of the inventory alone, in process
@@ -34,7 +36,7 @@ const MASK = `masks:
     fields: [{ path: owner.email, action: redact }, { path: customer_id, action: hash }, { path: debug, action: drop }]
     detectors: [email, phone, credit_card, iban, ipv4, ipv6, ssn, jwt, private_key, secret]
 `
-type Feature = 'inventory' | 'policy' | 'masks'
+type Feature = 'inventory' | 'policy' | 'masks' | 'journal'
 
 /** The policy files of one setting. */
 function policyFiles(feature: Feature, on: boolean): Record<string, string> {
@@ -51,6 +53,9 @@ function policyFiles(feature: Feature, on: boolean): Record<string, string> {
 async function gatewayChild(feature: Feature, on: boolean, dataDir: string, policies: string): Promise<void> {
   const { createGateway } = await import('../src/index.js')
   const { silentLogger } = await import('../src/logger.js')
+  const { MemoryJournal } = await import('../src/journal/memory.js')
+  // journal off: acknowledges at once and keeps nothing (MemoryJournal would grow with the run)
+  const journal = feature === 'journal' && !on ? Object.assign(new MemoryJournal(), { append: () => Promise.resolve(0), record: () => {} }) : undefined
   const gw = await createGateway({
     env: {}, cwd: dataDir,
     overrides: {
@@ -63,7 +68,7 @@ async function gatewayChild(feature: Feature, on: boolean, dataDir: string, poli
       limits: { connectRatePerAddress: '1000000/s' },
       inventory: { enabled: feature === 'inventory' ? on : true, ...(process.env.BENCH_INV_FLUSH_MS ? { flushMs: Number(process.env.BENCH_INV_FLUSH_MS) } : {}) },
     },
-  }, { logger: silentLogger })
+  }, { logger: silentLogger, journal })
   await gw.start()
   process.on('message', (m: { type: string }) => {
     if (m.type === 'stop') void gw.stop().finally(() => process.exit(0))
@@ -127,7 +132,7 @@ async function main(): Promise<void> {
   const qos = opt('--qos', 0) as 0 | 1
   const fi = argv.indexOf('--feature')
   const feature = (fi >= 0 ? argv[fi + 1] : 'inventory') as Feature
-  if (!['inventory', 'policy', 'masks'].includes(feature)) throw new Error(`--feature: inventory, policy or masks, not ${feature}`)
+  if (!['inventory', 'policy', 'masks', 'journal'].includes(feature)) throw new Error(`--feature: inventory, policy, masks or journal, not ${feature}`)
   const load = fork(join(here, 'load.ts'), [], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   await waitMessage(load, (m) => m.type === 'ready', 'load generator')
   const results: Record<'on' | 'off', number[]> = { on: [], off: [] }
