@@ -35,6 +35,9 @@ parentPort.on('message', (m) => {
 interface Job { readonly alg: string; readonly keys: number[]; readonly input: string; readonly sig: string }
 interface Waiting { readonly resolve: (digest: string | undefined) => void; readonly inline: () => string | undefined }
 
+/** checks per message at most, so a burst spreads over the workers */
+const MAX_BATCH = 64
+
 /** Worker threads for the asymmetric check: the one auto default leaves a core to the event loop. */
 export function defaultVerifyThreads(): number {
   return Math.max(0, Math.min(2, availableParallelism() - 1))
@@ -111,6 +114,8 @@ export class VerifyPool {
         if (!waiting) return
         inflight.delete(m.batch)
         for (let j = 0; j < waiting.length; j++) waiting[j]!.resolve(m.out[j] ?? undefined)
+        // what queued up meanwhile goes now, as one message
+        if (this.#jobs.length > 0) this.#flush()
         if (this.#pending() === 0) for (const x of this.#workers) x.unref()
       })
       const die = (): void => this.#fail()
@@ -128,19 +133,33 @@ export class VerifyPool {
     return n
   }
 
+  /**
+   * Sends the queued checks to an idle worker. With every worker busy they wait for the
+   * next answer: the busier the gateway, the larger (and cheaper per check) the batches.
+   */
   #flush(): void {
     this.#scheduled = false
     if (this.#jobs.length === 0) return
-    const jobs = this.#jobs
-    const waiting = this.#waiting
-    this.#jobs = []
-    this.#waiting = []
     if (this.#broken || this.#closed) {
+      const waiting = this.#waiting
+      this.#jobs = []
+      this.#waiting = []
       for (const w of waiting) w.resolve(w.inline())
       return
     }
-    const i = this.#next
+    let i = -1
+    for (let k = 0; k < this.#workers.length; k++) {
+      const j = (this.#next + k) % this.#workers.length
+      if (this.#inflight[j]!.size === 0) { i = j; break }
+    }
+    if (i < 0) return
     this.#next = (i + 1) % this.#workers.length
+    const jobs = this.#jobs.length > MAX_BATCH ? this.#jobs.splice(0, MAX_BATCH) : this.#jobs
+    const waiting = jobs === this.#jobs ? this.#waiting : this.#waiting.splice(0, MAX_BATCH)
+    if (jobs === this.#jobs) {
+      this.#jobs = []
+      this.#waiting = []
+    }
     const batch = this.#batch++
     const keys = this.#newKeys.length > 0 ? this.#newKeys : undefined
     const reset = this.#reset
@@ -153,12 +172,15 @@ export class VerifyPool {
     // referenced while checks are pending: a client waits on the answer
     w.ref()
     w.postMessage({ batch, jobs, keys, reset })
+    // more than one batch queued: another idle worker may take the rest
+    if (this.#jobs.length > 0) this.#flush()
   }
 
   /** A worker died: everything pending and everything after runs inline (still checked). */
   #fail(): void {
     if (this.#broken) return
     this.#broken = true
+    this.#flush()
     for (const m of this.#inflight) {
       for (const waiting of m.values()) for (const w of waiting) w.resolve(w.inline())
       m.clear()

@@ -44,6 +44,20 @@ t.test('worker answers match the signature check: ES256, RS256, PS256, EdDSA; wr
   // a new key set generation: ids restart, the old keys are forgotten in the worker
   t.equal(await check([rsa.publicKey], 'RS256', rs, 2), true, 'after a key-set change')
   t.equal(await check([ec.publicKey], 'ES256', es, 2), true, 'a key first seen in the new generation')
+  // a burst larger than one message: queued while the worker is busy, answered in order
+  const burst = await Promise.all(Array.from({ length: 150 }, (_, i) => check([ec.publicKey], 'ES256', i % 3 === 0 ? rs : es, 2)))
+  t.same(burst, burst.map((_, i) => i % 3 !== 0), 'each answer goes to its own check')
+})
+
+t.test('two workers: keys reach both, answers match', async (t) => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const input = 'a.b'
+  const good = sign('sha256', Buffer.from(input), { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')
+  const pool = new VerifyPool(2)
+  t.teardown(() => pool.close())
+  const bad = good.slice(0, -4) + 'AAAA'
+  const r = await Promise.all(Array.from({ length: 200 }, (_, i) => pool.check(1, [ec.publicKey], 'ES256', input, i % 2 ? good : bad, () => undefined)))
+  t.same(r.map((d) => d !== undefined), r.map((_, i) => i % 2 === 1))
 })
 
 t.test('after close, checks run inline (still checked, never admitted by default)', async (t) => {
