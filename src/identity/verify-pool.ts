@@ -13,6 +13,8 @@ const { parentPort } = require('node:worker_threads')
 const { createHash, createHmac, verify: cryptoVerify, timingSafeEqual, constants } = require('node:crypto')
 const c = { createHmac, cryptoVerify, timingSafeEqual, constants }
 const keys = new Map()
+// tsx/esbuild's keepNames may wrap inner functions in __name(): a no-op here
+const __name = (f) => f
 const checkSignature = ${checkSignature.toString()}
 parentPort.on('message', (m) => {
   if (m.reset) keys.clear()
