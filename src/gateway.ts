@@ -44,6 +44,8 @@ interface Session {
 interface Pending {
   readonly emptyClientId: boolean
   readonly clean: boolean
+  /** mqtt-packet keeps the CONNECT packet (parser.settings) for the connection's life */
+  readonly packet: ConnectPacket
 }
 
 export interface GatewayParts {
@@ -187,10 +189,20 @@ export class GatewayCore {
     }
     this.#meta.set(stream, meta)
     this.p.metrics.connections.inc()
-    stream.once('close', () => this.p.metrics.connections.dec())
     const client = this.aedes.handle(stream)
     this.#delivery.attach(client)
+    // one close listener for all of the gateway's per-connection state: each `once` costs a closure, a wrapper and a bound function per idle connection
+    stream.on('close', () => this.#onStreamClose(client))
     this.#guardPacketSize(client, stream, meta)
+  }
+
+  #onStreamClose(client: Client): void {
+    this.p.metrics.connections.dec()
+    this.#delivery.detach(client)
+    // a connection that ends before Aedes registers it (closed mid-CONNECT) never sees
+    // clientDisconnect: without this the expiry timer would keep the client until the token expires
+    const s = this.#sessions.get(client)
+    if (s?.expiryTimer) clearTimeout(s.expiryTimer)
   }
 
   /** Aedes has no packet size limit: watch fixed headers before its parser buffers a body. */
@@ -249,7 +261,7 @@ export class GatewayCore {
     const { min, max } = this.p.config.limits.keepaliveSec
     if (!packet.keepalive || packet.keepalive > max) packet.keepalive = max
     else if (packet.keepalive < min) packet.keepalive = min
-    this.#pending.set(client, { emptyClientId: !packet.clientId, clean: packet.clean !== false })
+    this.#pending.set(client, { emptyClientId: !packet.clientId, clean: packet.clean !== false, packet })
     cb(null, true)
   }
 
@@ -258,6 +270,9 @@ export class GatewayCore {
     const username = journalUsername(rawUsername, password)
     const meta = this.#meta.get(client.conn as Duplex)
     const pending = this.#pending.get(client)
+    // read once: not kept for the life of the connection; nor is the raw token (Aedes reads the password only to call this)
+    this.#pending.delete(client)
+    if (pending) pending.packet.password = undefined
     if (!meta || !pending) return done(Object.assign(new Error('no connection metadata'), { returnCode: 3 }), null)
     // huge clientId / username: refused before any token work, journaled with a cut clientId
     const oversized = oversizedConnect(client.id, rawUsername)
@@ -327,28 +342,25 @@ export class GatewayCore {
   }
 
   #armExpiry(client: Client, s: Session): void {
-    if (s.identity.exp === undefined || !this.p.config.auth.jwt.disconnectOnExpiry) return
+    // closed while its token was being checked: no close event will come to clear a timer
+    if (s.identity.exp === undefined || !this.p.config.auth.jwt.disconnectOnExpiry || (client.conn as Duplex).destroyed) return
     // the token stays valid for clockToleranceSec past exp (as at CONNECT): a token accepted
     // inside the tolerance is not closed the moment it connects
-    const exp = s.identity.exp + this.p.config.auth.jwt.clockToleranceSec * 1000
-    const delay = exp - this.p.clock.now()
-    const fire = (): void => {
-      const left = exp - this.p.clock.now()
-      if (left > 0) {
-        s.expiryTimer = setTimeout(fire, Math.min(left, MAX_TIMER_MS))
-        s.expiryTimer.unref()
-        return
-      }
-      s.closeJournaled = true
-      this.p.metrics.expired.inc()
-      this.#journal({ type: 'session_expired', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind, reason: 'token expired' })
-      client.close()
-    }
-    s.expiryTimer = setTimeout(fire, Math.max(0, Math.min(delay, MAX_TIMER_MS)))
+    this.#expireAt(client, s, s.identity.exp + this.p.config.auth.jwt.clockToleranceSec * 1000)
+  }
+
+  // one shared callback, its state in the timer's arguments: no closure per connection
+  #expireAt(client: Client, s: Session, exp: number): void {
+    s.expiryTimer = setTimeout(this.#onExpiry, Math.max(0, Math.min(exp - this.p.clock.now(), MAX_TIMER_MS)), client, s, exp)
     s.expiryTimer.unref()
-    // a connection that ends before Aedes registers it (closed mid-CONNECT) never sees
-    // clientDisconnect: without this the timer would keep the client until the token expires
-    ;(client.conn as Duplex).once('close', () => { if (s.expiryTimer) clearTimeout(s.expiryTimer) })
+  }
+
+  readonly #onExpiry = (client: Client, s: Session, exp: number): void => {
+    if (exp - this.p.clock.now() > 0) return this.#expireAt(client, s, exp)
+    s.closeJournaled = true
+    this.p.metrics.expired.inc()
+    this.#journal({ type: 'session_expired', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind, reason: 'token expired' })
+    client.close()
   }
 
   #onReady(client: Client): void {

@@ -4,7 +4,7 @@ import type { Journal } from '../journal/types.js'
 
 type Deliver = (packet: DeliverPacket, cb: () => void) => void
 interface DeliverPacket { readonly topic: string; readonly payload: Buffer | string; readonly qos: number; readonly brokerId?: string | null }
-interface Wrappable { deliver0: Deliver; deliverQoS: Deliver; readonly clean: boolean; readonly closed: boolean; readonly conn: { once(e: 'close', f: () => void): unknown } }
+interface Wrappable { deliver0: Deliver; deliverQoS: Deliver; readonly clean: boolean; readonly closed: boolean }
 
 export type DropReason = 'max_queued_messages' | 'max_queued_bytes'
 
@@ -72,41 +72,47 @@ export class DeliveryLimits {
     this.#slow = new Counter({ name: 'edgewarden_slow_consumers_disconnected_total', help: 'subscribers disconnected after limits.slowConsumerTimeoutSec over their delivery bound', registers: [o.registry] })
   }
 
-  /** Wraps a freshly handled client's deliver functions (before any SUBSCRIBE captures them). */
+  /** Wraps a freshly handled client's deliver functions (before any SUBSCRIBE captures them); call detach once its connection closes. */
   attach(client: Client): void {
     const c = client as unknown as Wrappable
     const orig0 = c.deliver0
     const origQ = c.deliverQoS
     const st: State = { count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0 }
     this.#states.set(client, st)
-    const deliver = (orig: Deliver, packet: DeliverPacket, cb: () => void, qos: number): void => {
-      // retained messages sent on SUBSCRIBE (Aedes marks them brokerId null) come from a stream
-      // paced by this callback: kept paced, they never pile up, and none is dropped
-      if (packet.brokerId === null) return orig(packet, cb)
-      const n = sizeOf(packet)
-      const reason = this.#over(st, n)
-      if (reason !== undefined) {
-        this.#refuse(client, c, st, packet, qos, reason)
-      } else {
-        st.count++
-        st.bytes += n
-        orig(packet, () => {
-          st.count--
-          st.bytes -= n
-          if (st.timer !== undefined && st.count <= this.#lowMessages && st.bytes <= this.#lowBytes) this.#caughtUp(client, st)
-        })
-      }
-      // routing goes on whatever this connection does; nextTick, not a sync call: MQEmitter's
-      // queue would otherwise recurse once per queued message
-      process.nextTick(cb)
-    }
     // deliver0 serves QoS 0 subscriptions whatever the message's QoS: nothing of it is stored
-    c.deliver0 = (packet, cb) => deliver(orig0, packet, cb, 0)
-    c.deliverQoS = (packet, cb) => deliver(packet.qos === 0 ? orig0 : origQ, packet, cb, packet.qos)
-    c.conn.once('close', () => {
-      if (st.timer !== undefined) clearTimeout(st.timer)
-      st.timer = undefined
-    })
+    c.deliver0 = (packet, cb) => this.#deliver(client, c, st, orig0, packet, cb, 0)
+    c.deliverQoS = (packet, cb) => this.#deliver(client, c, st, packet.qos === 0 ? orig0 : origQ, packet, cb, packet.qos)
+  }
+
+  // a method, not one more closure per connection
+  #deliver(client: Client, c: Wrappable, st: State, orig: Deliver, packet: DeliverPacket, cb: () => void, qos: number): void {
+    // retained messages sent on SUBSCRIBE (Aedes marks them brokerId null) come from a stream
+    // paced by this callback: kept paced, they never pile up, and none is dropped
+    if (packet.brokerId === null) return orig(packet, cb)
+    const n = sizeOf(packet)
+    const reason = this.#over(st, n)
+    if (reason !== undefined) {
+      this.#refuse(client, c, st, packet, qos, reason)
+    } else {
+      st.count++
+      st.bytes += n
+      orig(packet, () => {
+        st.count--
+        st.bytes -= n
+        if (st.timer !== undefined && st.count <= this.#lowMessages && st.bytes <= this.#lowBytes) this.#caughtUp(client, st)
+      })
+    }
+    // routing goes on whatever this connection does; nextTick, not a sync call: MQEmitter's
+    // queue would otherwise recurse once per queued message
+    process.nextTick(cb)
+  }
+
+  /** The client's connection closed: its slow-consumer timer goes (the caller's one close listener, not one more per connection here). */
+  detach(client: Client): void {
+    const st = this.#states.get(client)
+    if (st?.timer === undefined) return
+    clearTimeout(st.timer)
+    st.timer = undefined
   }
 
   /** What a client has not taken yet, and what it lost (admin API, tests). */

@@ -14,15 +14,23 @@ export interface SocketListenerDeps {
 }
 
 
+function destroySocket(this: Socket): void { this.destroy() }
+
 /** MQTT over TCP (`mqtt`) and TLS (`mqtts`). */
 export class SocketListener implements Listener {
   /** `type:port`, with the bound port once listening (port 0 picks one) */
   name: string
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
+  readonly #onClose: (this: Socket) => void
 
   constructor(readonly spec: ListenerConfig, private readonly deps: SocketListenerDeps) {
     this.name = `${spec.type}:${spec.port}`
+    const sockets = this.#sockets
+    this.#onClose = function (this: Socket): void {
+      sockets.delete(this)
+      deps.admission.release()
+    }
     if (spec.type === 'mqtts') {
       this.#server = createTlsServer(tlsOptions(spec, deps.connectTimeoutMs))
       this.#server.on('secureConnection', (s: TLSSocket) => {
@@ -54,11 +62,9 @@ export class SocketListener implements Listener {
     // Aedes never disables Nagle; without this p99 latency is ~25 ms instead of ~1 ms
     socket.setNoDelay(true)
     this.#sockets.add(socket)
-    socket.once('close', () => {
-      this.#sockets.delete(socket)
-      this.deps.admission.release()
-    })
-    socket.on('error', () => socket.destroy())
+    // shared listeners (`this` is the socket): no closures kept per idle connection
+    socket.on('close', this.#onClose)
+    socket.on('error', destroySocket)
     if (this.spec.type === 'mqtt') this.deps.onConnection(socket, this.#meta(socket, {}))
   }
 
