@@ -33,14 +33,20 @@ const MAX_LISTENERS = 8
 const MAX_REMOTES = 16
 const MAX_RELATED = 32
 
-function pushBounded(list: string[], v: string | undefined, max: number): boolean {
-  if (v === undefined || v === '') return false
+type ListField = 'listeners' | 'remotes' | 'related'
+
+/**
+ * v moved to (or added at) the end of e[field], bounded to max. A new exact-size array:
+ * `push` would reserve room for 16 more elements in every entry's lists. Unchanged (no
+ * allocation) when v is already last, as on every reconnect of a device.
+ */
+function pushBounded(e: InventoryEntry, field: ListField, v: string | undefined, max: number): void {
+  const list = e[field]
+  if (v === undefined || v === '') return
   const i = list.indexOf(v)
-  if (i === list.length - 1 && i >= 0) return false
-  if (i >= 0) list.splice(i, 1)
-  list.push(v)
-  if (list.length > max) list.shift()
-  return true
+  if (i === list.length - 1 && i >= 0) return
+  const next = (i >= 0 ? list.slice(0, i).concat(list.slice(i + 1)) : list).concat(v)
+  e[field] = next.length > max ? next.slice(next.length - max) : next
 }
 
 /**
@@ -89,12 +95,12 @@ export class Inventory implements TrackerSink {
       e.groups = identity.groups
       e.lastSeen = now
       e.connects++
-      pushBounded(e.listeners, meta.listener, MAX_LISTENERS)
-      pushBounded(e.remotes, meta.remoteAddress, MAX_REMOTES)
+      pushBounded(e, 'listeners', meta.listener, MAX_LISTENERS)
+      pushBounded(e, 'remotes', meta.remoteAddress, MAX_REMOTES)
       this.#changed.add(entryKey(e.type, e.id))
     }
-    pushBounded(ide.related, identity.clientId, MAX_RELATED)
-    pushBounded(cli.related, identity.sub, MAX_RELATED)
+    pushBounded(ide, 'related', identity.clientId, MAX_RELATED)
+    pushBounded(cli, 'related', identity.sub, MAX_RELATED)
     const hours = this.d.config.newIdentityHours
     if (createdIde && hours > 0) this.#flag(ide, identity, 'new_identity', `first seen ${new Date(now).toISOString()} (${identity.kind})`)
     if (cli.related.length > 1) this.#flag(cli, identity, 'client_id_shared', `clientId ${identity.clientId} used by ${cli.related.join(', ')}`)

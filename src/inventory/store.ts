@@ -51,7 +51,8 @@ export function encodeEntry(e: InventoryEntry): StoredEntry {
 }
 
 export function decodeEntry(s: StoredEntry): InventoryEntry {
-  const arr = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [])
+  // exact size (filter's result reserves room to grow): entries stay cached in memory
+  const arr = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string').slice() : [])
   return {
     type: s.type, id: s.id, kind: s.kind, groups: arr(s.groups), firstSeen: s.firstSeen, lastSeen: s.lastSeen, connects: s.connects ?? 0,
     listeners: arr(s.listeners), remotes: arr(s.remotes), related: arr(s.related),
