@@ -182,17 +182,17 @@ export class VerifyPool {
   #fail(): void {
     if (this.#broken) return
     this.#broken = true
-    this.#flush()
-    for (const m of this.#inflight) {
-      for (const waiting of m.values()) for (const w of waiting) w.resolve(w.inline())
-      m.clear()
-    }
-    for (const w of this.#workers) void w.terminate()
+    this.#stop()
   }
 
   close(): void {
     if (this.#closed) return
     this.#closed = true
+    this.#stop()
+  }
+
+  /** (broken or closed) queued and in-flight checks run inline; the workers go */
+  #stop(): void {
     this.#flush()
     for (const m of this.#inflight) {
       for (const waiting of m.values()) for (const w of waiting) w.resolve(w.inline())
