@@ -80,8 +80,12 @@ export function applyMask(mask: CompiledMask, payload: Buffer, counts: MaskCount
       changed += n
     }
     if (mask.detectors.names.length > 0) {
-      const w = scanStrings(root, mask.detectors, counts, (v) => { root = v })
-      changed += w
+      if (typeof root === 'string') {
+        const out = mask.detectors.maskInto(root, counts)
+        if (out !== undefined) { root = out; changed++ }
+      } else {
+        changed += scanStrings(root, mask.detectors, counts)
+      }
     }
     if (changed === 0) return { ok: true, payload }
     return { ok: true, payload: codec === 'json' ? encodeJson(root) : encodeMsgpack(root) }
@@ -113,66 +117,70 @@ function mapKey(m: Map<unknown, unknown>, name: string): unknown {
 
 /** Applies a field rule under `node`; returns how many values it changed. */
 function applyField(node: unknown, f: CompiledField, i: number): number {
-  return step(node, f, i)
-  function step(n: unknown, fr: CompiledField, j: number): number {
-    const seg = fr.segs[j]!
-    const last = j === fr.segs.length - 1
-    let count = 0
-    switch (seg.k) {
-      case 'key':
-      case 'anyKey': {
-        if (isPlainObject(n)) {
-          const keys = seg.k === 'key' ? (Object.hasOwn(n, seg.name) ? [seg.name] : []) : Object.keys(n)
-          for (const k of keys) {
-            if (!last) { count += step(n[k], fr, j + 1); continue }
-            const v = fr.act(n[k])
-            if (v === DROP) delete n[k]
-            else setOwn(n, k, v)
-            count++
-          }
-        } else if (n instanceof Map) {
-          const keys = seg.k === 'key' ? [mapKey(n, seg.name)].filter((k) => k !== undefined) : [...n.keys()]
-          for (const k of keys) {
-            if (!last) { count += step(n.get(k), fr, j + 1); continue }
-            const v = fr.act(n.get(k))
-            if (v === DROP) n.delete(k)
-            else n.set(k, v)
-            count++
-          }
-        }
-        return count
+  const seg = f.segs[i]!
+  const last = i === f.segs.length - 1
+  switch (seg.k) {
+    case 'key': {
+      // one key: no key list (this runs for every message, often inside [*])
+      if (isPlainObject(node)) {
+        if (!Object.hasOwn(node, seg.name)) return 0
+        return last ? setField(node, seg.name, f) : applyField(node[seg.name], f, i + 1)
       }
-      case 'each': {
-        if (!Array.isArray(n)) return 0
-        if (last) {
-          const len = n.length
-          if (fr.action === 'drop') { n.length = 0; return len }
-          for (let k = 0; k < len; k++) n[k] = fr.act(n[k])
-          return len
-        }
-        for (const el of n) count += step(el, fr, j + 1)
-        return count
+      if (node instanceof Map) {
+        const k = mapKey(node, seg.name)
+        if (k === undefined) return 0
+        return last ? setMapField(node, k, f) : applyField(node.get(k), f, i + 1)
       }
-      case 'index': {
-        if (!Array.isArray(n) || seg.i >= n.length) return 0
-        if (!last) return step(n[seg.i], fr, j + 1)
-        const v = fr.act(n[seg.i])
-        if (v === DROP) n.splice(seg.i, 1)
-        else n[seg.i] = v
-        return 1
+      return 0
+    }
+    case 'anyKey': {
+      let count = 0
+      if (isPlainObject(node)) {
+        for (const k of Object.keys(node)) count += last ? setField(node, k, f) : applyField(node[k], f, i + 1)
+      } else if (node instanceof Map) {
+        for (const k of [...node.keys()]) count += last ? setMapField(node, k, f) : applyField(node.get(k), f, i + 1)
       }
+      return count
+    }
+    case 'each': {
+      if (!Array.isArray(node)) return 0
+      if (last) {
+        const len = node.length
+        if (f.action === 'drop') { node.length = 0; return len }
+        for (let k = 0; k < len; k++) node[k] = f.act(node[k])
+        return len
+      }
+      let count = 0
+      for (let k = 0; k < node.length; k++) count += applyField(node[k], f, i + 1)
+      return count
+    }
+    case 'index': {
+      if (!Array.isArray(node) || seg.i >= node.length) return 0
+      if (!last) return applyField(node[seg.i], f, i + 1)
+      const v = f.act(node[seg.i])
+      if (v === DROP) node.splice(seg.i, 1)
+      else node[seg.i] = v
+      return 1
     }
   }
 }
 
-/** Runs the detectors over every string value (iteratively: deep payloads cannot overflow the stack). */
-function scanStrings(root: unknown, d: CompiledDetectors, counts: MaskCounts, setRoot: (v: unknown) => void): number {
-  if (typeof root === 'string') {
-    const out = d.maskInto(root, counts)
-    if (out === undefined) return 0
-    setRoot(out)
-    return 1
-  }
+function setField(o: Record<string, unknown>, k: string, f: CompiledField): number {
+  const v = f.act(o[k])
+  if (v === DROP) delete o[k]
+  else setOwn(o, k, v)
+  return 1
+}
+
+function setMapField(m: Map<unknown, unknown>, k: unknown, f: CompiledField): number {
+  const v = f.act(m.get(k))
+  if (v === DROP) m.delete(k)
+  else m.set(k, v)
+  return 1
+}
+
+/** Runs the detectors over every string value under `root` (iteratively: deep payloads cannot overflow the stack). */
+function scanStrings(root: unknown, d: CompiledDetectors, counts: MaskCounts): number {
   if (!isContainer(root)) return 0
   let changed = 0
   // parallel stacks (no tuple per container): the walk runs for every message
