@@ -11,6 +11,7 @@ import type { Grants } from './hold/grants.js'
 import type { HeldMessage } from './hold/types.js'
 import { isReservedTopic } from './policy/reserved.js'
 import { Authenticator } from './identity/authenticate.js'
+import { ExpiryWheel } from './identity/expiry-wheel.js'
 import type { KeyStore } from './identity/keys.js'
 import type { AuthFailure, Identity } from './identity/types.js'
 import { journalUsername } from './identity/username.js'
@@ -34,7 +35,8 @@ interface Session {
   readonly id: string
   readonly meta: ConnectionMeta
   readonly connectedAt: number
-  expiryTimer?: NodeJS.Timeout
+  /** the expiry wheel's slot while the session is due to be closed at token expiry */
+  expirySlot?: number
   /** the end of this session is journaled already (expiry, kick) */
   closeJournaled?: boolean
   /** inventory counters of this session (absent when the inventory is off) */
@@ -79,7 +81,6 @@ export interface PublishTap {
 }
 
 type AuthError = Error & { returnCode: number }
-const MAX_TIMER_MS = 2 ** 31 - 1
 /** where refused publishes go: nowhere (see #drop) */
 const DENIED_TOPIC = '$warden/denied'
 const EMPTY = Buffer.alloc(0)
@@ -93,6 +94,8 @@ export class GatewayCore {
   readonly listeners: Listener[]
   readonly admission: Admission
   readonly #auth: Authenticator
+  /** sessions to close when their token expires (auth.jwt.disconnectOnExpiry) */
+  readonly #expiry: ExpiryWheel<Client>
   /** per-subscriber bound on undelivered messages (limits.maxQueued*, slowConsumerTimeoutSec) */
   readonly #delivery: DeliveryLimits
   /** records a peer can trigger at will (refusals, malformed packets): a few per second per address */
@@ -113,6 +116,7 @@ export class GatewayCore {
     this.#policy = p.policy
     this.#monitor = config.policies.mode === 'monitor'
     this.#auth = new Authenticator(config.auth.jwt, p.keys, clock)
+    this.#expiry = new ExpiryWheel(clock, (c) => this.#onExpiry(c))
     this.admission = new Admission(config.limits.maxConnections, config.limits.connectRatePerAddress, clock)
     // crash isolation: an exception while handling one client's packet disconnects that client
     const fault = (c: Client | null, hook: HookName, err: unknown): void => this.#onFault(c, hook, err)
@@ -172,6 +176,7 @@ export class GatewayCore {
     this.#delivery.flush()
     this.#limited.flush()
     this.#auth.close()
+    this.#expiry.close()
   }
 
   sessionOf(client: Client): Session | undefined {
@@ -200,9 +205,9 @@ export class GatewayCore {
     this.p.metrics.connections.dec()
     this.#delivery.detach(client)
     // a connection that ends before Aedes registers it (closed mid-CONNECT) never sees
-    // clientDisconnect: without this the expiry timer would keep the client until the token expires
+    // clientDisconnect: without this the expiry wheel would keep the client until the token expires
     const s = this.#sessions.get(client)
-    if (s?.expiryTimer) clearTimeout(s.expiryTimer)
+    if (s) this.#disarm(client, s)
   }
 
   /** Aedes has no packet size limit: watch fixed headers before its parser buffers a body. */
@@ -346,17 +351,20 @@ export class GatewayCore {
     if (s.identity.exp === undefined || !this.p.config.auth.jwt.disconnectOnExpiry || (client.conn as Duplex).destroyed) return
     // the token stays valid for clockToleranceSec past exp (as at CONNECT): a token accepted
     // inside the tolerance is not closed the moment it connects
-    this.#expireAt(client, s, s.identity.exp + this.p.config.auth.jwt.clockToleranceSec * 1000)
+    // one wheel for all sessions (closed at most 250 ms after exp + tolerance): no timer per connection
+    s.expirySlot = this.#expiry.add(client, s.identity.exp + this.p.config.auth.jwt.clockToleranceSec * 1000)
   }
 
-  // one shared callback, its state in the timer's arguments: no closure per connection
-  #expireAt(client: Client, s: Session, exp: number): void {
-    s.expiryTimer = setTimeout(this.#onExpiry, Math.max(0, Math.min(exp - this.p.clock.now(), MAX_TIMER_MS)), client, s, exp)
-    s.expiryTimer.unref()
+  #disarm(client: Client, s: Session): void {
+    if (s.expirySlot === undefined) return
+    this.#expiry.remove(client, s.expirySlot)
+    s.expirySlot = undefined
   }
 
-  readonly #onExpiry = (client: Client, s: Session, exp: number): void => {
-    if (exp - this.p.clock.now() > 0) return this.#expireAt(client, s, exp)
+  #onExpiry(client: Client): void {
+    const s = this.#sessions.get(client)
+    if (!s || s.expirySlot === undefined) return
+    s.expirySlot = undefined
     s.closeJournaled = true
     this.p.metrics.expired.inc()
     this.#journal({ type: 'session_expired', session: s.id, clientId: s.identity.clientId, sub: s.identity.sub, kind: s.identity.kind, reason: 'token expired' })
@@ -374,7 +382,7 @@ export class GatewayCore {
   #onDisconnect(client: Client): void {
     const s = this.#sessions.get(client)
     if (!s) return
-    if (s.expiryTimer) clearTimeout(s.expiryTimer)
+    this.#disarm(client, s)
     this.#sessions.delete(client)
     if (s.inv) this.p.inventory?.disconnect(s.inv)
     this.#policy.release?.(s.identity.clientId)
