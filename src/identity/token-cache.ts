@@ -48,7 +48,8 @@ export class VerifiedTokenCache {
       const oldest = this.#map.keys().next().value
       if (oldest !== undefined) this.#map.delete(oldest)
     }
-    this.#map.set(token.slice(dot + 1), { digest: digest ?? signingInputDigest(token.slice(0, dot)), claims, expMs: claims.exp * 1000 })
+    // a copy of the signature, not a slice: V8's sliced string would keep the whole raw token in memory as long as the entry lives
+    this.#map.set(Buffer.from(token.slice(dot + 1), 'latin1').toString('latin1'), { digest: digest ?? signingInputDigest(token.slice(0, dot)), claims, expMs: claims.exp * 1000 })
   }
 
   get size(): number { return this.#map.size }
