@@ -12,12 +12,14 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads')
 const { createHash, createHmac, verify: cryptoVerify, timingSafeEqual, constants } = require('node:crypto')
 const c = { createHmac, cryptoVerify, timingSafeEqual, constants }
-const keys = new Map()
+// key ids are never reused; the previous key set stays for checks queued before a change
+let keys = new Map()
+let previous = new Map()
 // tsx/esbuild's keepNames may wrap inner functions in __name(): a no-op here
 const __name = (f) => f
 const checkSignature = ${checkSignature.toString()}
 parentPort.on('message', (m) => {
-  if (m.reset) keys.clear()
+  if (m.reset) { previous = keys; keys = new Map() }
   if (m.keys) for (const [id, key] of m.keys) keys.set(id, key)
   const out = new Array(m.jobs.length).fill(null)
   for (let i = 0; i < m.jobs.length; i++) {
@@ -25,7 +27,7 @@ parentPort.on('message', (m) => {
     const input = Buffer.from(j.input, 'latin1')
     const sig = Buffer.from(j.sig, 'base64url')
     for (const id of j.keys) {
-      const key = keys.get(id)
+      const key = keys.get(id) ?? previous.get(id)
       if (key && checkSignature(key, j.alg, input, sig, c)) { out[i] = createHash('sha256').update(input).digest('base64url'); break }
     }
   }
@@ -81,10 +83,10 @@ export class VerifyPool {
     if (this.#broken || this.#closed) return Promise.resolve(inline())
     if (this.#workers.length === 0) this.#start()
     if (generation !== this.#generation) {
-      // rotation: old key ids are forgotten on both sides, so a removed key never verifies
+      // key set changed: checks from now on name only keys of the new set (fresh ids); the
+      // worker keeps the previous set for checks queued before the change (chosen then)
       this.#generation = generation
       this.#ids = new WeakMap()
-      this.#newKeys = []
       this.#reset = true
     }
     const ids: number[] = []

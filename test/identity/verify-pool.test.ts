@@ -44,8 +44,12 @@ t.test('worker answers match the signature check: ES256, RS256, PS256, EdDSA; wr
   // a new key set generation: ids restart, the old keys are forgotten in the worker
   t.equal(await check([rsa.publicKey], 'RS256', rs, 2), true, 'after a key-set change')
   t.equal(await check([ec.publicKey], 'ES256', es, 2), true, 'a key first seen in the new generation')
+  // a key-set change while checks of the old set are still queued: each is checked with
+  // the keys chosen when it arrived
+  const [before, after] = await Promise.all([check([rsa.publicKey], 'RS256', rs, 3), check([ec.publicKey], 'ES256', es, 4)])
+  t.same([before, after], [true, true], 'checks queued across a key-set change')
   // a burst larger than one message: queued while the worker is busy, answered in order
-  const burst = await Promise.all(Array.from({ length: 150 }, (_, i) => check([ec.publicKey], 'ES256', i % 3 === 0 ? rs : es, 2)))
+  const burst = await Promise.all(Array.from({ length: 150 }, (_, i) => check([ec.publicKey], 'ES256', i % 3 === 0 ? rs : es, 4)))
   t.same(burst, burst.map((_, i) => i % 3 !== 0), 'each answer goes to its own check')
 })
 
