@@ -50,10 +50,12 @@ export class Masker {
     const plan = this.#plan
     const masks = plan.match(topic)
     if (masks.length === 0) return undefined
-    const stored = plan.apply(masks.filter((m) => !m.conditional), payload)
+    const conditional = hasConditional(masks)
+    // no copy of the mask list per publish when none is conditional (the usual case)
+    const stored = plan.apply(conditional ? masks.filter((m) => !m.conditional) : masks, payload)
     if (!stored.ok) return stored
     this.#published.add(stored.payload)
-    if (!hasConditional(masks)) return stored
+    if (!conditional) return stored
     const view = this.#viewFor(undefined, topic, stored.payload, masks)
     if (!view.ok) return view
     return { ok: true, payload: stored.payload, masks: [...stored.masks, ...view.masks], counts: merge(stored.counts, view.counts) }
