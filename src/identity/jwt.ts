@@ -146,7 +146,8 @@ function parse(token: string): { header: Record<string, unknown>; signingInput: 
     if (!header || typeof header !== 'object' || Array.isArray(header)) return fail('malformed', 'header is not an object') as { ok: false; failure: AuthFailure }
     if (h.length <= MAX_HEADER_CHARS) {
       if (HEADERS.size >= MAX_HEADERS) HEADERS.clear()
-      HEADERS.set(h, Object.freeze(header))
+      // a copy of the text as key: a slice would keep this whole token alive (V8 sliced string)
+      HEADERS.set(Buffer.from(h, 'latin1').toString('latin1'), Object.freeze(header))
     }
   }
   // strings, not Buffers: a small Buffer is a view of an 8 KiB pool, which a worker message would copy whole
