@@ -13,7 +13,7 @@ import { isReservedTopic } from './policy/reserved.js'
 import { Authenticator } from './identity/authenticate.js'
 import { ExpiryWheel } from './identity/expiry-wheel.js'
 import type { KeyStore } from './identity/keys.js'
-import type { AuthFailure, Identity } from './identity/types.js'
+import type { AuthFailure, AuthResult, Identity } from './identity/types.js'
 import { journalUsername } from './identity/username.js'
 import { MAX_CLIENT_ID, oversizedConnect } from './identity/connect-size.js'
 import { RecordLimiter } from './listeners/record-limiter.js'
@@ -293,43 +293,45 @@ export class GatewayCore {
       certSubject: meta.certSubject,
       certCN: meta.certCN,
     }
-    const finish = (r: Awaited<ReturnType<Authenticator['authenticate']>>): void => {
-      this.p.metrics.authSeconds.observe((performance.now() - started) / 1000)
-      if (!r.ok) return this.#refuse(client, meta, attempt.clientId, username, r.failure, done)
-      const identity = r.identity
-      const decision = this.#policy.decide(identity, 'connect', '', {})
-      // monitor mode: the token was verified (authentication stays enforced); the policy's refusal is reported
-      if (isMonitored(decision, this.#monitor)) this.#journal({ type: 'would_deny', action: 'connect', reason: decision.reason ?? 'policy', rule: decision.ruleId, policyRev: this.#policy.revision, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, groups: identity.groups, listener: meta.listener, remote: meta.remoteAddress })
-      else if (decision.effect === 'deny') {
-        this.p.metrics.connects.inc({ result: 'not_authorized' })
-        this.#journal({ type: 'connect_denied', reason: decision.reason ?? 'policy', rule: decision.ruleId, policyRev: this.#policy.revision, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, listener: meta.listener, remote: meta.remoteAddress, username })
-        return done(Object.assign(new Error('not authorized'), { returnCode: 5 }), null)
-      }
-      // a site cluster keeps sessions and subscriptions in Redis: without it, CONNACK 3 (server unavailable)
-      const down = this.p.cluster?.refusal()
-      if (down) {
-        this.p.metrics.connects.inc({ result: 'refused' })
-        this.#journal({ type: 'connect_denied', reason: down, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, listener: meta.listener, remote: meta.remoteAddress, username })
-        return done(Object.assign(new Error(down), { returnCode: 3 }), null)
-      }
-      if (pending.emptyClientId) (client as { id: string }).id = identity.clientId
-      const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now() }
-      this.#sessions.set(client, session)
-      this.#armExpiry(client, session)
-      done(null, true)
-    }
     let r: ReturnType<Authenticator['authenticate']>
     try {
       r = this.#auth.authenticate(attempt)
     } catch (err) {
       return this.#internalError(client, meta, err as Error, done)
     }
-    // a throw in finish (policy, inventory): a sync one reaches the isolate wrapper; an async one would be an unhandled rejection
+    // a throw after the check (policy, inventory): a sync one reaches the isolate wrapper; an async one would be an unhandled rejection
     if (r instanceof Promise) {
       r.then((v) => {
-        try { finish(v) } catch (err) { this.#onFault(client, 'authenticate', err); done(Object.assign(new Error('internal error in authenticate'), { returnCode: 3, fault: true }), null) }
+        try { this.#authenticated(client, meta, pending, attempt.clientId, username, started, done, v) } catch (err) { this.#onFault(client, 'authenticate', err); done(Object.assign(new Error('internal error in authenticate'), { returnCode: 3, fault: true }), null) }
       }, (err: Error) => this.#internalError(client, meta, err, done))
-    } else finish(r)
+    } else this.#authenticated(client, meta, pending, attempt.clientId, username, started, done, r)
+  }
+
+  /** The rest of a CONNECT once the token is checked: policy, cluster gate, session. A method, not a closure per CONNECT. */
+  #authenticated(client: Client, meta: ConnectionMeta, pending: Pending, clientId: string, username: string | undefined, started: number, done: (err: AuthError | null, ok: boolean | null) => void, r: AuthResult): void {
+    this.p.metrics.authSeconds.observe((performance.now() - started) / 1000)
+    if (!r.ok) return this.#refuse(client, meta, clientId, username, r.failure, done)
+    const identity = r.identity
+    const decision = this.#policy.decide(identity, 'connect', '', {})
+    // monitor mode: the token was verified (authentication stays enforced); the policy's refusal is reported
+    if (isMonitored(decision, this.#monitor)) this.#journal({ type: 'would_deny', action: 'connect', reason: decision.reason ?? 'policy', rule: decision.ruleId, policyRev: this.#policy.revision, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, groups: identity.groups, listener: meta.listener, remote: meta.remoteAddress })
+    else if (decision.effect === 'deny') {
+      this.p.metrics.connects.inc({ result: 'not_authorized' })
+      this.#journal({ type: 'connect_denied', reason: decision.reason ?? 'policy', rule: decision.ruleId, policyRev: this.#policy.revision, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, listener: meta.listener, remote: meta.remoteAddress, username })
+      return done(Object.assign(new Error('not authorized'), { returnCode: 5 }), null)
+    }
+    // a site cluster keeps sessions and subscriptions in Redis: without it, CONNACK 3 (server unavailable)
+    const down = this.p.cluster?.refusal()
+    if (down) {
+      this.p.metrics.connects.inc({ result: 'refused' })
+      this.#journal({ type: 'connect_denied', reason: down, clientId: identity.clientId, sub: identity.sub, kind: identity.kind, listener: meta.listener, remote: meta.remoteAddress, username })
+      return done(Object.assign(new Error(down), { returnCode: 3 }), null)
+    }
+    if (pending.emptyClientId) (client as { id: string }).id = identity.clientId
+    const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now() }
+    this.#sessions.set(client, session)
+    this.#armExpiry(client, session)
+    done(null, true)
   }
 
   #internalError(client: Client, meta: ConnectionMeta, err: Error, done: (err: AuthError | null, ok: boolean | null) => void): void {

@@ -33,12 +33,15 @@ export class Authenticator {
     }
     const generation = this.keys.generation
     const result = this.#verifier.verify(token)
-    const done = (r: VerifyResult): AuthResult => {
-      // the key set changed while verifying (JWKS refresh): don't cache against the new set
-      if (r.ok && caching && this.keys.generation === generation) this.#cache.set(token, dot, r.digest, generation, r.claims)
-      return this.#bind(r, attempt)
-    }
-    return result instanceof Promise ? result.then(done) : done(result)
+    return result instanceof Promise
+      ? result.then((r) => this.#verified(r, attempt, token, dot, generation))
+      : this.#verified(result, attempt, token, dot, generation)
+  }
+
+  #verified(r: VerifyResult, attempt: ConnectAttempt, token: string, dot: number, generation: number): AuthResult {
+    // the key set changed while verifying (JWKS refresh): don't cache against the new set
+    if (r.ok && this.cfg.tokenCacheSize > 0 && this.keys.generation === generation) this.#cache.set(token, dot, r.digest, generation, r.claims)
+    return this.#bind(r, attempt)
   }
 
   #bind(r: VerifyResult, a: ConnectAttempt): AuthResult {

@@ -61,17 +61,12 @@ export class JwtVerifier {
   }
 
   #finish(keys: VerificationKey[], alg: string, input: string, sigB64: string, payloadB64: string): VerifyResult | Promise<VerifyResult> {
-    const inline = (): boolean => {
-      const i = Buffer.from(input, 'latin1')
-      const s = Buffer.from(sigB64, 'base64url')
-      return keys.some((k) => checkSignature(k.key, alg, i, s, NODE_CRYPTO))
-    }
     // HMAC is cheaper than a message to a worker
     if (this.#pool && !alg.startsWith('HS')) {
-      return this.#pool.check(this.keys.generation, keys.map((k) => k.key), alg, input, sigB64, () => (inline() ? signingInputDigest(input) : undefined))
+      return this.#pool.check(this.keys.generation, keys.map((k) => k.key), alg, input, sigB64, () => (inline(keys, alg, input, sigB64) ? signingInputDigest(input) : undefined))
         .then((digest) => (digest !== undefined ? this.#payload(payloadB64, digest) : fail('bad_signature')))
     }
-    return inline() ? this.#payload(payloadB64) : fail('bad_signature')
+    return inline(keys, alg, input, sigB64) ? this.#payload(payloadB64) : fail('bad_signature')
   }
 
   #payload(payloadB64: string, digest?: string): VerifyResult {
@@ -111,6 +106,13 @@ export class JwtVerifier {
     }
     return { ok: true, claims }
   }
+}
+
+/** The signature check on this thread: any candidate key that verifies. */
+function inline(keys: readonly VerificationKey[], alg: string, input: string, sigB64: string): boolean {
+  const i = Buffer.from(input, 'latin1')
+  const s = Buffer.from(sigB64, 'base64url')
+  return keys.some((k) => checkSignature(k.key, alg, i, s, NODE_CRYPTO))
 }
 
 function fail(reason: Parameters<typeof authFailure>[0], detail?: string, sub?: string): VerifyResult {
