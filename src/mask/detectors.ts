@@ -133,7 +133,9 @@ const DETECTORS: Record<DetectorName, Detector> = {
   },
   email: {
     name: 'email',
-    re: /(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])/g,
+    // internationalized addresses (RFC 6531): letters and digits of any script, so no part of a
+    // local part like `jörg.müller` is left in front of the mask
+    re: /(?<![\p{L}\p{N}\p{M}_.%+-])[\p{L}\p{N}\p{M}_.%+-]+@[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]{0,61}[\p{L}\p{N}\p{M}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]{0,61}[\p{L}\p{N}\p{M}])?)*\.\p{L}{2,24}(?![\p{L}\p{N}\p{M}_-])/gu,
     bit: B_EMAIL,
   },
   iban: {
