@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js'
 import { openDataEnv, type DataEnv } from '../storage/env.js'
 import { foreignCommands, rateSpike, updateRate } from './flags.js'
 import { FORMAT_NAMES, agentSignal } from './sniff.js'
-import { decodeEntry, encodeEntry, entryKey, openInventoryDb, type InventoryDb } from './store.js'
+import { decodeEntry, emptyMap, encodeEntry, entryKey, openInventoryDb, ownMap, type InventoryDb } from './store.js'
 import { addTopic } from './topics.js'
 import { SessionTracker, type EffectIndex, type TrackerSink } from './tracker.js'
 import { EFFECTS, type EntryType, type FlagName, type InventoryEntry } from './types.js'
@@ -189,6 +189,8 @@ export class Inventory implements TrackerSink {
     if (c && perIdentity && c.published > 0) perIdentity.set(ide, (perIdentity.get(ide) ?? 0) + c.published)
     for (const e of [ide, cli]) {
       if (c) {
+        if (c.pub.size > 0) e.published = ownMap(e.published)
+        if (c.sub.size > 0) e.subscribed = ownMap(e.subscribed)
         for (const [topic, s] of c.pub) addTopic(e.published, topic, s.count, s.bytes, max)
         for (const [filter, s] of c.sub) addTopic(e.subscribed, filter, s.count, 0, max)
         for (let i = 0; i < 4; i++) e.formats[FORMAT_NAMES[i]!] += c.formats[i]!
@@ -229,10 +231,10 @@ export class Inventory implements TrackerSink {
     this.#count++
     e = {
       type, id, kind: identity.kind, groups: identity.groups, firstSeen: now, lastSeen: now, connects: 0,
-      listeners: [], remotes: [], related: [], published: new Map(), subscribed: new Map(),
+      listeners: [], remotes: [], related: [], published: emptyMap(), subscribed: emptyMap(),
       formats: { json: 0, msgpack: 0, text: 0, binary: 0 },
       decisions: { allow: 0, deny: 0, hold: 0, would_deny: 0, would_hold: 0, would_mask: 0 },
-      rateAvg: 0, rateWindows: 0, flags: new Map(),
+      rateAvg: 0, rateWindows: 0, flags: emptyMap(),
     }
     this.#cache.set(key, e)
     this.#changed.add(key)
@@ -243,6 +245,7 @@ export class Inventory implements TrackerSink {
   #flag(e: InventoryEntry, identity: Identity | undefined, flag: FlagName, detail: string): void {
     if (e.flags.has(flag)) return
     const now = this.d.clock.now()
+    e.flags = ownMap(e.flags)
     e.flags.set(flag, { at: now, detail })
     this.#changed.add(entryKey(e.type, e.id))
     const who = e.type === 'identity' ? { sub: e.id, clientId: identity?.clientId } : { clientId: e.id, sub: identity?.sub }

@@ -13,6 +13,20 @@ export function openInventoryDb(env: DataEnv): InventoryDb {
   return env.root.openDB<StoredEntry, string>({ name: INVENTORY_DB, encoding: 'msgpack' })
 }
 
+/**
+ * One Map shared by every entry with an empty topic set or no flags (most cached entries: an
+ * empty Map costs ~180 B). Read-only: a writer takes its own Map first (`ownMap`); a write
+ * that forgot to throws instead of leaking into every entry.
+ */
+class SharedEmptyMap<K, V> extends Map<K, V> {
+  override set(): this { throw new Error('inventory: write to the shared empty map') }
+}
+const EMPTY: Map<unknown, unknown> = new SharedEmptyMap()
+export const emptyMap = <K, V>(): Map<K, V> => EMPTY as Map<K, V>
+/** m, or a new Map in its place when m is the shared empty one */
+export const ownMap = <K, V>(m: Map<K, V>): Map<K, V> => (m === EMPTY ? new Map<K, V>() : m)
+const mapOf = <K, V>(entries: [K, V][]): Map<K, V> => (entries.length === 0 ? emptyMap<K, V>() : new Map(entries))
+
 export const entryKey = (type: InventoryEntry['type'], id: string): string => (type === 'identity' ? 'i:' : 'c:') + id
 
 /** Stored form: Maps become arrays of tuples (topic names are data, never object keys). */
@@ -56,12 +70,12 @@ export function decodeEntry(s: StoredEntry): InventoryEntry {
   return {
     type: s.type, id: s.id, kind: s.kind, groups: arr(s.groups), firstSeen: s.firstSeen, lastSeen: s.lastSeen, connects: s.connects ?? 0,
     listeners: arr(s.listeners), remotes: arr(s.remotes), related: arr(s.related),
-    published: new Map((s.published ?? []).map(([f, c, b]) => [f, { count: c, bytes: b } satisfies TopicStat])),
-    subscribed: new Map((s.subscribed ?? []).map(([f, c]) => [f, { count: c, bytes: 0 } satisfies TopicStat])),
+    published: mapOf((s.published ?? []).map(([f, c, b]): [string, TopicStat] => [f, { count: c, bytes: b }])),
+    subscribed: mapOf((s.subscribed ?? []).map(([f, c]): [string, TopicStat] => [f, { count: c, bytes: 0 }])),
     formats: Object.fromEntries(FORMATS.map((f, i) => [f, s.formats?.[i] ?? 0])) as InventoryEntry['formats'],
     decisions: Object.fromEntries(EFFECTS.map((f, i) => [f, s.decisions?.[i] ?? 0])) as InventoryEntry['decisions'],
     rateAvg: s.rateAvg ?? 0, rateWindows: s.rateWindows ?? 0,
-    flags: new Map((s.flags ?? []).map(([n, at, detail, by, ackAt]) => [n, { at, detail, ...(by !== undefined ? { acked: { by, at: ackAt ?? at } } : {}) } satisfies FlagState])),
+    flags: mapOf((s.flags ?? []).map(([n, at, detail, by, ackAt]): [FlagName, FlagState] => [n, { at, detail, ...(by !== undefined ? { acked: { by, at: ackAt ?? at } } : {}) }])),
   }
 }
 

@@ -150,3 +150,23 @@ t.test('an idle session allocates no counters', async (t) => {
   s.publish('a/b', Buffer.from('1'), EFFECT_INDEX.allow)
   t.equal(s.counts?.published, 1)
 })
+
+t.test('entries without topics or flags share one empty Map; a write takes its own', async (t) => {
+  const clock = new ManualClock(1)
+  const inv = new Inventory({ dataDir: tempDir(t), config: { ...cfg, newIdentityHours: 0 }, clock, journal: new MemoryJournal(), logger: silentLogger })
+  t.teardown(() => inv.close())
+  const a = inv.connect(id('a'), meta, 'sa')
+  inv.connect(id('b'), meta, 'sb')
+  const before = inv.entries()
+  const ea = before.find((e) => e.type === 'identity' && e.id === 'a')!
+  const eb = before.find((e) => e.type === 'identity' && e.id === 'b')!
+  t.equal(ea.published, eb.published, 'one shared empty Map')
+  t.throws(() => ea.flags.set('rate_spike', { at: 1, detail: 'x' }), 'the shared one refuses writes')
+  a.publish('s/a/t', Buffer.from('1'), EFFECT_INDEX.allow)
+  clock.advance(1000)
+  inv.flush()
+  await inv.written()
+  const after = inv.entries()
+  t.equal(after.find((e) => e.type === 'identity' && e.id === 'a')!.published.get('s/a/t')?.count, 1)
+  t.equal(after.find((e) => e.type === 'identity' && e.id === 'b')!.published.size, 0, 'the other entry unchanged')
+})
