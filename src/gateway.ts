@@ -164,6 +164,8 @@ export class GatewayCore {
   async listen(): Promise<void> {
     // Aedes sets up its persistence and emitter in listen(); sockets come after
     await this.aedes.listen()
+    // the verify worker starts before the first CONNECT: its isolate is a one-time cost, not the first client's wait
+    this.#auth.warm()
     for (const l of this.listeners) await l.listen()
   }
 

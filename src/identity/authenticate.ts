@@ -105,5 +105,8 @@ export class Authenticator {
   clearCache(): void { this.#cache.clear() }
 
   /** Stops the signature-check workers (gateway stop). */
+  /** Starts signature-check workers now rather than at the first CONNECT. */
+  warm(): void { this.#verifier.warm() }
+
   close(): void { this.#verifier.close() }
 }

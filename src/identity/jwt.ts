@@ -36,6 +36,11 @@ export class JwtVerifier {
   /** Stops the verify workers; later checks run inline. */
   close(): void { this.#pool?.close() }
 
+  /** Starts the workers when an asymmetric algorithm is allowed (HS checks never leave this thread). */
+  warm(): void {
+    for (const a of this.#allowed) if (!a.startsWith('HS')) return this.#pool?.warm()
+  }
+
   /** Synchronous when the key is known; awaits a JWKS refresh only for an unknown kid. */
   verify(token: string): VerifyResult | Promise<VerifyResult> {
     const parsed = parse(token)

@@ -109,6 +109,11 @@ export class VerifyPool {
     })
   }
 
+  /** Starts the workers ahead of the first check (otherwise the first check starts them). */
+  warm(): void {
+    if (!this.#broken && !this.#closed && this.#workers.length === 0) this.#start()
+  }
+
   #start(): void {
     for (let i = 0; i < this.threads; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true, name: 'edgewarden-jwt-verify' })
