@@ -148,7 +148,12 @@ async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
   // BENCH_GATEWAY_FLAGS: extra node flags for the gateway child only (memory experiments)
   const extra = name === 'gateway' ? (process.env.BENCH_GATEWAY_FLAGS ?? '').split(' ').filter(Boolean) : []
   const execArgv = [...TSX, '--expose-gc', ...extra]
-  const child = track(fork(join(here, 'broker.ts'), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+  // both node brokers run with the malloc setting the edge image and the systemd unit ship
+  // (edge-image/Dockerfile): glibc's per-thread arenas otherwise keep what the verify worker
+  // and LMDB's writer thread freed (BENCH_MALLOC_ARENA_MAX='' leaves glibc's default)
+  const arenas = process.env.BENCH_MALLOC_ARENA_MAX ?? '2'
+  const env = arenas ? { ...process.env, MALLOC_ARENA_MAX: arenas } : process.env
+  const child = track(fork(join(here, 'broker.ts'), args, { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
   const ready = await waitMessage<{ port: number }>(child, (m) => m.type === 'ready', `${name} start`)
   let stopping = false
   let crashed: string | undefined
