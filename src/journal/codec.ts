@@ -36,27 +36,49 @@ function bumpMapCount(buf: Buffer, by: 1 | -1): void {
   else throw new Error('record is not a msgpack map')
 }
 
-// scratch for prev ‖ body: one sha256 call over one buffer, no Hash object per record
-let scratch = Buffer.allocUnsafeSlow(64 * 1024)
+/** What sealWith needs: the encoder, sha256, and a scratch buffer it may replace with a larger one. */
+export interface SealKit {
+  readonly pack: (value: unknown) => Buffer
+  readonly sha256Hex: (data: Uint8Array) => string
+  scratch: Buffer
+}
+
+/**
+ * Encodes a record (its last key must be `prev`, holding prevHex), chains it, returns the stored
+ * bytes and its hash. Self-contained (no closure over module scope): the journal's writer
+ * thread (writer.ts) evaluates its source text, so both threads seal records with this code.
+ */
+export function sealWith(kit: SealKit, record: Record<string, unknown>, prevHex: string): { bytes: Buffer; hash: string } {
+  let body = kit.pack(record)
+  // a fixmap of 15 cannot take one more entry in place: re-encode with room (map16)
+  if (body[0] === 0x8f) body = Buffer.concat([Buffer.from([0xde, 0, 15]), body.subarray(1)])
+  const need = 32 + body.length
+  if (kit.scratch.length < need) kit.scratch = Buffer.allocUnsafeSlow(need * 2)
+  // one sha256 call over prev ‖ body, no Hash object per record
+  kit.scratch.write(prevHex, 0, 32, 'hex')
+  body.copy(kit.scratch, 32)
+  const hash = kit.sha256Hex(kit.scratch.subarray(0, need))
+  // + fixstr "hash", str8 header (0xd9, 64), 64 hex chars
+  const bytes = Buffer.allocUnsafe(body.length + 7 + 64)
+  body.copy(bytes, 0)
+  let o = body.length
+  bytes[o++] = 0xa4; bytes[o++] = 0x68; bytes[o++] = 0x61; bytes[o++] = 0x73; bytes[o++] = 0x68
+  bytes[o++] = 0xd9; bytes[o++] = 64
+  bytes.write(hash, o, 'latin1')
+  // one entry more in the map header
+  const h = bytes[0]!
+  if (h >= 0x80 && h <= 0x8e) bytes[0] = h + 1
+  else if (h === 0xde) bytes.writeUInt16BE(bytes.readUInt16BE(1) + 1, 1)
+  else if (h === 0xdf) bytes.writeUInt32BE(bytes.readUInt32BE(1) + 1, 1)
+  else throw new Error('record is not a msgpack map')
+  return { bytes, hash }
+}
+
+const kit: SealKit = { pack: (v) => packr.pack(v), sha256Hex: (d) => oneShotHash('sha256', d, 'hex'), scratch: Buffer.allocUnsafeSlow(64 * 1024) }
 
 /** Encodes a record (without hash), chains it, returns the stored bytes and its hash. */
 export function sealRecord(record: Record<string, unknown>, prevHex: string): { bytes: Buffer; hash: string } {
-  let body = packr.pack(record)
-  // a fixmap of 15 cannot take one more entry in place: re-encode with room
-  if (body[0] === 0x8f) body = Buffer.concat([Buffer.from([0xde, 0, 15]), body.subarray(1)])
-  const need = 32 + body.length
-  if (scratch.length < need) scratch = Buffer.allocUnsafeSlow(need * 2)
-  scratch.write(prevHex, 0, 32, 'hex')
-  body.copy(scratch, 32)
-  const hash = oneShotHash('sha256', scratch.subarray(0, need), 'hex')
-  const bytes = Buffer.allocUnsafe(body.length + HASH_TAIL_BYTES)
-  body.copy(bytes, 0)
-  let o = body.length
-  HASH_KEY.copy(bytes, o); o += HASH_KEY.length
-  bytes[o++] = 0xd9; bytes[o++] = 64
-  bytes.write(hash, o, 'latin1')
-  bumpMapCount(bytes, 1)
-  return { bytes, hash }
+  return sealWith(kit, record, prevHex)
 }
 
 export interface OpenedRecord {

@@ -16,20 +16,24 @@ export interface DataEnv {
 
 const open_ = new Map<string, { root: RootDatabase; refs: number }>()
 
+/** The environment's options; a thread opening the same file must use the same (src/journal/writer.ts). */
+export function DATA_ENV_OPTIONS(mapSizeBytes?: number): { maxDbs: number; noSync: false; mapSize: number; compression: false } {
+  return {
+    maxDbs: 64,
+    // sync on commit: an acknowledged record survives power loss
+    noSync: false,
+    // commits are batched by lmdb-js (group commit), see PERFORMANCE-NOTES
+    mapSize: mapSizeBytes ?? 4 * 1024 ** 3,
+    compression: false,
+  }
+}
+
 export function openDataEnv(dataDir: string, opts: { mapSizeBytes?: number } = {}): DataEnv {
   const path = join(dataDir, 'state.lmdb')
   let e = open_.get(path)
   if (!e) {
     mkdirSync(dataDir, { recursive: true })
-    const root = open({
-      path,
-      maxDbs: 64,
-      // sync on commit: an acknowledged record survives power loss
-      noSync: false,
-      // commits are batched by lmdb-js (group commit), see PERFORMANCE-NOTES
-      mapSize: opts.mapSizeBytes ?? 4 * 1024 ** 3,
-      compression: false,
-    })
+    const root = open({ path, ...DATA_ENV_OPTIONS(opts.mapSizeBytes) })
     e = { root, refs: 0 }
     open_.set(path, e)
   }

@@ -1,0 +1,144 @@
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
+import { DATA_ENV_OPTIONS } from '../storage/env.js'
+import { sealWith } from './codec.js'
+
+/**
+ * The journal's writer thread: it encodes each record, computes the hash chain and puts the
+ * records into LMDB, one transaction per commit group, and answers once that transaction is
+ * committed and flushed. The event loop (lmdb.ts) keeps everything that decides: seqs, the
+ * disk bound, what to prune; it hands over each group's fields as they are. So a PUBACK still
+ * waits for the disk, while encoding, hashing and lmdb-js' per-put work — most of a record's
+ * cost — leave the thread that serves the clients.
+ *
+ * An eval'd script, like the verify pool's, so it runs the same under tsx, the tests and
+ * dist/: msgpackr and lmdb are required by resolved path (an eval'd worker resolves from the
+ * cwd), and records are sealed by codec.ts' own sealWith, embedded by its source text.
+ */
+const WORKER_SOURCE = (lmdbPath: string, msgpackrPath: string): string => `
+const { parentPort, workerData } = require('node:worker_threads')
+const { hash } = require('node:crypto')
+const { open } = require(${JSON.stringify(lmdbPath)})
+const { Packr } = require(${JSON.stringify(msgpackrPath)})
+const __name = (f) => f
+const sealWith = ${sealWith.toString()}
+const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+const kit = { pack: (v) => packr.pack(v), sha256Hex: (d) => hash('sha256', d, 'hex'), scratch: Buffer.allocUnsafeSlow(64 * 1024) }
+const root = open(workerData.env)
+const records = root.openDB({ name: 'journal', encoding: 'binary' })
+const meta = root.openDB({ name: 'journal-meta', encoding: 'msgpack' })
+const checkpoints = root.openDB({ name: 'journal-checkpoints', encoding: 'string' })
+const gw = workerData.gw
+let prev = workerData.prev
+let bytes = workerData.bytes
+parentPort.on('message', (m) => {
+  if (m.close) { root.close().then(() => parentPort.postMessage({ closed: true })); return }
+  try {
+    for (const k of m.removes) records.remove(k)
+    bytes -= m.removedBytes
+    // checkpoints of pruned records go with them (the anchor keeps the chain checkable)
+    if (m.removes.length) for (const k of checkpoints.getKeys({ end: m.firstKept })) checkpoints.remove(k)
+    const payloads = m.payloads && Buffer.from(m.payloads.buffer, m.payloads.byteOffset, m.payloads.byteLength)
+    let last
+    for (let i = 0; i < m.recs.length; i++) {
+      const r = m.recs[i]
+      const rec = { seq: m.first + i, ts: m.ts[i], gw }
+      for (const k in r) rec[k] = r[k]
+      // payloads travel in one buffer: [offset, length] stands in for each
+      if (r.payload !== undefined) rec.payload = payloads.subarray(r.payload[0], r.payload[0] + r.payload[1])
+      rec.prev = prev
+      const s = sealWith(kit, rec, prev)
+      prev = s.hash
+      bytes += s.bytes.length
+      last = records.put(rec.seq, s.bytes)
+    }
+    const upTo = m.recs.length ? m.first + m.recs.length - 1 : m.committed
+    const size = meta.put('size', { bytes, seq: upTo })
+    if (m.anchor) meta.put('anchor', m.anchor)
+    const reply = { id: m.id, hash: prev, bytes }
+    ;(last ?? size).then(() => root.flushed).then(
+      () => parentPort.postMessage(reply),
+      (err) => parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) }),
+    )
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) })
+  }
+})
+`
+
+/** One commit group as the writer takes it. */
+export interface WriterGroup {
+  /** seq of recs[0]; the records are consecutive */
+  readonly first: number
+  readonly ts: readonly number[]
+  /** each record's fields after type (seq, ts, gw and prev are added by the writer); a payload is [offset, length] in `payloads` */
+  readonly recs: readonly Record<string, unknown>[]
+  /** the group's payload bytes back to back; its ArrayBuffer is the group's own (moved to the writer) */
+  readonly payloads?: Uint8Array
+  readonly removes: readonly number[]
+  /** bytes of the removed records */
+  readonly removedBytes: number
+  /** the first record kept: checkpoints before it go with the removed records */
+  readonly firstKept: number
+  /** committed seq, for the size record of a group that only removes */
+  readonly committed: number
+  readonly anchor?: unknown
+}
+
+/** What a committed group leaves: the chain's head and the record bytes held. */
+export interface WriterResult { readonly hash: string; readonly bytes: number }
+
+interface Pending { resolve(r: WriterResult): void; reject(err: Error): void }
+
+export class JournalWriter {
+  readonly #worker: Worker
+  readonly #pending = new Map<number, Pending>()
+  #next = 0
+  #failed?: Error
+
+  constructor(o: { path: string; gw: string; prevHash: string; bytes: number; mapSizeBytes?: number }) {
+    const req = createRequire(import.meta.url)
+    const source = WORKER_SOURCE(req.resolve('lmdb'), req.resolve('msgpackr'))
+    this.#worker = new Worker(source, { eval: true, name: 'edgewarden-journal', workerData: { env: { path: o.path, ...DATA_ENV_OPTIONS(o.mapSizeBytes) }, gw: o.gw, prev: o.prevHash, bytes: o.bytes } })
+    this.#worker.on('message', (m: { id: number; hash?: string; bytes?: number; error?: string }) => {
+      const p = this.#pending.get(m.id)
+      if (!p) return
+      this.#pending.delete(m.id)
+      if (m.error !== undefined) p.reject(new Error(m.error))
+      else p.resolve({ hash: m.hash!, bytes: m.bytes! })
+      if (this.#pending.size === 0) this.#worker.unref()
+    })
+    const die = (err: Error): void => {
+      this.#failed ??= err
+      for (const p of this.#pending.values()) p.reject(err)
+      this.#pending.clear()
+    }
+    this.#worker.on('error', die)
+    this.#worker.on('exit', (code) => die(new Error(`journal writer exited (${code})`)))
+    this.#worker.unref()
+  }
+
+  /** Seals and writes one group; resolves once its transaction is on disk. */
+  write(g: WriterGroup): Promise<WriterResult> {
+    if (this.#failed) return Promise.reject(this.#failed)
+    const id = this.#next++
+    return new Promise<WriterResult>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject })
+      this.#worker.ref()
+      this.#worker.postMessage({ id, ...g }, g.payloads ? [g.payloads.buffer as ArrayBuffer] : [])
+    })
+  }
+
+  async close(): Promise<void> {
+    if (!this.#failed) {
+      this.#worker.ref()
+      await new Promise<void>((resolve) => {
+        const done = (): void => resolve()
+        this.#worker.once('message', done)
+        this.#worker.once('exit', done)
+        this.#worker.postMessage({ close: true })
+      })
+    }
+    await this.#worker.terminate()
+  }
+}
