@@ -18,12 +18,14 @@ export async function createJournal(config: Config, o: { logger: Logger; clock: 
   const sealer = j.recordPayloads === 'sealed' ? await loadSealer(config.masking.sealTo) : undefined
   // the gateway's checkpoint key is created on first start, with the journal
   await ensureGatewayKey(config.gateway.dataDir)
-  return new LmdbJournal({
+  const journal = new LmdbJournal({
     dataDir: config.gateway.dataDir, gw: config.gateway.id,
     maxBytes: j.maxBytes, retainShippedDays: j.retainShippedDays, onFull: j.onFull,
     recordPayloads: j.recordPayloads, commitDelayMs: j.commitDelayMs,
     sealer, logger: o.logger.child({ stage: 'journal' }), clock: o.clock,
   })
+  journal.warm()
+  return journal
 }
 
 /** The audit shipper over an upstream link, signing checkpoints with the data dir's gateway key. */

@@ -290,6 +290,11 @@ export class LmdbJournal implements Journal {
     g.recs.push(rec)
   }
 
+  /** Starts the writer thread now rather than at the first commit (the gateway does, at start: a one-time isolate, not the first clients' wait). */
+  warm(): JournalWriter {
+    return (this.#writer ??= new JournalWriter({ path: this.#env.path, gw: this.#o.gw, prevHash: this.#lastHash, bytes: this.#exact }))
+  }
+
   #startGroup(): Group {
     let resolve!: () => void
     let reject!: (err: Error) => void
@@ -315,9 +320,9 @@ export class LmdbJournal implements Journal {
     const upTo = g.recs.length ? g.first + g.recs.length - 1 : this.#committedSeq
     const anchor = this.#anchorDirty ? this.#anchor : undefined
     this.#anchorDirty = false
-    this.#writer ??= new JournalWriter({ path: this.#env.path, gw: this.#o.gw, prevHash: this.#lastHash, bytes: this.#exact })
+    const writer = this.warm()
     const payloads = g.payloads?.subarray(0, g.payloadBytes)
-    const committed = this.#writer.write({ first: g.first, ts: g.ts, recs: g.recs, payloads, removes: g.removes, removedBytes: g.removedBytes, firstKept: this.#firstSeq, committed: this.#committedSeq, anchor })
+    const committed = writer.write({ first: g.first, ts: g.ts, recs: g.recs, payloads, removes: g.removes, removedBytes: g.removedBytes, firstKept: this.#firstSeq, committed: this.#committedSeq, anchor })
     this.#lastDone = committed.then((r) => {
       if (upTo > this.#committedSeq) this.#committedSeq = upTo
       this.#lastHash = r.hash
