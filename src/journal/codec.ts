@@ -25,7 +25,7 @@ export function chainHash(prevHex: string, body: Uint8Array): string {
 }
 
 /** Adds 1 (or -1) to the entry count of the msgpack map header at the start of buf, in place. */
-function bumpMapCount(buf: Buffer, by: 1 | -1): void {
+export function bumpMapCount(buf: Buffer, by: 1 | -1): void {
   const b = buf[0]!
   if (b >= 0x80 && b <= 0x8f) {
     const n = (b & 0x0f) + by
@@ -45,8 +45,8 @@ export interface SealKit {
 
 /**
  * Encodes a record (its last key must be `prev`, holding prevHex), chains it, returns the stored
- * bytes and its hash. Self-contained (no closure over module scope): the journal's writer
- * thread (writer.ts) evaluates its source text, so both threads seal records with this code.
+ * bytes and its hash. Self-contained but for bumpMapCount: the journal's writer thread
+ * (writer.ts) evaluates the source text of both, so both threads seal records with this code.
  */
 export function sealWith(kit: SealKit, record: Record<string, unknown>, prevHex: string): { bytes: Buffer; hash: string } {
   let body = kit.pack(record)
@@ -65,12 +65,7 @@ export function sealWith(kit: SealKit, record: Record<string, unknown>, prevHex:
   bytes[o++] = 0xa4; bytes[o++] = 0x68; bytes[o++] = 0x61; bytes[o++] = 0x73; bytes[o++] = 0x68
   bytes[o++] = 0xd9; bytes[o++] = 64
   bytes.write(hash, o, 'latin1')
-  // one entry more in the map header
-  const h = bytes[0]!
-  if (h >= 0x80 && h <= 0x8e) bytes[0] = h + 1
-  else if (h === 0xde) bytes.writeUInt16BE(bytes.readUInt16BE(1) + 1, 1)
-  else if (h === 0xdf) bytes.writeUInt32BE(bytes.readUInt32BE(1) + 1, 1)
-  else throw new Error('record is not a msgpack map')
+  bumpMapCount(bytes, 1)
   return { bytes, hash }
 }
 

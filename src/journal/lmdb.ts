@@ -97,11 +97,9 @@ export class LmdbJournal implements Journal {
   #lastHash: string
   #firstSeq: number
   #committedSeq: number
-  /** record bytes held, as far as this thread knows: the writer's exact figure plus estimates of what is not committed yet */
-  #bytes: number
-  /** the writer's exact figure as of its last commit */
+  /** record bytes held as of the writer's last commit (exact) */
   #exact: number
-  /** what uncommitted groups add (estimates) and remove */
+  /** what uncommitted groups add (estimated) and remove */
   #pendingDelta = 0
   #writer?: JournalWriter
   #groupsCommitted = 0
@@ -136,10 +134,9 @@ export class LmdbJournal implements Journal {
     this.#firstSeq = firstSeq(this.#dbs) ?? this.#lastSeq + 1
     this.#anchor = this.#dbs.meta.get('anchor') as Anchor | undefined
     this.#shipped = readShipped(this.#dbs)
-    this.#bytes = this.#countBytes()
-    this.#exact = this.#bytes
+    this.#exact = this.#countBytes()
     this.pruneExpired()
-    if (this.#bytes >= o.maxBytes && o.onFull === 'block') this.#makeRoom(0)
+    if (this.bytes >= o.maxBytes && o.onFull === 'block') this.#makeRoom(0)
     this.#retention = setInterval(() => this.pruneExpired(), 60_000)
     this.#retention.unref()
   }
@@ -154,7 +151,8 @@ export class LmdbJournal implements Journal {
   get shippedSeq(): number { return this.#shipped }
   /** commit groups written so far (each one LMDB transaction, or fewer when lmdb-js folds them) */
   get groupsCommitted(): number { return this.#groupsCommitted }
-  get bytes(): number { return this.#bytes }
+  /** record bytes held, as far as this thread knows: exact as of the last commit, estimated since */
+  get bytes(): number { return this.#exact + this.#pendingDelta }
   get dbs(): JournalDbs { return this.#dbs }
   get gw(): string { return this.#o.gw }
 
@@ -268,7 +266,6 @@ export class LmdbJournal implements Journal {
   /** The journal moves on to `seq`, and the record joins the open commit group. */
   #enqueue(seq: number, ts: number, rec: Record<string, unknown>, est: number): void {
     this.#lastSeq = seq
-    this.#bytes += est
     this.#pendingDelta += est
     const g = this.#group ?? this.#startGroup()
     if (g.recs.length === 0) g.first = seq
@@ -330,7 +327,6 @@ export class LmdbJournal implements Journal {
       // the exact size replaces this group's estimate
       this.#pendingDelta -= g.est - g.removedBytes
       this.#exact = r.bytes
-      this.#bytes = this.#exact + this.#pendingDelta
       // written by the other thread: this thread's next read starts a fresh snapshot
       this.#env.root.resetReadTxn()
       g.resolve()
@@ -357,7 +353,6 @@ export class LmdbJournal implements Journal {
   #remove(seq: number, b: Buffer | undefined): void {
     const g = this.#group ?? this.#startGroup()
     if (b) {
-      this.#bytes -= b.length
       this.#pendingDelta -= b.length
       g.removedBytes += b.length
       this.#anchor = { seq, hash: storedHash(b) }
@@ -371,7 +366,7 @@ export class LmdbJournal implements Journal {
   #deleteOldest(target: number, limit: number): number {
     let n = 0
     const end = Math.min(limit, this.#committedSeq)
-    while (this.#bytes > target && this.#firstSeq <= end) {
+    while (this.bytes > target && this.#firstSeq <= end) {
       this.#remove(this.#firstSeq, this.#dbs.records.getBinary(this.#firstSeq))
       n++
     }
@@ -379,11 +374,11 @@ export class LmdbJournal implements Journal {
   }
 
   #makeRoom(size: number): 'ok' | 'refuse' {
-    if (this.#writable && this.#bytes + size <= this.#o.maxBytes) return 'ok'
+    if (this.#writable && this.bytes + size <= this.#o.maxBytes) return 'ok'
     // shipped records go first
-    if (this.#bytes + size > this.#lowWater) this.#deleteOldest(this.#lowWater - size, this.#shipped)
-    if (this.#bytes + size <= this.#o.maxBytes) {
-      if (!this.#writable && this.#bytes <= this.#lowWater) this.#unblock()
+    if (this.bytes + size > this.#lowWater) this.#deleteOldest(this.#lowWater - size, this.#shipped)
+    if (this.bytes + size <= this.#o.maxBytes) {
+      if (!this.#writable && this.bytes <= this.#lowWater) this.#unblock()
       if (this.#writable) return 'ok'
     }
     if (this.#o.onFull === 'drop-oldest') {
@@ -395,14 +390,14 @@ export class LmdbJournal implements Journal {
     }
     if (this.#writable) {
       this.#writable = false
-      this.#o.logger?.error({ event: 'journal_full', bytes: this.#bytes, maxBytes: this.#o.maxBytes }, 'journal full of unshipped records: refusing publishes (journal.onFull: block)')
+      this.#o.logger?.error({ event: 'journal_full', bytes: this.bytes, maxBytes: this.#o.maxBytes }, 'journal full of unshipped records: refusing publishes (journal.onFull: block)')
     }
-    return this.#bytes + size <= this.#hardLimit ? 'ok' : 'refuse'
+    return this.bytes + size <= this.#hardLimit ? 'ok' : 'refuse'
   }
 
   #unblock(): void {
     this.#writable = true
-    this.#o.logger?.warn({ event: 'journal_writable', bytes: this.#bytes }, 'journal has room again: accepting publishes')
+    this.#o.logger?.warn({ event: 'journal_writable', bytes: this.bytes }, 'journal has room again: accepting publishes')
     if (this.#lost > 0) {
       const n = this.#lost
       this.#lost = 0

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import { DATA_ENV_OPTIONS } from '../storage/env.js'
-import { sealWith } from './codec.js'
+import { bumpMapCount, sealWith } from './codec.js'
 
 /**
  * The journal's writer thread: it encodes each record, computes the hash chain and puts the
@@ -13,7 +13,7 @@ import { sealWith } from './codec.js'
  *
  * An eval'd script, like the verify pool's, so it runs the same under tsx, the tests and
  * dist/: msgpackr and lmdb are required by resolved path (an eval'd worker resolves from the
- * cwd), and records are sealed by codec.ts' own sealWith, embedded by its source text.
+ * cwd), and records are sealed by codec.ts' own sealWith (and bumpMapCount), embedded by source text.
  */
 const WORKER_SOURCE = (lmdbPath: string, msgpackrPath: string): string => `
 const { parentPort, workerData } = require('node:worker_threads')
@@ -21,6 +21,7 @@ const { hash } = require('node:crypto')
 const { open } = require(${JSON.stringify(lmdbPath)})
 const { Packr } = require(${JSON.stringify(msgpackrPath)})
 const __name = (f) => f
+const bumpMapCount = ${bumpMapCount.toString()}
 const sealWith = ${sealWith.toString()}
 const packr = new Packr({ useRecords: false, mapsAsObjects: true })
 const kit = { pack: (v) => packr.pack(v), sha256Hex: (d) => hash('sha256', d, 'hex'), scratch: Buffer.allocUnsafeSlow(64 * 1024) }
