@@ -53,9 +53,8 @@ function policyFiles(feature: Feature, on: boolean): Record<string, string> {
 async function gatewayChild(feature: Feature, on: boolean, dataDir: string, policies: string): Promise<void> {
   const { createGateway } = await import('../src/index.js')
   const { silentLogger } = await import('../src/logger.js')
-  const { MemoryJournal } = await import('../src/journal/memory.js')
-  // journal off: acknowledges at once and keeps nothing (MemoryJournal would grow with the run)
-  const journal = feature === 'journal' && !on ? Object.assign(new MemoryJournal(), { append: () => Promise.resolve(0), record: () => {} }) : undefined
+  const { nullJournal } = await import('./lib/null-journal.js')
+  const journal = feature === 'journal' && !on ? nullJournal() : undefined
   const gw = await createGateway({
     env: {}, cwd: dataDir,
     overrides: {

@@ -26,9 +26,8 @@ const arg = (name: string, def: number): number => {
 async function gatewayChild(mode: string, dataDir: string): Promise<void> {
   const { createGateway } = await import('../src/index.js')
   const { silentLogger } = await import('../src/logger.js')
-  const { MemoryJournal } = await import('../src/journal/memory.js')
-  // MemoryJournal keeps everything: a counting no-op keeps the baseline's memory flat
-  const journal = mode === 'memory' ? Object.assign(new MemoryJournal(), { append: () => Promise.resolve(0), record: () => {} }) : undefined
+  const { nullJournal } = await import('./lib/null-journal.js')
+  const journal = mode === 'memory' ? nullJournal() : undefined
   const gw = await createGateway({
     env: {}, cwd: dataDir,
     overrides: {
