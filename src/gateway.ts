@@ -17,7 +17,7 @@ import type { AuthFailure, AuthResult, Identity } from './identity/types.js'
 import { journalUsername } from './identity/username.js'
 import { MAX_CLIENT_ID, oversizedConnect } from './identity/connect-size.js'
 import { RecordLimiter } from './listeners/record-limiter.js'
-import { Admission, createListener, PacketSizeGuard, type ConnectionMeta, type Listener, type RefusalReason } from './listeners/index.js'
+import { Admission, createListener, ParserGuard, type ConnectionMeta, type GuardableParser, type Listener, type RefusalReason } from './listeners/index.js'
 import { createAedes } from './broker/create.js'
 import type { ClusterGate } from './broker/cluster.js'
 import { DeliveryLimits, type SlowInfo } from './broker/delivery-limits.js'
@@ -103,6 +103,10 @@ export class GatewayCore {
   readonly #sessions = new WeakMap<Client, Session>()
   readonly #pending = new WeakMap<Client, Pending>()
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
+  /** limits.maxPacketBytes in front of every connection's parser (a number on the parser, no closure) */
+  readonly #packetSize: ParserGuard
+  /** every stream's one close listener, shared: `this` is the stream, Aedes set `stream.client` */
+  readonly #onClose: (this: Duplex) => void
   #policy: PolicyEngine
   #closing = false
   readonly #maskCounters = new Map<string, { inc(): void }>()
@@ -152,6 +156,9 @@ export class GatewayCore {
       onRefused: (meta: ConnectionMeta, reason: RefusalReason, detail?: string) => this.#onRefused(meta, reason, detail),
     }
     this.listeners = config.listeners.map((l) => createListener(l, deps))
+    this.#packetSize = new ParserGuard(config.limits.maxPacketBytes, (parser) => this.#packetTooLarge(parser))
+    const core = this
+    this.#onClose = function (this: Duplex): void { core.#onStreamClose((this as Duplex & { client: Client }).client) }
   }
 
   /** Swaps the compiled policy atomically (hot reload, fleet bundle). */
@@ -197,10 +204,14 @@ export class GatewayCore {
     this.#meta.set(stream, meta)
     this.p.metrics.connections.inc()
     const client = this.aedes.handle(stream)
-    this.#delivery.attach(client)
-    // one close listener for all of the gateway's per-connection state: each `once` costs a closure, a wrapper and a bound function per idle connection
-    stream.on('close', () => this.#onStreamClose(client))
-    this.#guardPacketSize(client, stream, meta)
+    // one shared close listener for all of the gateway's per-connection state: each `once` or
+    // arrow costs a closure (and a wrapper) per idle connection; Aedes' Client set stream.client
+    stream.on('close', this.#onClose)
+    // Aedes has no packet size limit: watch fixed headers before its parser buffers a body
+    const parser = (client as unknown as { _parser?: GuardableParser })._parser
+    if (parser) this.#packetSize.install(parser)
+    // the delivery bound is attached at the first SUBSCRIBE (or CONNECT of a persistent
+    // session, which may restore subscriptions): a publish-only device never needs it
   }
 
   #onStreamClose(client: Client): void {
@@ -212,21 +223,17 @@ export class GatewayCore {
     if (s) this.#disarm(client, s)
   }
 
-  /** Aedes has no packet size limit: watch fixed headers before its parser buffers a body. */
-  #guardPacketSize(client: Client, stream: Duplex, meta: ConnectionMeta): void {
-    const parser = (client as unknown as { _parser?: { parse(buf: Buffer): number } })._parser
-    if (!parser) return
-    const guard = new PacketSizeGuard(this.p.config.limits.maxPacketBytes)
-    const parse = parser.parse.bind(parser)
-    parser.parse = (buf: Buffer): number => {
-      if (guard.feed(buf)) return parse(buf)
-      this.p.metrics.protocolErrors.inc({ reason: 'packet_too_large' })
-      const s = this.#sessions.get(client)
-      this.#limited.record('protocol_error\0' + meta.remoteAddress, 'packet_too_large', { type: 'protocol_error', reason: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, session: s?.id, clientId: s?.identity.clientId, sub: s?.identity.sub })
-      this.p.logger.warn({ event: 'packet_too_large', listener: meta.listener, remote: meta.remoteAddress, clientId: s?.identity.clientId, limit: guard.maxBytes }, 'closing connection: packet larger than limits.maxPacketBytes')
-      stream.destroy()
-      return 0
-    }
+  /** A fixed header declared more than limits.maxPacketBytes: journaled (rate-limited), the connection closed before its body is buffered. */
+  #packetTooLarge(parser: GuardableParser): void {
+    // Aedes' Client set parser.client; the client's conn is the stream it was handed
+    const client = (parser as GuardableParser & { client: Client }).client
+    const stream = client.conn as Duplex
+    const meta = this.#meta.get(stream)
+    this.p.metrics.protocolErrors.inc({ reason: 'packet_too_large' })
+    const s = this.#sessions.get(client)
+    this.#limited.record('protocol_error\0' + (meta?.remoteAddress ?? ''), 'packet_too_large', { type: 'protocol_error', reason: 'packet_too_large', listener: meta?.listener, remote: meta?.remoteAddress, session: s?.id, clientId: s?.identity.clientId, sub: s?.identity.sub })
+    this.p.logger.warn({ event: 'packet_too_large', listener: meta?.listener, remote: meta?.remoteAddress, clientId: s?.identity.clientId, limit: this.#packetSize.maxBytes }, 'closing connection: packet larger than limits.maxPacketBytes')
+    stream.destroy()
   }
 
   /** A subscriber that does not take its messages is disconnected (limits.slowConsumerTimeoutSec). */
@@ -330,6 +337,8 @@ export class GatewayCore {
       return done(Object.assign(new Error(down), { returnCode: 3 }), null)
     }
     if (pending.emptyClientId) (client as { id: string }).id = identity.clientId
+    // a persistent session may get its stored subscriptions back at this CONNECT: they capture the deliver functions
+    if (!pending.clean) this.#delivery.attach(client)
     const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now() }
     this.#sessions.set(client, session)
     this.#armExpiry(client, session)
@@ -473,6 +482,8 @@ export class GatewayCore {
       return cb(null, null)
     }
     const qos = Math.min(sub.qos, decision.maxQos ?? 2) as Subscription['qos']
+    // before Aedes reads client.deliverQoS / deliver0 for this subscription (idempotent)
+    this.#delivery.attach(client)
     this.p.metrics.subscribes.inc({ effect: 'allow' })
     this.#journal({ type: 'subscribe', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: sub.topic, qos, rule: decision.ruleId })
     // in place: Aedes persists packet.subscriptions (restored sessions), not the returned object.

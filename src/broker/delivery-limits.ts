@@ -72,8 +72,14 @@ export class DeliveryLimits {
     this.#slow = new Counter({ name: 'edgewarden_slow_consumers_disconnected_total', help: 'subscribers disconnected after limits.slowConsumerTimeoutSec over their delivery bound', registers: [o.registry] })
   }
 
-  /** Wraps a freshly handled client's deliver functions (before any SUBSCRIBE captures them); call detach once its connection closes. */
+  /**
+   * Wraps a client's deliver functions; call it before any subscription captures them (at its
+   * first SUBSCRIBE, or at CONNECT for a session whose subscriptions may be restored), and
+   * detach once its connection closes. A client that never subscribes is never wrapped: its
+   * two closures and its state are not kept per idle connection. Calling it again is a no-op.
+   */
   attach(client: Client): void {
+    if (this.#states.has(client)) return
     const c = client as unknown as Wrappable
     const orig0 = c.deliver0
     const origQ = c.deliverQoS
@@ -115,10 +121,10 @@ export class DeliveryLimits {
     st.timer = undefined
   }
 
-  /** What a client has not taken yet, and what it lost (admin API, tests). */
-  backlog(client: Client): SlowInfo | undefined {
+  /** What a client has not taken yet, and what it lost (admin API, tests); nothing for one not attached (it never subscribed). */
+  backlog(client: Client): SlowInfo {
     const st = this.#states.get(client)
-    return st && info(st)
+    return st ? info(st) : NOTHING
   }
 
   /**
@@ -180,6 +186,8 @@ export class DeliveryLimits {
     this.#pending.clear()
   }
 }
+
+const NOTHING: SlowInfo = Object.freeze({ queued: 0, queuedBytes: 0, dropped: 0, stored: 0 })
 
 function info(st: State): SlowInfo {
   return { queued: st.count, queuedBytes: st.bytes, dropped: st.dropped, stored: st.stored }

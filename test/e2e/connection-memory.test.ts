@@ -29,3 +29,35 @@ t.test('the connections gauge follows the one close listener per connection', as
   while ((await gauge()) !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
   t.equal(await gauge(), 0, 'back to 0 once the sockets closed')
 })
+
+t.test('the delivery bound wraps a client at its first SUBSCRIBE, or at CONNECT for a persistent session, not before', async (t) => {
+  const g = await startGateway(t)
+  const delivers = (c: Client): { deliver0: unknown; deliverQoS: unknown } => c as unknown as { deliver0: unknown; deliverQoS: unknown }
+  const idle = await connect(t, g.url('mqtt'), { clientId: 'wrap-idle', password: await g.token({ sub: 'wrap-idle' }) })
+  const client = await waitFor(() => clientOf(g, 'wrap-idle'), 2000, 'client registered')
+  const own = { ...delivers(client) }
+  t.match(String(own.deliver0), /deliverQoS0/, 'a publish-only connection keeps Aedes\' own deliver functions')
+  await idle.subscribeAsync('site/wrap/#', { qos: 1 })
+  t.not(delivers(client).deliver0, own.deliver0, 'wrapped at SUBSCRIBE')
+  t.not(delivers(client).deliverQoS, own.deliverQoS)
+  const sub = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions['site/wrap/#']
+  t.ok(sub, 'the subscription is in place')
+  // the subscription captured the wrapper: a message routed to it is counted by the bound
+  const pub = await connect(t, g.url('mqtt'), { clientId: 'wrap-pub', password: await g.token({ sub: 'wrap-pub' }) })
+  const got = new Promise<string>((resolve) => idle.once('message', (_topic, payload) => resolve(payload.toString())))
+  await pub.publishAsync('site/wrap/x', 'hello', { qos: 1 })
+  t.equal(await got, 'hello')
+  // counted by the wrapper until the subscriber's PUBACK, then taken
+  await waitFor(() => g.gw.core.deliveryBacklog('wrap-idle')?.queued === 0 || undefined, 2000, 'delivery completed')
+  t.same(g.gw.core.deliveryBacklog('wrap-idle'), { queued: 0, queuedBytes: 0, dropped: 0, stored: 0 }, 'taken, nothing left')
+  // a persistent session: wrapped at CONNECT, before Aedes restores its subscriptions
+  const persistent = await connect(t, g.url('mqtt'), { clientId: 'wrap-keep', clean: false, password: await g.token({ sub: 'wrap-keep' }) })
+  const kept = await waitFor(() => clientOf(g, 'wrap-keep'), 2000, 'client registered')
+  t.notMatch(String(delivers(kept).deliver0), /deliverQoS0/, 'wrapped at CONNECT')
+  persistent.end(true)
+  // an unsubscribed connection's backlog reads as nothing queued, as before
+  const other = await connect(t, g.url('mqtt'), { clientId: 'wrap-none', password: await g.token({ sub: 'wrap-none' }) })
+  await waitFor(() => clientOf(g, 'wrap-none'), 2000, 'client registered')
+  t.same(g.gw.core.deliveryBacklog('wrap-none'), { queued: 0, queuedBytes: 0, dropped: 0, stored: 0 })
+  other.end(true)
+})

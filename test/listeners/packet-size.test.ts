@@ -51,3 +51,30 @@ t.test('zero-length packets and bodies split anywhere', async (t) => {
   t.equal(g.feed(Buffer.alloc(14)), true)
   t.equal(g.feed(Buffer.from([0x30, 0x0f])), false, '17 bytes total')
 })
+
+t.test('ParserGuard: one shared parse function, the state a number on each parser', async (t) => {
+  const { ParserGuard } = await import('../../src/listeners/packet-size.js')
+  const refused: unknown[] = []
+  const guard = new ParserGuard(64, (p) => refused.push(p))
+  const a = mqttPacket.parser()
+  const b = mqttPacket.parser()
+  guard.install(a)
+  guard.install(b)
+  guard.install(a)
+  t.equal(a.parse, b.parse, 'the same function on every parser')
+  t.equal(Object.getOwnPropertySymbols(a).length, Object.getOwnPropertySymbols(mqttPacket.parser()).length + 1, 'one state field')
+  const packets: string[] = []
+  a.on('packet', (p: { cmd: string }) => packets.push(p.cmd))
+  const ok = publish(10)
+  // split across calls: the state carries over
+  a.parse(ok.subarray(0, 3))
+  a.parse(ok.subarray(3))
+  t.same(packets, ['publish'], 'a packet under the limit is parsed, installed twice or not')
+  t.same(refused, [])
+  b.on('packet', (p: { cmd: string }) => packets.push(p.cmd))
+  t.equal(b.parse(publish(100)), 0, 'an oversized chunk is not parsed')
+  t.same(refused, [b], 'the parser whose stream sent it is reported')
+  t.equal(packets.length, 1)
+  a.parse(ok)
+  t.same(packets, ['publish', 'publish'], 'the other parser is not affected')
+})
