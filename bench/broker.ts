@@ -7,7 +7,7 @@
  */
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { writeFileSync } from 'node:fs'
-import { writeHeapSnapshot } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { pathToFileURL } from 'node:url'
 import { Session } from 'node:inspector/promises'
 import { Aedes } from 'aedes'
@@ -73,7 +73,10 @@ async function main(): Promise<void> {
       // two passes: the first may only schedule finalizers
       gc?.(); gc?.()
       const u = process.memoryUsage()
-      send({ type: 'mem', rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers })
+      // the young generation's committed size: V8 grows and shrinks it with recent allocation, a
+      // main source of run-to-run swing in RSS per idle connection (bench/README.md, idle)
+      const newSpace = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size
+      send({ type: 'mem', rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, newSpace })
     } else if (m.type === 'heap-snapshot') {
       gc?.(); gc?.()
       send({ type: 'heap-snapshot', file: writeHeapSnapshot(m.file) })

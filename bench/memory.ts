@@ -1,5 +1,5 @@
 /**
- * `node --expose-gc --import tsx bench/memory.ts gateway|aedes [--idle 2000] [--churn ROUNDS] [--src DIR] [--snap PREFIX]`
+ * `node --expose-gc --import tsx bench/memory.ts gateway|aedes [--idle 2000] [--warmup 200] [--churn ROUNDS] [--src DIR] [--snap PREFIX]`
  *
  * Memory of one broker in this process (the load generator, bench/load.ts, in a child), for
  * what `npm run bench` cannot show: V8's spaces before and after N idle authenticated
@@ -7,7 +7,9 @@
  * the heap after GC over more churn rounds than run.ts's five (4,000 reconnects of the same
  * 4,000 clientIds per round, fresh tokens), to see it level off once bounded caches are full.
  * `--src`: another src/ (e.g. a `git archive` of a commit) for a same-window A/B; `--snap`:
- * heap snapshots before/after the idle connections (bench/heap-diff.ts --owners).
+ * heap snapshots before/after the idle connections (bench/heap-diff.ts --owners). `--warmup`:
+ * connects of their own clientIds before the first sample, as run.ts's idle scenario does
+ * (mqtt-packet's 6 MiB number cache, compiled code: one-time costs, not per connection).
  */
 import { fork } from 'node:child_process'
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -21,6 +23,7 @@ const arg = (flag: string): string | undefined => (process.argv.includes(flag) ?
 const kind = process.argv[2] === 'aedes' ? 'aedes' : 'gateway'
 const src = resolve(arg('--src') ?? fileURLToPath(new URL('../src', import.meta.url)))
 const idleCount = Number(arg('--idle') ?? 2000)
+const warmup = Number(arg('--warmup') ?? 200)
 const churnRounds = arg('--churn') !== undefined ? Number(arg('--churn')) : 0
 const snap = arg('--snap')
 const gc = (globalThis as { gc?: () => void }).gc
@@ -80,6 +83,7 @@ if (churnRounds > 0) {
   }
   console.log(`${kind} churn, heap after GC per round of 4,000 connects (MiB): ${heap.join(' → ')}`)
 } else {
+  if (warmup > 0) await run({ kind: 'connects', count: warmup, warmup: 0, concurrency: 16, tag: 'w' })
   await sleep(500)
   const a = mem()
   if (snap) writeHeapSnapshot(`${snap}-before.heapsnapshot`)

@@ -39,7 +39,10 @@ if (flag('help')) {
   --ref REF    benchmark the gateway's src/ as committed at REF (e.g. HEAD), not the working tree
   --readme     write this run's figures into bench/README.md (between the figures markers)
   --profile    CPU-profile the node brokers during each scenario (not idle); profiles in
-               bench/results/prof/, summarized by: npx tsx bench/profile.ts FILE.cpuprofile [--per OPS]`)
+               bench/results/prof/, summarized by: npx tsx bench/profile.ts FILE.cpuprofile [--per OPS]
+  --draws N    idle: N draws per broker, each on a fresh broker, brokers in turn (default 5, --quick 3)
+  --idle-samples MS,MS…  idle: when to sample after the warm-up and after the last connection opened
+               (default 1500,6000,10000; the last of each counts)`)
   process.exit(0)
 }
 const quick = flag('quick')
@@ -62,6 +65,17 @@ const CHURN_ROUNDS = 8
 /** growth is counted from the end of this round: the bounded caches (verified tokens 10,000, inventory 2,048) are full by then */
 const CHURN_STEADY_FROM = 3
 const IDLE = 2000
+/** idle: draws per broker (a fresh broker each), brokers interleaved so a change in machine load hits all of them */
+const IDLE_DRAWS = Number(option('draws') ?? (quick ? 3 : 5))
+/** idle: connects (their own clientIds) before the first sample, so one-time costs are not spread over the 2,000 */
+const IDLE_WARMUP = 200
+/**
+ * idle: samples after GC, in ms after the warm-up and after the last connection opened; each
+ * phase's last sample counts. V8's memory reducer shrinks the young generation (32 → 1 MiB
+ * committed, ~16 KiB "per connection" at 2,000) some 5–8 s after allocation calms down: the
+ * last sample comes after it on both sides, so neither side of the difference carries it.
+ */
+const IDLE_SAMPLES_MS = (option('idle-samples') ?? '1500,6000,10000').split(',').map(Number)
 const PAYLOAD = 64
 const LAT_RATE = 2000
 
@@ -75,13 +89,15 @@ interface Broker {
   /** set when the broker process died on its own during the scenario */
   readonly crashed: () => string | undefined
   /** memory after a full GC (node brokers); RSS only for Mosquitto */
-  mem(): Promise<{ rss: number; rssAnon: number; heapUsed?: number; heapTotal?: number; external?: number }>
+  mem(): Promise<Mem>
   /** node brokers: a heap snapshot (after GC) written to `file` */
   heapSnapshot?(file: string): Promise<void>
   /** node brokers: CPU profile of what runs until the returned function is called */
   profile?(): Promise<(file: string) => Promise<void>>
   stop(): Promise<void>
 }
+
+interface Mem { rss: number; rssAnon: number; heapUsed?: number; heapTotal?: number; external?: number; newSpace?: number }
 
 const TSX = ['--import', 'tsx']
 
@@ -170,10 +186,10 @@ async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
     name, pid: child.pid!, port: ready.port, jwk, crashed: () => crashed,
     async mem() {
       if (!child.connected) throw new Error(`${name} is gone`)
-      const m = waitMessage<{ heapUsed: number; heapTotal: number; external: number }>(child, (x) => x.type === 'mem', `${name} mem`)
+      const m = waitMessage<{ heapUsed: number; heapTotal: number; external: number; newSpace?: number }>(child, (x) => x.type === 'mem', `${name} mem`)
       child.send({ type: 'mem' })
-      const { heapUsed, heapTotal, external } = await m
-      return { rss: rssBytes(child.pid!), rssAnon: rssAnonBytes(child.pid!), heapUsed, heapTotal, external }
+      const { heapUsed, heapTotal, external, newSpace } = await m
+      return { rss: rssBytes(child.pid!), rssAnon: rssAnonBytes(child.pid!), heapUsed, heapTotal, external, newSpace }
     },
     async heapSnapshot(file: string) {
       const done = waitMessage(child, (x) => x.type === 'heap-snapshot', `${name} heap snapshot`, 120_000)
@@ -334,28 +350,8 @@ async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Resu
       return load.run({ kind: 'fanout', ...common, subscribers: 50, warmupMs: P.warmupMs, measureMs: P.measureMs, payloadBytes: PAYLOAD })
     case 'latency':
       return load.run({ kind: 'latency', ...common, rate: LAT_RATE, warmupMs: P.latWarmupMs, measureMs: P.latMeasureMs, payloadBytes: PAYLOAD })
-    case 'idle': {
-      await sleep(500)
-      const before = await b.mem()
-      const snap = profile && b.heapSnapshot ? join(here, 'results', 'prof', `${b.name}-idle-${Date.now()}`) : undefined
-      if (snap) { mkdirSync(dirname(snap), { recursive: true }); await b.heapSnapshot!(`${snap}-before.heapsnapshot`) }
-      const r = await load.run<{ opened: number; failed: number }>({ kind: 'idle', ...common, count: IDLE, concurrency: 50 })
-      await sleep(1500)
-      const after = await b.mem()
-      if (snap) await b.heapSnapshot!(`${snap}-after.heapsnapshot`)
-      await load.release()
-      return {
-        ...r,
-        rssPerConnKiB: (after.rss - before.rss) / r.opened / 1024,
-        rssAnonPerConnKiB: (after.rssAnon - before.rssAnon) / r.opened / 1024,
-        heapPerConnKiB: before.heapUsed !== undefined ? (after.heapUsed! - before.heapUsed) / r.opened / 1024 : undefined,
-        // RSS = V8 heap reserved (heapTotal) + external buffers + native (libuv, sockets, malloc)
-        heapTotalPerConnKiB: before.heapTotal !== undefined ? (after.heapTotal! - before.heapTotal) / r.opened / 1024 : undefined,
-        externalPerConnKiB: before.external !== undefined ? (after.external! - before.external) / r.opened / 1024 : undefined,
-        rssBeforeMiB: before.rss / 2 ** 20,
-        rssAfterMiB: after.rss / 2 ** 20,
-      }
-    }
+    case 'idle':
+      return idleDraw(b, load)
     case 'slowsub': {
       const before = await b.mem()
       const r = await load.run<Result>({ kind: 'slowsub', ...common, publishers: 5, rate: 5000, payloadBytes: 1024, stallMs: P.stallMs, afterMs: 2000 })
@@ -379,6 +375,123 @@ async function runScenario(s: ScenarioName, b: Broker, load: Load): Promise<Resu
   }
 }
 
+// ---------------------------------------------------------------- idle: memory per connection
+
+/**
+ * One draw of the idle scenario on a fresh broker. Warm-up first: IDLE_WARMUP connects of
+ * their own clientIds, so what a broker pays once is not spread over the 2,000 — mqtt-packet's
+ * number cache (65,536 two-byte Buffers, ~6 MiB of heap, built at the first packet written:
+ * ~3 KiB "per connection" at 2,000, for Aedes and the gateway alike), compiled code, the
+ * gateway's verify worker's first batches. Then samples after GC: before, and IDLE_SAMPLES_MS
+ * after the last connection opened; the figure is the last one.
+ */
+async function idleDraw(b: Broker, load: Load, snap?: string): Promise<Result> {
+  const common = { port: b.port, brokerPid: b.pid, jwk: b.jwk }
+  /** samples after GC at IDLE_SAMPLES_MS from now */
+  const samples = async (): Promise<Mem[]> => {
+    const out: Mem[] = []
+    let waited = 0
+    for (const at of IDLE_SAMPLES_MS) {
+      await sleep(at - waited)
+      waited = at
+      out.push(await b.mem())
+    }
+    return out
+  }
+  await load.run({ kind: 'connects', ...common, count: IDLE_WARMUP, warmup: 0, concurrency: CONCURRENCY, tag: 'w' })
+  const before = (await samples()).at(-1)!
+  if (snap) await b.heapSnapshot!(`${snap}-before.heapsnapshot`)
+  const r = await load.run<{ opened: number; failed: number }>({ kind: 'idle', ...common, count: IDLE, concurrency: 50 })
+  const after = await samples()
+  if (snap) await b.heapSnapshot!(`${snap}-after.heapsnapshot`)
+  await load.release()
+  const last = after.at(-1)!
+  const per = (f: (m: Mem) => number | undefined, m = last): number | undefined => {
+    const x = f(before)
+    const y = f(m)
+    return x === undefined || y === undefined ? undefined : (y - x) / r.opened / 1024
+  }
+  return {
+    ...r,
+    rssPerConnKiB: per((m) => m.rss),
+    // without file-backed pages (LMDB's map, mapped code): what the process allocated
+    rssAnonPerConnKiB: per((m) => m.rssAnon),
+    // the first sample after opening (1.5 s): the burst's young generations (the main isolate's
+    // and the worker threads') still grown — what the single sample of earlier runs measured
+    rssBurstPerConnKiB: per((m) => m.rss, after[0]),
+    // every sample after opening: the young generation's shrink and late allocations show here
+    rssSeriesKiB: after.map((m) => per((x) => x.rss, m)!.toFixed(1)).join(' → '),
+    heapPerConnKiB: per((m) => m.heapUsed),
+    // RSS = V8 heap reserved (heapTotal) + external buffers + native (libuv, sockets, malloc)
+    heapTotalPerConnKiB: per((m) => m.heapTotal),
+    // the young generation's committed size, last sample minus before (MiB): not 0 means the
+    // memory reducer ran on one side only, and the figure carries up to ±16 KiB of it
+    newSpaceGrowthMiB: before.newSpace !== undefined ? (last.newSpace! - before.newSpace) / 2 ** 20 : undefined,
+    newSpaceMiB: before.newSpace !== undefined ? `${(before.newSpace / 2 ** 20).toFixed(0)} → ${after.map((m) => (m.newSpace! / 2 ** 20).toFixed(0)).join(' → ')}` : undefined,
+    externalPerConnKiB: per((m) => m.external),
+    rssBeforeMiB: before.rss / 2 ** 20,
+    rssAfterMiB: last.rss / 2 ** 20,
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
+/** Median, min and max of one idle figure over the draws, and the draws themselves. */
+function summarize(draws: Result[], key: string): Result {
+  const xs = draws.map((d) => d[key]).filter((x): x is number => typeof x === 'number')
+  if (xs.length === 0) return {}
+  return { [key]: median(xs), [`${key}Min`]: Math.min(...xs), [`${key}Max`]: Math.max(...xs), [`${key}Draws`]: xs.map((x) => x.toFixed(1)).join(' ') }
+}
+
+/**
+ * The idle scenario: IDLE_DRAWS draws per broker, each on a fresh broker, the brokers in turn
+ * (aedes, gateway, mosquitto, aedes, …) so that a change in machine load over the minutes
+ * falls on all of them alike. One draw swings by several KiB (young generation resized,
+ * malloc keeping or returning pages): the figure is the median, shown with the range.
+ */
+async function runIdle(names: BrokerName[], load: () => Promise<Load>): Promise<Partial<Record<BrokerName, Result>>> {
+  const draws = new Map<BrokerName, Result[]>(names.map((n) => [n, []]))
+  const errors = new Map<BrokerName, string>()
+  for (let d = 0; d < IDLE_DRAWS; d++) {
+    for (const name of names) {
+      const b = await startBroker(name, 'idle')
+      // --profile: heap snapshots around the first draw (bench/heap-diff.ts)
+      const snap = profile && d === 0 && b.heapSnapshot ? join(here, 'results', 'prof', `${b.name}-idle-${Date.now()}`) : undefined
+      if (snap) mkdirSync(dirname(snap), { recursive: true })
+      let r: Result
+      try {
+        r = await idleDraw(b, await load(), snap)
+      } catch (err) {
+        r = { error: (err as Error).message }
+      }
+      const crash = b.crashed()
+      await b.stop()
+      if (crash || r.error) errors.set(name, crash ?? String(r.error))
+      else draws.get(name)!.push(r)
+      console.log(`  idle     ${name.padEnd(9)} draw ${d + 1}/${IDLE_DRAWS}: ${r.error ? `error: ${String(r.error)}` : `RSS ${(r.rssPerConnKiB as number).toFixed(1)} KiB (anonymous ${(r.rssAnonPerConnKiB as number).toFixed(1)}; at ${IDLE_SAMPLES_MS.map((ms) => ms / 1000).join(', ')} s: ${String(r.rssSeriesKiB)})${r.heapPerConnKiB !== undefined ? `, heap ${(r.heapPerConnKiB as number).toFixed(1)}, new space ${String(r.newSpaceMiB)} MiB` : ''}`}`)
+    }
+  }
+  const out: Partial<Record<BrokerName, Result>> = {}
+  for (const name of names) {
+    const ds = draws.get(name)!
+    if (ds.length === 0) { out[name] = { error: errors.get(name) ?? 'no draw' }; continue }
+    out[name] = {
+      draws: ds.length,
+      ...(errors.has(name) ? { error: `${IDLE_DRAWS - ds.length} of ${IDLE_DRAWS} draws failed: ${errors.get(name)}` } : {}),
+      ...summarize(ds, 'rssPerConnKiB'),
+      ...summarize(ds, 'rssAnonPerConnKiB'),
+      ...summarize(ds, 'rssBurstPerConnKiB'),
+      ...summarize(ds, 'heapPerConnKiB'),
+      ...summarize(ds, 'heapTotalPerConnKiB'),
+      ...summarize(ds, 'newSpaceGrowthMiB'),
+    }
+  }
+  return out
+}
+
 // ---------------------------------------------------------------- report
 
 const LABEL: Record<ScenarioName, string> = {
@@ -389,7 +502,7 @@ const LABEL: Record<ScenarioName, string> = {
   fanin1: 'QoS 1 fan-in 20 → 1, msgs/s',
   fanout: 'fan-out 1 → 50, deliveries/s',
   latency: 'latency @ 2,000 msg/s',
-  idle: 'RSS per idle connection (2,000)',
+  idle: 'RSS per idle connection (2,000), settled; median (range) of the draws',
   storm: 'latency @ 2,000 msg/s during a connect storm',
   slowsub: 'one subscriber stops reading (5,000 msg/s of 1 KiB)',
 }
@@ -401,10 +514,14 @@ const ms = (n: number | undefined): string => (n === undefined || Number.isNaN(n
 
 function cell(s: ScenarioName, r: Result | undefined): string {
   if (!r) return '—'
-  if (r.error) return `error: ${String(r.error)}`
+  // idle: a failed draw is reported beside the median of the others
+  if (r.error && !(s === 'idle' && typeof r.rssPerConnKiB === 'number')) return `error: ${String(r.error)}`
   switch (s) {
     case 'latency': case 'storm': return `${ms(r.p50 as number)} / ${ms(r.p99 as number)} / ${ms(r.max as number)}`
-    case 'idle': return `${(r.rssPerConnKiB as number).toFixed(1)} KiB`
+    case 'idle': {
+      const f = (k: string): string => `${(r[k] as number).toFixed(1)} (${(r[`${k}Min`] as number).toFixed(1)}–${(r[`${k}Max`] as number).toFixed(1)})`
+      return `${f('rssPerConnKiB')} KiB, anonymous ${f('rssAnonPerConnKiB')}; at ${IDLE_SAMPLES_MS[0]! / 1000} s ${f('rssBurstPerConnKiB')}${r.error ? ` ⚠ ${String(r.error)}` : ''}`
+    }
     case 'churn': return r.heapGrowthKiBPer1k !== undefined ? `${(r.heapGrowthKiBPer1k as number).toFixed(1)} KiB (heap ${r.heapMiB} MiB)` : `RSS ${(r.rssGrowthKiBPer1k as number).toFixed(1)} KiB`
     case 'slowsub': return `RSS +${(r.rssGrowthMiB as number).toFixed(0)} MiB (anon +${(r.rssAnonGrowthMiB as number).toFixed(0)}), others ${((r.fastRatioStalled as number) * 100).toFixed(0)} %${r.crashedAtStop ? ', crashed' : ''}`
     default: {
@@ -511,6 +628,15 @@ async function main(): Promise<void> {
   try {
     for (const s of scenarios) {
       results[s] = {}
+      if (s === 'idle') {
+        results[s] = await runIdle(brokers, async () => {
+          // a generator that died (it should not) is replaced so the other draws still run
+          if (load.child.exitCode !== null || load.child.signalCode !== null) load = await Load.start()
+          return load
+        })
+        for (const name of brokers) console.log(`  ${s.padEnd(8)} ${name.padEnd(9)} ${cell(s, results[s][name])}`)
+        continue
+      }
       for (const name of brokers) {
         const b = await startBroker(name, s)
         let r: Result
