@@ -83,6 +83,8 @@ export interface PublishTap {
 type AuthError = Error & { returnCode: number }
 /** where refused publishes go: nowhere (see #drop) */
 const DENIED_TOPIC = '$warden/denied'
+/** Aedes.publish as the broker's PUBLISH handler calls it (its typings leave out the client) */
+type AedesPublishFrom = (packet: PublishPacket, client: Client, done: (err?: Error | null) => void) => void
 const EMPTY = Buffer.alloc(0)
 
 /**
@@ -100,6 +102,8 @@ export class GatewayCore {
   readonly #delivery: DeliveryLimits
   /** records a peer can trigger at will (refusals, malformed packets): a few per second per address */
   readonly #limited: RecordLimiter
+  /** the LMDB persistence's durable queueing of a QoS 1 message (src/broker/persistence/lmdb.ts prepare) */
+  readonly #prepare?: (packet: object) => Promise<void> | undefined
   readonly #sessions = new WeakMap<Client, Session>()
   readonly #pending = new WeakMap<Client, Pending>()
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
@@ -133,6 +137,8 @@ export class GatewayCore {
       persistence: p.persistence,
       ...(p.cluster ? { mq: p.cluster.mq } : {}),
     }, fault))
+    const persistence = p.persistence as { prepare?(packet: object): Promise<void> | undefined } | undefined
+    if (typeof persistence?.prepare === 'function') this.#prepare = (packet) => persistence.prepare!(packet)
     this.#limited = new RecordLimiter(p.journal)
     this.#delivery = new DeliveryLimits({
       maxMessages: config.limits.maxQueuedMessages,
@@ -461,6 +467,7 @@ export class GatewayCore {
     if (packet.qos > 0) {
       // Aedes writes PUBACK right after this callback: acknowledge only what the journal (and the outbox) holds
       const durable = bridged ? Promise.all([this.p.journal.append(entry), bridged]) : this.p.journal.append(entry)
+      if (packet.qos === 1 && !this.p.config.journal.deliverAfterCommit) return this.#routeBeforeCommit(client, packet, durable, cb)
       durable.then(() => cb(null), (err: Error) => cb(err))
     } else {
       this.p.journal.record(entry)
@@ -501,6 +508,32 @@ export class GatewayCore {
     let c = this.#maskCounters.get(id)
     if (!c) this.#maskCounters.set(id, (c = this.p.metrics.masksApplied.labels(id)))
     return c
+  }
+
+  /**
+   * QoS 1, `journal.deliverAfterCommit: false`: subscribers get the message now, the PUBACK
+   * waits for the disk. Aedes 1.2 writes PUBACK before it routes, so the gateway routes the
+   * message itself and, once the record (and the outbox copy) is on disk, lets Aedes acknowledge
+   * an emptied copy that goes nowhere. The disk's latency then leaves the delivery path: under
+   * load a record waits milliseconds for its group's commit and fsync. QoS 2 keeps the
+   * write-ahead order: its duplicate check comes after this hook.
+   */
+  #routeBeforeCommit(client: Client, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
+    // LMDB persistence with a persistent session (or a retained store) to queue the message
+    // for: queued now, alongside the commit, and routed after both as before. Routing early
+    // would let it overtake a resumed session's queue still being sent ([MQTT-4.6.0-6] order)
+    const queued = this.#prepare?.(packet)
+    if (queued) {
+      Promise.all([durable, queued]).then(() => cb(null), (err: Error) => cb(err))
+      return
+    }
+    let routeErr: Error | null | undefined
+    // as Aedes' own handler calls it: with the client, which tags the message with its clientId
+    ;(this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, packet, client, (err?: Error | null) => { routeErr = err })
+    durable.then(() => {
+      if (routeErr) return cb(routeErr)
+      this.#drop(packet, cb)
+    }, (err: Error) => cb(err))
   }
 
   #drop(packet: PublishPacket, cb: (err?: Error | null) => void): void {

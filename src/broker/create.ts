@@ -2,7 +2,7 @@ import { Aedes, type AedesOptions } from 'aedes'
 import type { Config } from '../config/types.js'
 import { createEmitter } from './emitter.js'
 
-interface Preparing { prepare(packet: object): Promise<void> }
+interface Preparing { prepare(packet: object): Promise<void> | undefined }
 interface Revoking { denied(clientId: string, sub: object & { topic: string }): void }
 
 /**
@@ -30,7 +30,9 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     // queues the message: queue it durably first, so a PUBACK survives a crash (lmdb.ts prepare)
     opts.authorizePublish = (client, packet, cb) => authorize(client, packet, (err) => {
       if (err || !client || packet.qos !== 1) return cb(err)
-      p.prepare(packet).then(() => cb(null), (e: Error) => cb(e))
+      const queued = p.prepare(packet)
+      if (!queued) return cb(null)
+      queued.then(() => cb(null), (e: Error) => cb(e))
     })
   }
   const authorizeSub = hooks.authorizeSubscribe

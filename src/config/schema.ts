@@ -146,6 +146,8 @@ export const configSchema = {
         recordPayloads: { enum: ['none', 'masked', 'sealed'], default: 'masked' },
         /** longest a record waits for its group commit */
         commitDelayMs: { type: 'number', minimum: 0, maximum: 1000, default: 2 },
+        /** true: a QoS 1 message reaches subscribers only once its record is on disk (write-ahead) */
+        deliverAfterCommit: { type: 'boolean', default: false },
       },
     },
     upstream: {

@@ -68,6 +68,7 @@ export interface Config {
     readonly onFull: 'block' | 'drop-oldest'
     readonly recordPayloads: 'none' | 'masked' | 'sealed'
     readonly commitDelayMs: number
+    readonly deliverAfterCommit: boolean
   }
   readonly upstream?: UpstreamConfig
   readonly fleet?: { readonly policyTopic?: string; readonly publicKey?: string }

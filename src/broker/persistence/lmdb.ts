@@ -367,14 +367,20 @@ export class LmdbPersistence {
    * queues the message for the matching persistent sessions (and stores it when retained)
    * and resolves once that is committed, so a PUBACK means "survives kill -9". When Aedes
    * then routes the same packet (recognised by its payload object), those queues are
-   * skipped and the entries get Aedes' (brokerId, brokerCounter).
+   * skipped and the entries get Aedes' (brokerId, brokerCounter). Returns undefined when there
+   * is nothing to queue (no persistent session matches, not retained, or already prepared).
    */
-  async prepare(packet: StoredPacket): Promise<void> {
+  prepare(packet: StoredPacket): Promise<void> | undefined {
     const payload = packet.payload
-    if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0 || this.#prepared.has(payload)) return
-    let subs = this.#trie.match(packet.topic!)
+    if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0 || this.#prepared.has(payload)) return undefined
+    const subs = this.#trie.match(packet.topic!)
     // nothing to make durable: no allocation, Aedes' own enqueue handles any late subscriber
-    if (subs.length === 0 && !packet.retain) return
+    if (subs.length === 0 && !packet.retain) return undefined
+    return this.#prepare(packet, payload, subs)
+  }
+
+  async #prepare(packet: StoredPacket, payload: object, matched: ReturnType<QlobberSub['match']>): Promise<void> {
+    let subs = matched
     if (packet.topic!.startsWith('$SYS')) subs = subs.filter((s) => s.topic[0] !== '+' && s.topic[0] !== '#')
     const clients = new Set<string>()
     const entries: OutEntry[] = []
