@@ -345,7 +345,9 @@ export class GatewayCore {
     if (pending.emptyClientId) (client as { id: string }).id = identity.clientId
     // a persistent session may get its stored subscriptions back at this CONNECT: they capture the deliver functions
     if (!pending.clean) this.#delivery.attach(client)
-    const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now() }
+    // every field set here, those filled later too: a literal sized for four would take a
+    // property array (and a map transition) per session when expirySlot and inv arrive
+    const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now(), expirySlot: undefined, closeJournaled: false, inv: undefined }
     this.#sessions.set(client, session)
     this.#armExpiry(client, session)
     done(null, true)

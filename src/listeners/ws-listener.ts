@@ -17,9 +17,16 @@ export class WsListener implements Listener {
   readonly #http: Server
   readonly #wss: WebSocketServer
   readonly #sockets = new Set<Socket>()
+  /** every socket's close listener, shared (`this` is the socket): no closure and once-wrapper per connection */
+  readonly #onClose: (this: Socket) => void
 
   constructor(readonly spec: ListenerConfig, private readonly deps: SocketListenerDeps & { readonly maxPacketBytes: number }) {
     this.name = `${spec.type}:${spec.port}`
+    const sockets = this.#sockets
+    this.#onClose = function (this: Socket): void {
+      sockets.delete(this)
+      deps.admission.release()
+    }
     // a socket that never completes its upgrade is closed after the CONNECT timeout; Node only
     // checks these timeouts every connectionsCheckingInterval (30 s by default)
     const timeouts = { headersTimeout: deps.connectTimeoutMs, requestTimeout: deps.connectTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(deps.connectTimeoutMs / 2, 5000)) }
@@ -38,10 +45,7 @@ export class WsListener implements Listener {
       }
       s.setNoDelay(true)
       this.#sockets.add(s)
-      s.once('close', () => {
-        this.#sockets.delete(s)
-        this.deps.admission.release()
-      })
+      s.on('close', this.#onClose)
     })
     this.#http.on('clientError', (_err, s: Socket) => s.destroy())
     if (spec.type === 'wss') {
