@@ -42,7 +42,7 @@ if (flag('help')) {
                bench/results/prof/, summarized by: npx tsx bench/profile.ts FILE.cpuprofile [--per OPS]
   --draws N    idle: N draws per broker, each on a fresh broker, brokers in turn (default 5, --quick 3)
   --idle-samples MS,MS…  idle: when to sample after the warm-up and after the last connection opened
-               (default 1500,6000,10000; the last of each counts)`)
+               (default 1500,6000,10000,15000,20000; the last of each counts)`)
   process.exit(0)
 }
 const quick = flag('quick')
@@ -72,10 +72,11 @@ const IDLE_WARMUP = 200
 /**
  * idle: samples after GC, in ms after the warm-up and after the last connection opened; each
  * phase's last sample counts. V8's memory reducer shrinks the young generation (32 → 1 MiB
- * committed, ~16 KiB "per connection" at 2,000) some 5–8 s after allocation calms down: the
- * last sample comes after it on both sides, so neither side of the difference carries it.
+ * committed, ~16 KiB "per connection" at 2,000) some 5–8 s after allocation calms down, and the
+ * gateway's RSS after its warm-up sometimes drops by another ~10 MiB between 10 and 20 s (its
+ * worker threads' heaps, presumably): the last sample comes after both, on both sides.
  */
-const IDLE_SAMPLES_MS = (option('idle-samples') ?? '1500,6000,10000').split(',').map(Number)
+const IDLE_SAMPLES_MS = (option('idle-samples') ?? '1500,6000,10000,15000,20000').split(',').map(Number)
 const PAYLOAD = 64
 const LAT_RATE = 2000
 
@@ -487,6 +488,7 @@ async function runIdle(names: BrokerName[], load: () => Promise<Load>): Promise<
       ...summarize(ds, 'heapPerConnKiB'),
       ...summarize(ds, 'heapTotalPerConnKiB'),
       ...summarize(ds, 'newSpaceGrowthMiB'),
+      ...summarize(ds, 'rssBeforeMiB'),
     }
   }
   return out
