@@ -104,9 +104,21 @@ export class JournalWriter {
     this.#worker.on('message', (m: { id: number; hash?: string; bytes?: number; error?: string }) => {
       const p = this.#pending.get(m.id)
       if (!p) return
-      this.#pending.delete(m.id)
-      if (m.error !== undefined) p.reject(new Error(m.error))
-      else p.resolve({ hash: m.hash!, bytes: m.bytes! })
+      if (m.error !== undefined) {
+        this.#pending.delete(m.id)
+        p.reject(new Error(m.error))
+      } else {
+        // answers can overtake one another (each waits for lmdb-js' flush as it stands when its
+        // put resolves, which may be a later sync). A group on disk means every group before it
+        // is too (same environment, earlier transactions, one file sync): they resolve first, in
+        // order, with the newest head, so no caller ever sees the chain's head go backwards
+        const r = { hash: m.hash!, bytes: m.bytes! }
+        for (const [id, q] of this.#pending) {
+          if (id > m.id) break
+          this.#pending.delete(id)
+          q.resolve(r)
+        }
+      }
       if (this.#pending.size === 0) this.#worker.unref()
     })
     const die = (err: Error): void => {

@@ -37,6 +37,27 @@ t.test('append: gapless seqs, hash chain, resolves after commit, survives reopen
   t.equal(v.records, 5002)
 })
 
+t.test('a burst larger than a commit group: many groups in flight, commits in order, flush returns, the head is the newest record', async (t) => {
+  const dir = tempDir(t)
+  const j = openJournal(t, dir)
+  // 30,000 records in one synchronous burst: full groups go to the writer while the burst goes on,
+  // more of them than the in-flight bound, and their answers can come back out of order
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 10_000; i++) j.record({ type: 'publish', clientId: 'c1', topic: `t/${i}`, qos: 0, payload: Buffer.from(`p${round}-${i}`) })
+    const acked = Promise.all(Array.from({ length: 3000 }, (_, i) => j.append({ type: 'publish', clientId: 'c2', topic: `a/${i}`, qos: 1 })))
+    const seqs = await acked
+    t.same(seqs.slice(0, 2), [round * 13_000 + 10_001, round * 13_000 + 10_002], 'appends numbered after the burst')
+    await j.flush()
+    const last = round * 13_000 + 13_000
+    t.equal(j.committedSeq, last, `round ${round}: everything committed`)
+    t.equal(j.lastHash, decodeRecord(j.dbs.records.getBinary(last)!).hash, 'the head is the newest record, never an older group\'s')
+  }
+  t.equal(Buffer.from(decodeRecord(j.dbs.records.getBinary(23_000)!).payload!).toString(), 'p1-9999', 'payloads travel with their records')
+  const v = await verifyJournal(j.dbs)
+  t.ok(v.ok, v.problem ?? 'verifies')
+  t.equal(v.records, 39_000)
+})
+
 t.test('recordPayloads: none drops payloads, masked keeps them, sealed holds a JWE to sealTo', async (t) => {
   const payload = Buffer.from('{"temp":21}')
   const none = openJournal(t, tempDir(t), { recordPayloads: 'none' })
