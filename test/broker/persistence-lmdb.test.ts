@@ -126,6 +126,18 @@ t.test('prepare queues a QoS 1 publish before Aedes routes it, and Aedes does no
   t.equal(again.broker.counter, 1)
 })
 
+t.test('retained: filters starting with a wildcard do not match $ topics [MQTT-4.7.2-1]', async (t) => {
+  const { p } = await open(tempDir(t))
+  t.teardown(() => p.destroy())
+  const long = '$warden/' + 'x'.repeat(3000) + '/end'
+  for (const topic of ['$warden/status', '$SYS/gw/uptime', 'site/a', long]) await p.storeRetained(pkt(topic, topic, { retain: true }))
+  const topics = async (patterns: string[]): Promise<string[]> => (await all<StoredPacket>(p.createRetainedStreamCombi(patterns))).map((x) => x.topic!).sort()
+  t.same(await topics(['#']), ['site/a'])
+  t.same(await topics(['+/status']), [])
+  t.same(await topics(['$warden/#']), [long, '$warden/status'].sort(), 'a filter naming the $ tree matches it')
+  t.same(await topics(['#', '$SYS/#']), ['$SYS/gw/uptime', 'site/a'], 'each filter of one SUBSCRIBE by its own rule')
+})
+
 t.test('a 256-character clientId with a long filter still fits an LMDB key', async (t) => {
   const dir = tempDir(t)
   const clientId = '€'.repeat(256) // 768 bytes
