@@ -18,7 +18,7 @@ import { journalUsername } from './identity/username.js'
 import { MAX_CLIENT_ID, oversizedConnect } from './identity/connect-size.js'
 import { RecordLimiter } from './listeners/record-limiter.js'
 import { Admission, createListener, ParserGuard, type ConnectionMeta, type GuardableParser, type Listener, type RefusalReason } from './listeners/index.js'
-import { createAedes } from './broker/create.js'
+import { createAedes, DENIED_TOPIC } from './broker/create.js'
 import type { ClusterGate } from './broker/cluster.js'
 import { DeliveryLimits, type SlowInfo } from './broker/delivery-limits.js'
 import { malformedTopic } from './broker/topic-check.js'
@@ -82,7 +82,6 @@ export interface PublishTap {
 
 type AuthError = Error & { returnCode: number }
 /** where refused publishes go: nowhere (see #drop) */
-const DENIED_TOPIC = '$warden/denied'
 /** Aedes.publish as the broker's PUBLISH handler calls it (its typings leave out the client) */
 type AedesPublishFrom = (packet: PublishPacket, client: Client, done: (err?: Error | null) => void) => void
 const EMPTY = Buffer.alloc(0)

@@ -2,6 +2,12 @@ import { Aedes, type AedesOptions } from 'aedes'
 import type { Config } from '../config/types.js'
 import { createEmitter } from './emitter.js'
 
+/**
+ * Where a publish goes that is acknowledged but delivered to nobody: refused (PUBACKed and
+ * dropped), or a QoS 1 message the gateway already routed before its commit (gateway.ts).
+ */
+export const DENIED_TOPIC = '$warden/denied'
+
 interface Preparing { prepare(packet: object): Promise<void> | undefined }
 interface Revoking { denied(clientId: string, sub: object & { topic: string }): void }
 
@@ -20,7 +26,7 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     heartbeatInterval: 60_000,
     ...hooks,
     // a site cluster brings its Redis emitter; alone, the local one with a bounded-stack drain
-    mq: hooks.mq ?? createEmitter(),
+    mq: routingSomewhere(hooks.mq ?? createEmitter()),
   }
   const persistence = hooks.persistence as Partial<Preparing> | undefined
   const authorize = hooks.authorizePublish
@@ -57,4 +63,16 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     }
   }
   return new Aedes(opts)
+}
+
+type Emitter = NonNullable<AedesOptions['mq']>
+
+/** What goes nowhere stops before the router: no topic matching, and in a site cluster no trip through Redis. */
+function routingSomewhere(mq: Emitter): Emitter {
+  const emit = mq.emit.bind(mq)
+  mq.emit = (packet: { topic: string }, cb?: (error?: Error) => void): void => {
+    if (packet.topic === DENIED_TOPIC) return cb?.()
+    emit(packet, cb)
+  }
+  return mq
 }

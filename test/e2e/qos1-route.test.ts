@@ -41,7 +41,10 @@ async function setup(t: Test, deliverAfterCommit?: boolean): Promise<{ g: TestGa
 }
 
 t.test('default: a QoS 1 message reaches subscribers at once; its PUBACK waits for the commit', async (t) => {
-  const { journal, pub, got } = await setup(t)
+  const { g, journal, pub, got } = await setup(t)
+  // the router itself: the acknowledged copy must not even reach it (in a site cluster, Redis)
+  let nowhere = 0
+  ;(g.gw.core.aedes as unknown as { mq: { on(topic: string, fn: (p: unknown, cb: () => void) => void): void } }).mq.on('$warden/denied', (_p, cb) => { nowhere++; cb() })
   let acked = false
   const sent = pub.publishAsync('site/a', 'one', { qos: 1 }).then(() => { acked = true })
   await waitFor(() => got.length > 0, 5000, 'the delivery')
@@ -56,6 +59,7 @@ t.test('default: a QoS 1 message reaches subscribers at once; its PUBACK waits f
   await waitFor(() => got.some((x) => x.topic === 'site/fence'), 5000, 'the fence')
   t.same(got, [{ topic: 'site/a', payload: 'one' }, { topic: 'site/fence', payload: 'f' }], 'delivered once; the acknowledged copy goes nowhere')
   t.equal(publishes(journal, 'site/a').length, 1, 'journaled once')
+  t.equal(nowhere, 0, 'nothing was routed to $warden/denied')
 })
 
 t.test('default: a retained QoS 1 message is retained as sent, not as the acknowledged empty copy', async (t) => {
