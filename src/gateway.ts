@@ -41,6 +41,10 @@ interface Session {
   closeJournaled?: boolean
   /** inventory counters of this session (absent when the inventory is off) */
   inv?: SessionTracker
+  /** QoS 1 messages of this session routed after their commit, not yet routed: later ones queue behind them */
+  lateRoutes: number
+  /** settles when the last of those is routed */
+  routeTail?: Promise<unknown>
 }
 
 interface Pending {
@@ -82,6 +86,7 @@ export interface PublishTap {
 
 type AuthError = Error & { returnCode: number }
 /** where refused publishes go: nowhere (see #drop) */
+const noop = (): void => {}
 /** Aedes.publish as the broker's PUBLISH handler calls it (its typings leave out the client) */
 type AedesPublishFrom = (packet: PublishPacket, client: Client, done: (err?: Error | null) => void) => void
 const EMPTY = Buffer.alloc(0)
@@ -103,6 +108,8 @@ export class GatewayCore {
   readonly #limited: RecordLimiter
   /** the LMDB persistence's durable queueing of a QoS 1 message (src/broker/persistence/lmdb.ts prepare) */
   readonly #prepare?: (packet: object) => Promise<void> | undefined
+  /** whether it would queue one (a persistent session's subscription matches, or retained) */
+  readonly #queuedDurably?: (packet: object) => boolean
   readonly #sessions = new WeakMap<Client, Session>()
   readonly #pending = new WeakMap<Client, Pending>()
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
@@ -136,8 +143,11 @@ export class GatewayCore {
       persistence: p.persistence,
       ...(p.cluster ? { mq: p.cluster.mq } : {}),
     }, fault))
-    const persistence = p.persistence as { prepare?(packet: object): Promise<void> | undefined } | undefined
-    if (typeof persistence?.prepare === 'function') this.#prepare = (packet) => persistence.prepare!(packet)
+    const persistence = p.persistence as { prepare?(packet: object): Promise<void> | undefined; queuesDurably?(packet: object): boolean } | undefined
+    if (typeof persistence?.prepare === 'function' && typeof persistence.queuesDurably === 'function') {
+      this.#prepare = (packet) => persistence.prepare!(packet)
+      this.#queuedDurably = (packet) => persistence.queuesDurably!(packet)
+    }
     this.#limited = new RecordLimiter(p.journal)
     this.#delivery = new DeliveryLimits({
       maxMessages: config.limits.maxQueuedMessages,
@@ -346,7 +356,7 @@ export class GatewayCore {
     if (!pending.clean) this.#delivery.attach(client)
     // every field set here, those filled later too: a literal sized for four would take a
     // property array (and a map transition) per session when expirySlot and inv arrive
-    const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now(), expirySlot: undefined, closeJournaled: false, inv: undefined }
+    const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now(), expirySlot: undefined, closeJournaled: false, inv: undefined, lateRoutes: 0, routeTail: undefined }
     this.#sessions.set(client, session)
     this.#armExpiry(client, session)
     done(null, true)
@@ -468,7 +478,7 @@ export class GatewayCore {
     if (packet.qos > 0) {
       // Aedes writes PUBACK right after this callback: acknowledge only what the journal (and the outbox) holds
       const durable = bridged ? Promise.all([this.p.journal.append(entry), bridged]) : this.p.journal.append(entry)
-      if (packet.qos === 1 && !this.p.config.journal.deliverAfterCommit) return this.#routeBeforeCommit(client, packet, durable, cb)
+      if (packet.qos === 1) return this.#routeQos1(client, s, packet, durable, cb)
       durable.then(() => cb(null), (err: Error) => cb(err))
     } else {
       this.p.journal.record(entry)
@@ -512,22 +522,20 @@ export class GatewayCore {
   }
 
   /**
-   * QoS 1, `journal.deliverAfterCommit: false`: subscribers get the message now, the PUBACK
-   * waits for the disk. Aedes 1.2 writes PUBACK before it routes, so the gateway routes the
-   * message itself and, once the record (and the outbox copy) is on disk, lets Aedes acknowledge
-   * an emptied copy that goes nowhere. The disk's latency then leaves the delivery path: under
-   * load a record waits milliseconds for its group's commit and fsync. QoS 2 keeps the
-   * write-ahead order: its duplicate check comes after this hook.
+   * QoS 1: the PUBACK waits until the record (and the outbox copy) is on disk; the message
+   * itself goes to subscribers at once (`journal.deliverAfterCommit: false`, the default) or
+   * after that too. Aedes 1.2 writes PUBACK before it routes, so routing at once means the
+   * gateway routes the message itself and, once it is durable, lets Aedes acknowledge an
+   * emptied copy that goes nowhere: the disk's latency leaves the delivery path (under load a
+   * record waits milliseconds for its group's commit and fsync).
+   *
+   * A message the LMDB persistence must queue for a persistent session (or store as retained)
+   * is routed after its commit, as is every message of the session after such a one until it
+   * has gone ([MQTT-4.6.0-6]: one client's messages on a topic arrive in order; routed at once,
+   * a later message would overtake it, or a resumed session's queue still being sent).
    */
-  #routeBeforeCommit(client: Client, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
-    // LMDB persistence with a persistent session (or a retained store) to queue the message
-    // for: queued now, alongside the commit, and routed after both as before. Routing early
-    // would let it overtake a resumed session's queue still being sent ([MQTT-4.6.0-6] order)
-    const queued = this.#prepare?.(packet)
-    if (queued) {
-      Promise.all([durable, queued]).then(() => cb(null), (err: Error) => cb(err))
-      return
-    }
+  #routeQos1(client: Client, s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
+    if (this.p.config.journal.deliverAfterCommit || s.lateRoutes > 0 || this.#queuedDurably?.(packet)) return this.#routeAfterCommit(s, packet, durable, cb)
     let routeErr: Error | null | undefined
     // as Aedes' own handler calls it: with the client, which tags the message with its clientId
     ;(this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, packet, client, (err?: Error | null) => { routeErr = err })
@@ -535,6 +543,21 @@ export class GatewayCore {
       if (routeErr) return cb(routeErr)
       this.#drop(packet, cb)
     }, (err: Error) => cb(err))
+  }
+
+  /** Routed (and acknowledged) once durable, in the session's order. */
+  #routeAfterCommit(s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
+    // the persistence queues it only once its record is committed (a refused record queues nothing)
+    const ready = this.#prepare ? durable.then(() => this.#prepare!(packet)) : durable
+    const mine = s.routeTail ? Promise.all([s.routeTail, ready]) : ready
+    s.lateRoutes++
+    s.routeTail = mine.then(noop, noop)
+    const settle = (err: Error | null): void => {
+      if (--s.lateRoutes === 0) s.routeTail = undefined
+      // Aedes' enqueue finds it prepared (lmdb.ts), acknowledges and routes it on this turn's setImmediate: in order
+      cb(err)
+    }
+    mine.then(() => settle(null), (err: Error) => settle(err))
   }
 
   #drop(packet: PublishPacket, cb: (err?: Error | null) => void): void {

@@ -1,6 +1,10 @@
 import { Aedes, type AedesOptions } from 'aedes'
+import { createRequire } from 'node:module'
 import type { Config } from '../config/types.js'
 import { createEmitter } from './emitter.js'
+
+// Aedes' own in-memory store (a CommonJS function: its typings' default export does not reach ESM)
+const memoryPersistence = createRequire(import.meta.url)('aedes-persistence') as () => object
 
 /**
  * Where a publish goes that is acknowledged but delivered to nobody: refused (PUBACKed and
@@ -25,6 +29,8 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     maxClientsIdLength: 256,
     heartbeatInterval: 60_000,
     ...hooks,
+    // Aedes' in-memory store unless one is given, made here so that it is wrapped too
+    persistence: offlineQueuesFollowDollarRule(hooks.persistence ?? memoryPersistence()),
     // a site cluster brings its Redis emitter; alone, the local one with a bounded-stack drain
     mq: routingSomewhere(hooks.mq ?? createEmitter()),
   }
@@ -63,6 +69,26 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     }
   }
   return new Aedes(opts)
+}
+
+/**
+ * Aedes asks the persistence which persistent sessions to queue a QoS 1+ message for, and
+ * applies [MQTT-4.7.2-1] ('#' and '+' filters do not match '$' topics) only to $SYS there: a
+ * persistent '#' session would get the gateway's $warden topics queued, and the acknowledged
+ * empty copy of every QoS 1 message routed before its commit ($warden/denied). Both filtered
+ * here, for every persistence (memory, LMDB, Redis).
+ */
+function offlineQueuesFollowDollarRule<P extends object>(persistence: P): P {
+  type Sub = { topic: string }
+  const p = persistence as unknown as { subscriptionsByTopic(topic: string): Promise<Sub[]> }
+  const byTopic = p.subscriptionsByTopic.bind(p)
+  const none: Sub[] = []
+  p.subscriptionsByTopic = (topic: string) => {
+    if (topic === DENIED_TOPIC) return Promise.resolve(none)
+    if (topic.charCodeAt(0) !== 36 /* $ */) return byTopic(topic)
+    return byTopic(topic).then((subs) => subs.filter((x) => x.topic[0] !== '#' && x.topic[0] !== '+'))
+  }
+  return persistence
 }
 
 type Emitter = NonNullable<AedesOptions['mq']>

@@ -112,8 +112,9 @@ export class LmdbJournal implements Journal {
   /** records refused while blocked and over the hard limit, reported once space returns */
   #lost = 0
   #group?: Group
-  #lastDone: Promise<void> = Promise.resolve()
   #inFlight = 0
+  /** flush() waiting for the next group to settle */
+  readonly #settleWaiters: (() => void)[] = []
   #deferred = false
   #sealTail: Promise<void> = Promise.resolve()
   #sealing = 0
@@ -178,7 +179,9 @@ export class LmdbJournal implements Journal {
     await this.#sealTail
     while (this.#group || this.#inFlight > 0) {
       if (this.#group && this.#inFlight < MAX_GROUPS_IN_FLIGHT) this.#flushGroup()
-      await this.#lastDone.catch(noop)
+      // the next group to settle, whichever it is (answers may come out of order, a failure
+      // before an earlier group's flush): never a promise that settled already, which would spin
+      await new Promise<void>((resolve) => this.#settleWaiters.push(resolve))
     }
   }
 
@@ -331,7 +334,7 @@ export class LmdbJournal implements Journal {
     const writer = this.warm()
     const payloads = g.payloads?.subarray(0, g.payloadBytes)
     const committed = writer.write({ first: g.first, ts: g.ts, recs: g.recs, payloads, removes: g.removes, removedBytes: g.removedBytes, firstKept: this.#firstSeq, committed: this.#committedSeq, anchor })
-    this.#lastDone = committed.then((r) => {
+    void committed.then((r) => {
       if (upTo > this.#committedSeq) this.#committedSeq = upTo
       this.#lastHash = r.hash
       this.#groupsCommitted++
@@ -345,6 +348,7 @@ export class LmdbJournal implements Journal {
       this.#o.logger?.error({ event: 'journal_commit_failed', err: err.message }, 'journal commit failed')
       g.reject(err)
     }).finally(() => {
+      for (const w of this.#settleWaiters.splice(0)) w()
       this.#inFlight--
       if (this.#deferred) {
         this.#deferred = false

@@ -126,6 +126,29 @@ t.test('prepare queues a QoS 1 publish before Aedes routes it, and Aedes does no
   t.equal(again.broker.counter, 1)
 })
 
+t.test('two messages in flight with one payload object (a fixed redaction) are prepared and routed apart', async (t) => {
+  const { p, broker } = await open(tempDir(t))
+  t.teardown(() => p.destroy())
+  await p.addSubscriptions({ id: 'c' }, [{ topic: 'q/#', qos: 1 }])
+  const shared = Buffer.from('[REDACTED]')
+  const a = pkt('q/a', '', { payload: shared })
+  const b = pkt('q/a', '', { payload: shared })
+  t.ok(p.queuesDurably(a))
+  await p.prepare(a)
+  await p.prepare(b)
+  t.not(a.payload, b.payload, 'the second got a payload object of its own')
+  t.same(b.payload, shared, 'with the same bytes')
+  t.equal(p.queuedCount('c'), 2, 'both queued before their PUBACKs')
+  t.equal(p.prepare(a), undefined, 'asked again (Aedes\' authorize wrapper): nothing more')
+  for (const m of [a, b]) {
+    const routed = { ...m, brokerId: broker.id, brokerCounter: ++broker.counter }
+    await p.outgoingEnqueueCombi(await p.subscriptionsByTopic('q/a'), routed)
+  }
+  t.equal(p.queuedCount('c'), 2, 'each routed message found its own entry: none queued twice, none lost')
+  const q = await all<StoredPacket>(p.outgoingStream({ id: 'c' }))
+  t.same(q.map((x) => x.brokerCounter), [1, 2])
+})
+
 t.test('retained: filters starting with a wildcard do not match $ topics [MQTT-4.7.2-1]', async (t) => {
   const { p } = await open(tempDir(t))
   t.teardown(() => p.destroy())

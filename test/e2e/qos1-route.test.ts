@@ -28,9 +28,9 @@ function publishes(j: MemoryJournal, topic: string): JournalEntry[] {
   return j.entries.filter((e) => e.type === 'publish' && e.topic === topic)
 }
 
-async function setup(t: Test, deliverAfterCommit?: boolean): Promise<{ g: TestGateway; journal: GatedJournal; pub: MqttClient; sub: MqttClient; got: { topic: string; payload: string }[] }> {
+async function setup(t: Test, deliverAfterCommit?: boolean, overrides: Record<string, unknown> = {}): Promise<{ g: TestGateway; journal: GatedJournal; pub: MqttClient; sub: MqttClient; got: { topic: string; payload: string }[] }> {
   const journal = new GatedJournal()
-  const g = await startGateway(t, deliverAfterCommit === undefined ? {} : { journal: { deliverAfterCommit } }, { journal })
+  const g = await startGateway(t, { ...overrides, ...(deliverAfterCommit === undefined ? {} : { journal: { deliverAfterCommit } }) }, { journal })
   const sub = await connect(t, g.url(), { clientId: 'sub-1', password: await g.token({ sub: 'sub-1' }) })
   await sub.subscribeAsync('#', { qos: 1 })
   const got: { topic: string; payload: string }[] = []
@@ -100,4 +100,52 @@ t.test('journal.deliverAfterCommit: true: a QoS 1 message reaches subscribers on
   await sent
   await waitFor(() => got.length > 1, 5000, 'the delivery')
   t.same(got, [{ topic: 'site/fence', payload: 'f' }, { topic: 'site/c', payload: 'three' }], 'delivered after the commit')
+})
+
+t.test('LMDB persistence: a message queued for the disk first is not overtaken by the ones after it [MQTT-4.6.0-6]', async (t) => {
+  const { g, journal, pub, got } = await setup(t, undefined, { broker: { persistence: 'lmdb' } })
+  // retained: stored durably before its PUBACK, so routed after the commit; then plain ones
+  // that alone would go at once, and another retained one, all on one topic
+  const sent = [
+    pub.publishAsync('site/x', 'A', { qos: 1, retain: true }),
+    pub.publishAsync('site/x', 'B', { qos: 1 }),
+    pub.publishAsync('site/x', 'C', { qos: 1, retain: true }),
+    pub.publishAsync('site/x', 'D', { qos: 1 }),
+  ]
+  await waitFor(() => journal.pending >= 4, 5000, 'the appends')
+  // a QoS 0 fence from another client (Aedes reads no more of a client whose publishes are
+  // pending): anything routed at once would be ahead of it
+  const other = await connect(t, g.url(), { clientId: 'other-1', password: await g.token({ sub: 'other-1' }) })
+  await other.publishAsync('site/fence', 'f', { qos: 0 })
+  await waitFor(() => got.some((x) => x.topic === 'site/fence'), 5000, 'the fence')
+  t.same(got.filter((x) => x.topic === 'site/x'), [], 'nothing of site/x before the first one is committed')
+  journal.release()
+  await Promise.all(sent)
+  await waitFor(() => got.filter((x) => x.topic === 'site/x').length >= 4, 5000, 'the four messages')
+  t.same(got.filter((x) => x.topic === 'site/x').map((x) => x.payload), ['A', 'B', 'C', 'D'], 'in the order sent')
+})
+
+t.test('LMDB persistence: an online persistent session is not left with the acknowledged empty copies', async (t) => {
+  const journal = new GatedJournal()
+  const g = await startGateway(t, { broker: { persistence: 'lmdb' } }, { journal })
+  const sub = await connect(t, g.url(), { clientId: 'keep-1', clean: false, password: await g.token({ sub: 'keep-1' }) })
+  // '+/+' matches '$warden/denied' in the persistence's trie, not these three-level topics:
+  // they are routed at once, and each leaves an empty copy behind
+  await sub.subscribeAsync('+/+', { qos: 1 })
+  let fenced = false
+  sub.on('message', (topic) => { if (topic === 'site/fence') fenced = true })
+  const pub = await connect(t, g.url(), { clientId: 'pub-2', password: await g.token({ sub: 'pub-2' }) })
+  const sent = Array.from({ length: 20 }, (_, i) => pub.publishAsync('site/y/z', String(i), { qos: 1 }))
+  await waitFor(() => journal.pending >= 20, 5000, 'the appends')
+  journal.release()
+  await Promise.all(sent)
+  const fence = pub.publishAsync('site/fence', 'f', { qos: 1 })
+  await waitFor(() => journal.pending >= 1, 5000, 'the fence append')
+  journal.release()
+  await fence
+  await waitFor(() => fenced, 5000, 'the fence')
+  const persistence = (g.gw.core.aedes as unknown as { persistence: { queuedCount(id: string): number } }).persistence
+  // the fence leaves once the subscriber acknowledges it; anything else queued stays
+  await waitFor(() => persistence.queuedCount('keep-1') === 0, 2000, 'an empty queue').catch(() => {})
+  t.equal(persistence.queuedCount('keep-1'), 0, 'nothing queued for the session ($warden/denied copies were, one per message)')
 })

@@ -79,6 +79,8 @@ export class LmdbPersistence {
   readonly #wills = new Map<string, StoredPacket>()
   // QoS 1 publishes made durable before their PUBACK (see prepare), keyed by payload object
   readonly #prepared = new WeakMap<object, { readonly clients: Set<string>; readonly entries: OutEntry[] }>()
+  /** packets prepare() has queued: Aedes' own authorize wrapper (create.ts) asks again */
+  readonly #preparedPackets = new WeakSet<object>()
   readonly #preparedRetained = new WeakSet<object>()
   // subscriptions the gateway refused: Aedes stores a SUBSCRIBE's whole list when any one is granted
   readonly #denied = new WeakSet<object>()
@@ -374,12 +376,23 @@ export class LmdbPersistence {
    * is nothing to queue (no persistent session matches, not retained, or already prepared).
    */
   prepare(packet: StoredPacket): Promise<void> | undefined {
-    const payload = packet.payload
-    if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0 || this.#prepared.has(payload)) return undefined
+    let payload = packet.payload
+    if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0 || this.#preparedPackets.has(packet)) return undefined
     const subs = this.#trie.match(packet.topic!)
     // nothing to make durable: no allocation, Aedes' own enqueue handles any late subscriber
     if (subs.length === 0 && !packet.retain) return undefined
+    // Aedes' enqueue recognises a prepared message by its payload object: one shared by two
+    // messages in flight (a mask's fixed redaction) gets a copy of its own
+    if (this.#prepared.has(payload) || this.#preparedRetained.has(payload)) packet.payload = payload = Buffer.from(payload)
+    this.#preparedPackets.add(packet)
     return this.#prepare(packet, payload, subs)
+  }
+
+  /** Whether prepare() would queue this message: a persistent session's subscription matches it, or it is retained. */
+  queuesDurably(packet: StoredPacket): boolean {
+    const payload = packet.payload
+    if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0) return false
+    return packet.retain === true || this.#trie.match(packet.topic!).length > 0
   }
 
   async #prepare(packet: StoredPacket, payload: object, matched: ReturnType<QlobberSub['match']>): Promise<void> {
