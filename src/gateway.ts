@@ -41,9 +41,7 @@ interface Session {
   closeJournaled?: boolean
   /** inventory counters of this session (absent when the inventory is off) */
   inv?: SessionTracker
-  /** QoS 1 messages of this session routed after their commit, not yet routed: later ones queue behind them */
-  lateRoutes: number
-  /** settles when the last of those is routed */
+  /** while a QoS 1 message of this session waits to be routed after its commit: settles once the last such one is routed (later ones queue behind it) */
   routeTail?: Promise<unknown>
 }
 
@@ -87,6 +85,12 @@ export interface PublishTap {
 type AuthError = Error & { returnCode: number }
 /** where refused publishes go: nowhere (see #drop) */
 const noop = (): void => {}
+/** the LMDB persistence's durable queueing of QoS 1 messages, as the gateway uses it */
+interface DurableQueue {
+  prepare(packet: object): Promise<void> | undefined
+  /** whether prepare() would queue it: a persistent session's subscription matches, or retained */
+  queuesDurably(packet: object): boolean
+}
 /** Aedes.publish as the broker's PUBLISH handler calls it (its typings leave out the client) */
 type AedesPublishFrom = (packet: PublishPacket, client: Client, done: (err?: Error | null) => void) => void
 const EMPTY = Buffer.alloc(0)
@@ -106,10 +110,8 @@ export class GatewayCore {
   readonly #delivery: DeliveryLimits
   /** records a peer can trigger at will (refusals, malformed packets): a few per second per address */
   readonly #limited: RecordLimiter
-  /** the LMDB persistence's durable queueing of a QoS 1 message (src/broker/persistence/lmdb.ts prepare) */
-  readonly #prepare?: (packet: object) => Promise<void> | undefined
-  /** whether it would queue one (a persistent session's subscription matches, or retained) */
-  readonly #queuedDurably?: (packet: object) => boolean
+  /** the LMDB persistence: it queues a QoS 1 message durably before the PUBACK (src/broker/persistence/lmdb.ts prepare) */
+  readonly #durableQueue?: DurableQueue
   readonly #sessions = new WeakMap<Client, Session>()
   readonly #pending = new WeakMap<Client, Pending>()
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>()
@@ -143,11 +145,8 @@ export class GatewayCore {
       persistence: p.persistence,
       ...(p.cluster ? { mq: p.cluster.mq } : {}),
     }, fault))
-    const persistence = p.persistence as { prepare?(packet: object): Promise<void> | undefined; queuesDurably?(packet: object): boolean } | undefined
-    if (typeof persistence?.prepare === 'function' && typeof persistence.queuesDurably === 'function') {
-      this.#prepare = (packet) => persistence.prepare!(packet)
-      this.#queuedDurably = (packet) => persistence.queuesDurably!(packet)
-    }
+    const persistence = p.persistence as Partial<DurableQueue> | undefined
+    if (typeof persistence?.prepare === 'function' && typeof persistence.queuesDurably === 'function') this.#durableQueue = persistence as DurableQueue
     this.#limited = new RecordLimiter(p.journal)
     this.#delivery = new DeliveryLimits({
       maxMessages: config.limits.maxQueuedMessages,
@@ -356,7 +355,7 @@ export class GatewayCore {
     if (!pending.clean) this.#delivery.attach(client)
     // every field set here, those filled later too: a literal sized for four would take a
     // property array (and a map transition) per session when expirySlot and inv arrive
-    const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now(), expirySlot: undefined, closeJournaled: false, inv: undefined, lateRoutes: 0, routeTail: undefined }
+    const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now(), expirySlot: undefined, closeJournaled: false, inv: undefined, routeTail: undefined }
     this.#sessions.set(client, session)
     this.#armExpiry(client, session)
     done(null, true)
@@ -535,7 +534,7 @@ export class GatewayCore {
    * a later message would overtake it, or a resumed session's queue still being sent).
    */
   #routeQos1(client: Client, s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
-    if (this.p.config.journal.deliverAfterCommit || s.lateRoutes > 0 || this.#queuedDurably?.(packet)) return this.#routeAfterCommit(s, packet, durable, cb)
+    if (this.p.config.journal.deliverAfterCommit || s.routeTail || this.#durableQueue?.queuesDurably(packet)) return this.#routeAfterCommit(s, packet, durable, cb)
     let routeErr: Error | null | undefined
     // as Aedes' own handler calls it: with the client, which tags the message with its clientId
     ;(this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, packet, client, (err?: Error | null) => { routeErr = err })
@@ -548,12 +547,13 @@ export class GatewayCore {
   /** Routed (and acknowledged) once durable, in the session's order. */
   #routeAfterCommit(s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
     // the persistence queues it only once its record is committed (a refused record queues nothing)
-    const ready = this.#prepare ? durable.then(() => this.#prepare!(packet)) : durable
+    const queue = this.#durableQueue
+    const ready = queue ? durable.then(() => queue.prepare(packet)) : durable
     const mine = s.routeTail ? Promise.all([s.routeTail, ready]) : ready
-    s.lateRoutes++
-    s.routeTail = mine.then(noop, noop)
+    const tail = (s.routeTail = mine.then(noop, noop))
     const settle = (err: Error | null): void => {
-      if (--s.lateRoutes === 0) s.routeTail = undefined
+      // the last one waiting: the session's next message may go at once again
+      if (s.routeTail === tail) s.routeTail = undefined
       // Aedes' enqueue finds it prepared (lmdb.ts), acknowledges and routes it on this turn's setImmediate: in order
       cb(err)
     }
