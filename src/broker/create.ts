@@ -1,5 +1,7 @@
 import { Aedes, type AedesOptions } from 'aedes'
 import { createRequire } from 'node:module'
+import type { Readable } from 'node:stream'
+import { matchTopic } from '../bridge/topic.js'
 import type { Config } from '../config/types.js'
 import { createEmitter } from './emitter.js'
 
@@ -30,7 +32,7 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     heartbeatInterval: 60_000,
     ...hooks,
     // Aedes' in-memory store unless one is given, made here so that it is wrapped too
-    persistence: offlineQueuesFollowDollarRule(hooks.persistence ?? memoryPersistence()),
+    persistence: followDollarRule(hooks.persistence ?? memoryPersistence()),
     // a site cluster brings its Redis emitter; alone, the local one with a bounded-stack drain
     mq: routingSomewhere(hooks.mq ?? createEmitter()),
   }
@@ -72,23 +74,44 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
 }
 
 /**
- * Aedes asks the persistence which persistent sessions to queue a QoS 1+ message for, and
- * applies [MQTT-4.7.2-1] ('#' and '+' filters do not match '$' topics) only to $SYS there: a
- * persistent '#' session would get the gateway's $warden topics queued, and the acknowledged
- * empty copy of every QoS 1 message routed before its commit ($warden/denied). Both filtered
- * here, for every persistence (memory, LMDB, Redis).
+ * [MQTT-4.7.2-1]: '#' and '+' filters do not match '$' topics. Aedes applies the rule to live
+ * messages, but asks the persistence for offline queues (rule applied to $SYS only) and for
+ * retained messages (not at all): a persistent '#' session got the gateway's $warden topics
+ * queued, a '#' subscriber its retained $warden/status. Applied here for every persistence
+ * (memory, LMDB, Redis); the acknowledged empty copies ($warden/denied) are never queued.
  */
-function offlineQueuesFollowDollarRule<P extends object>(persistence: P): P {
+export function followDollarRule<P extends object>(persistence: P): P {
   type Sub = { topic: string }
-  const p = persistence as unknown as { subscriptionsByTopic(topic: string): Promise<Sub[]> }
+  const p = persistence as unknown as {
+    subscriptionsByTopic(topic: string): Promise<Sub[]>
+    createRetainedStreamCombi(patterns: string[]): Readable
+  }
   const byTopic = p.subscriptionsByTopic.bind(p)
   const none: Sub[] = []
   p.subscriptionsByTopic = (topic: string) => {
     if (topic === DENIED_TOPIC) return Promise.resolve(none)
     if (topic.charCodeAt(0) !== 36 /* $ */) return byTopic(topic)
-    return byTopic(topic).then((subs) => subs.filter((x) => x.topic[0] !== '#' && x.topic[0] !== '+'))
+    return byTopic(topic).then((subs) => subs.filter((x) => !startsWithWildcard(x.topic)))
+  }
+  const retained = p.createRetainedStreamCombi.bind(p)
+  p.createRetainedStreamCombi = (patterns: string[]) => {
+    const stream = retained(patterns)
+    if (!patterns.some(startsWithWildcard)) return stream
+    // a $ topic only for a filter of this SUBSCRIBE that names it (matchTopic applies the rule),
+    // once: a store that yields per filter (Aedes' memory one) had it from the wildcard too
+    const sent = new Set<string>()
+    return stream.filter(({ topic }: { topic: string }) => {
+      if (topic.charCodeAt(0) !== 36) return true
+      if (sent.has(topic) || !patterns.some((f) => matchTopic(f, topic))) return false
+      sent.add(topic)
+      return true
+    })
   }
   return persistence
+}
+
+function startsWithWildcard(filter: string): boolean {
+  return filter[0] === '#' || filter[0] === '+'
 }
 
 type Emitter = NonNullable<AedesOptions['mq']>

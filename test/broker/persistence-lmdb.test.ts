@@ -1,7 +1,9 @@
 // Beyond the conformance suite: limits (journaled drops), reload from LMDB, long topics,
 // clearing a never-sent packet, and the PUBACK-before-route preparation.
 import t from 'tap'
+import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
+import { followDollarRule } from '../../src/broker/create.js'
 import { LmdbPersistence, type StoredPacket } from '../../src/broker/persistence/lmdb.js'
 import { MemoryJournal } from '../../src/journal/memory.js'
 import { tempDir } from '../helpers/gateway.js'
@@ -149,16 +151,26 @@ t.test('two messages in flight with one payload object (a fixed redaction) are p
   t.same(q.map((x) => x.brokerCounter), [1, 2])
 })
 
-t.test('retained: filters starting with a wildcard do not match $ topics [MQTT-4.7.2-1]', async (t) => {
-  const { p } = await open(tempDir(t))
-  t.teardown(() => p.destroy())
-  const long = '$warden/' + 'x'.repeat(3000) + '/end'
-  for (const topic of ['$warden/status', '$SYS/gw/uptime', 'site/a', long]) await p.storeRetained(pkt(topic, topic, { retain: true }))
-  const topics = async (patterns: string[]): Promise<string[]> => (await all<StoredPacket>(p.createRetainedStreamCombi(patterns))).map((x) => x.topic!).sort()
-  t.same(await topics(['#']), ['site/a'])
-  t.same(await topics(['+/status']), [])
-  t.same(await topics(['$warden/#']), [long, '$warden/status'].sort(), 'a filter naming the $ tree matches it')
-  t.same(await topics(['#', '$SYS/#']), ['$SYS/gw/uptime', 'site/a'], 'each filter of one SUBSCRIBE by its own rule')
+t.test('followDollarRule: wildcard-led filters get no $ topics, retained or queued, from either persistence [MQTT-4.7.2-1]', async (t) => {
+  const lmdb = (await open(tempDir(t))).p
+  t.teardown(() => lmdb.destroy())
+  const memory = createRequire(import.meta.url)('aedes-persistence')() as LmdbPersistence
+  await memory.setup({ id: 'gw', counter: 0 })
+  for (const [name, raw] of [['lmdb', lmdb], ['memory', memory]] as const) {
+    const p = followDollarRule(raw)
+    const long = '$warden/' + 'x'.repeat(3000) + '/end'
+    for (const topic of ['$warden/status', '$SYS/gw/uptime', 'site/a', long]) await p.storeRetained(pkt(topic, topic, { retain: true }))
+    const topics = async (patterns: string[]): Promise<string[]> => (await all<StoredPacket>(p.createRetainedStreamCombi(patterns))).map((x) => x.topic!).sort()
+    t.same(await topics(['#']), ['site/a'], `${name}: '#'`)
+    t.same(await topics(['+/status']), [], `${name}: '+/status'`)
+    t.same(await topics(['$warden/#']), [long, '$warden/status'].sort(), `${name}: a filter naming the $ tree matches it`)
+    t.same(await topics(['#', '$SYS/#']), ['$SYS/gw/uptime', 'site/a'], `${name}: each filter of one SUBSCRIBE by its own rule`)
+    await p.addSubscriptions({ id: 'all' }, [{ topic: '#', qos: 1 }, { topic: '+/+', qos: 1 }])
+    await p.addSubscriptions({ id: 'named' }, [{ topic: '$warden/#', qos: 1 }])
+    t.same((await p.subscriptionsByTopic('$warden/status')).map((x) => x.clientId), ['named'], `${name}: offline queues too`)
+    t.same(await p.subscriptionsByTopic('$warden/denied'), [], `${name}: the acknowledged empty copies go to nobody's queue`)
+    t.same([...new Set((await p.subscriptionsByTopic('site/a')).map((x) => x.clientId))], ['all'], `${name}: other topics as before`)
+  }
 })
 
 t.test('a 256-character clientId with a long filter still fits an LMDB key', async (t) => {

@@ -200,9 +200,6 @@ export class LmdbPersistence {
       return
     }
     const matcher = new QlobberTrue(QLOBBER).add(pattern)
-    // [MQTT-4.7.2-1]: a filter starting with a wildcard does not match topics starting with '$'
-    // (Aedes applies this to live messages only, not to the retained ones it asks for here)
-    const dollarToo = pattern[0] !== '#' && pattern[0] !== '+'
     // 'a/b/#' also matches 'a/b' itself, which sorts before the 'a/b/' range
     if (pattern[wildcardAt] === '#' && wildcardAt > 0) {
       const parent = pattern.slice(0, wildcardAt - 1)
@@ -214,12 +211,12 @@ export class LmdbPersistence {
     if (!isLongTopic(prefix)) {
       const range = prefix === '' ? {} : { start: prefix, end: prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1) }
       for (const { key, value } of this.#retainedDb.getRange(range)) {
-        if ((dollarToo || key[0] !== '$') && matcher.test(key)) yield value
+        if (matcher.test(key)) yield value
       }
     }
     if (this.#longRetained > 0) {
       for (const { value } of this.#retainedLongDb.getRange()) {
-        if ((dollarToo || value.topic![0] !== '$') && matcher.test(value.topic!)) yield value
+        if (matcher.test(value.topic!)) yield value
       }
     }
   }
@@ -397,7 +394,8 @@ export class LmdbPersistence {
 
   async #prepare(packet: StoredPacket, payload: object, matched: ReturnType<QlobberSub['match']>): Promise<void> {
     let subs = matched
-    if (packet.topic!.startsWith('$SYS')) subs = subs.filter((s) => s.topic[0] !== '+' && s.topic[0] !== '#')
+    // [MQTT-4.7.2-1], as for Aedes' own enqueue (create.ts followDollarRule)
+    if (packet.topic![0] === '$') subs = subs.filter((s) => s.topic[0] !== '+' && s.topic[0] !== '#')
     const clients = new Set<string>()
     const entries: OutEntry[] = []
     let bytes: Buffer | undefined
