@@ -8,5 +8,5 @@ export function createListener(spec: ListenerConfig, deps: SocketListenerDeps & 
 }
 
 export { Admission } from './admission.js'
-export { PacketSizeGuard, ParserGuard, type GuardableParser } from './packet-size.js'
+export { ParserGuard, type GuardableParser } from './packet-size.js'
 export type * from './types.js'

@@ -50,19 +50,6 @@ export function scanHeaders(state: number, buf: Uint8Array, maxBytes: number): n
   return state
 }
 
-/** scanHeaders with its state in an object (tests, other byte streams). */
-export class PacketSizeGuard {
-  #state = 0
-
-  constructor(readonly maxBytes: number) {}
-
-  /** false: a packet is too large or its length field is malformed */
-  feed(buf: Uint8Array): boolean {
-    this.#state = scanHeaders(this.#state, buf, this.maxBytes)
-    return this.#state !== REFUSED
-  }
-}
-
 const kState = Symbol('packetSizeState')
 
 /** mqtt-packet's Parser as far as the guard uses it */

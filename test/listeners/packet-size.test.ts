@@ -1,6 +1,17 @@
 import t from 'tap'
 import mqttPacket from 'mqtt-packet'
-import { PacketSizeGuard } from '../../src/listeners/packet-size.js'
+import { REFUSED, scanHeaders } from '../../src/listeners/packet-size.js'
+
+/** scanHeaders with its state carried across chunks, as a parser's field carries it */
+class PacketSizeGuard {
+  #state = 0
+  constructor(readonly maxBytes: number) {}
+  /** false: a packet is too large or its length field is malformed */
+  feed(buf: Uint8Array): boolean {
+    this.#state = scanHeaders(this.#state, buf, this.maxBytes)
+    return this.#state !== REFUSED
+  }
+}
 
 const publish = (payloadBytes: number): Buffer => mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.alloc(payloadBytes, 1), qos: 0, retain: false, dup: false })
 
