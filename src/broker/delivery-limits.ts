@@ -1,10 +1,12 @@
 import type { Client } from 'aedes'
 import { Counter, type Registry } from 'prom-client'
+import type { Writable } from 'node:stream'
 import type { Journal } from '../journal/types.js'
+import { batchWrites } from './write-batch.js'
 
 type Deliver = (packet: DeliverPacket, cb: () => void) => void
 interface DeliverPacket { readonly topic: string; readonly payload: Buffer | string; readonly qos: number; readonly brokerId?: string | null }
-interface Wrappable { deliver0: Deliver; deliverQoS: Deliver; readonly clean: boolean; readonly closed: boolean }
+interface Wrappable { deliver0: Deliver; deliverQoS: Deliver; readonly clean: boolean; readonly closed: boolean; readonly conn: Writable }
 
 export type DropReason = 'max_queued_messages' | 'max_queued_bytes'
 
@@ -107,6 +109,7 @@ export class DeliveryLimits {
         st.bytes -= n
         if (st.timer !== undefined && st.count <= this.#lowMessages && st.bytes <= this.#lowBytes) this.#caughtUp(client, st)
       })
+      batchWrites(c.conn)
     }
     // routing goes on whatever this connection does; nextTick, not a sync call: MQEmitter's
     // queue would otherwise recurse once per queued message

@@ -1,0 +1,90 @@
+import t from 'tap'
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
+import { once } from 'node:events'
+import type { Test } from 'tap'
+import { batchWrites } from '../../src/broker/write-batch.js'
+
+/** A connected socket pair on 127.0.0.1; `writes` counts the sender's calls into libuv (one writev or write each). */
+async function pair(t: Test): Promise<{ out: Socket; received: () => Buffer; writes: () => number }> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const out = connect((server.address() as AddressInfo).port, '127.0.0.1')
+  const [inn] = (await once(server, 'connection')) as [Socket]
+  await once(out, 'connect')
+  const chunks: Buffer[] = []
+  inn.on('data', (d: Buffer) => chunks.push(d))
+  let writes = 0
+  const s = out as unknown as { _writev: (...a: unknown[]) => void; _write: (...a: unknown[]) => void }
+  const wv = s._writev.bind(out)
+  const w = s._write.bind(out)
+  s._writev = (...a) => { writes++; wv(...a) }
+  s._write = (...a) => { writes++; w(...a) }
+  t.teardown(() => { out.destroy(); inn.destroy(); server.close() })
+  return { out, received: () => Buffer.concat(chunks), writes: () => writes }
+}
+
+/** What Aedes does per delivery: the write in an immediate of its own, corked to the next tick as mqtt-packet does; batchWrites right after. */
+function deliver(out: Socket, packet: Buffer, refused: { n: number }, batch: boolean): void {
+  setImmediate(() => {
+    out.cork()
+    if (!out.write(packet)) refused.n++
+    process.nextTick(() => out.uncork())
+  })
+  if (batch) batchWrites(out)
+}
+
+const packetOf = (i: number): Buffer => Buffer.from(`packet ${String(i).padStart(6, '0')};`.padEnd(80, '.'))
+
+async function turn(): Promise<void> {
+  await new Promise((r) => setImmediate(r))
+  await new Promise((r) => setImmediate(r))
+}
+
+t.test("without batching each delivery is one write call (the cost this module removes)", async (t) => {
+  const p = await pair(t)
+  const refused = { n: 0 }
+  for (let i = 0; i < 100; i++) deliver(p.out, packetOf(i), refused, false)
+  await turn()
+  t.equal(p.writes(), 100)
+})
+
+t.test('one turn of deliveries leaves in a few write calls, in order, and the stream ends uncorked', async (t) => {
+  const p = await pair(t)
+  const refused = { n: 0 }
+  const n = 1000
+  for (let i = 0; i < n; i++) deliver(p.out, packetOf(i), refused, true)
+  await turn()
+  t.equal(p.out.writableCorked, 0, 'uncorked once the turn is over')
+  // 80 KB in one turn, flushed at 8 KiB: about ten
+  t.ok(p.writes() <= 20, `write calls: ${p.writes()} for ${n} packets`)
+  t.equal(refused.n, 0, 'write() never reported back-pressure because of the batch (the reader keeps up)')
+  const want = Buffer.concat(Array.from({ length: n }, (_, i) => packetOf(i)))
+  const t0 = Date.now()
+  while (p.received().length < want.length && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10))
+  t.ok(p.received().equals(want), 'every byte, in the order written')
+})
+
+t.test('a later turn is never held by an earlier one: steady load flushes every turn', async (t) => {
+  const p = await pair(t)
+  const refused = { n: 0 }
+  let sent = 0
+  for (let round = 0; round < 50; round++) {
+    for (let i = 0; i < 20; i++) deliver(p.out, packetOf(sent++), refused, true)
+    await turn()
+    t.equal(p.out.writableCorked, 0)
+    t.equal(p.out.writableLength, 0, `round ${round}: nothing left buffered`)
+  }
+  t.ok(p.writes() <= 50 * 2, `write calls: ${p.writes()} for ${sent} packets in 50 turns`)
+})
+
+t.test('a delivery Aedes decides not to write (no write made) still releases its cork', async (t) => {
+  const p = await pair(t)
+  batchWrites(p.out)
+  batchWrites(p.out)
+  t.equal(p.out.writableCorked, 2)
+  await turn()
+  t.equal(p.out.writableCorked, 0)
+  p.out.write(packetOf(1))
+  t.equal(p.out.writableLength, 0, 'a later plain write goes out at once')
+})
