@@ -30,6 +30,7 @@ const records = root.openDB({ name: 'journal', encoding: 'binary' })
 const meta = root.openDB({ name: 'journal-meta', encoding: 'msgpack' })
 const checkpoints = root.openDB({ name: 'journal-checkpoints', encoding: 'string' })
 const gw = workerData.gw
+const BIN_PAYLOAD = ${JSON.stringify(BIN_PAYLOAD)}
 let prev = workerData.prev
 let bytes = workerData.bytes
 parentPort.on('message', (m) => {
@@ -41,19 +42,24 @@ parentPort.on('message', (m) => {
     if (m.removes.length) for (const k of checkpoints.getKeys({ end: m.firstKept })) checkpoints.remove(k)
     const payloads = m.payloads && Buffer.from(m.payloads.buffer, m.payloads.byteOffset, m.payloads.byteLength)
     let last
-    for (let i = 0; i < m.recs.length; i++) {
-      const r = m.recs[i]
+    const vals = m.vals
+    let p = 0
+    for (let i = 0; i < m.count; i++) {
+      const names = m.shapes[vals[p++]]
       const rec = { seq: m.first + i, ts: m.ts[i], gw }
-      for (const k in r) rec[k] = r[k]
-      // payloads travel in one buffer: [offset, length] stands in for each
-      if (r.payload !== undefined) rec.payload = payloads.subarray(r.payload[0], r.payload[0] + r.payload[1])
+      for (let j = 0; j < names.length; j++) {
+        const k = names[j]
+        // payloads travel in one buffer: offset and length stand in for each
+        if (k === BIN_PAYLOAD) { const at = vals[p++]; rec.payload = payloads.subarray(at, at + vals[p++]) }
+        else rec[k] = vals[p++]
+      }
       rec.prev = prev
       const s = sealWith(kit, rec, prev)
       prev = s.hash
       bytes += s.bytes.length
       last = records.put(rec.seq, s.bytes)
     }
-    const upTo = m.recs.length ? m.first + m.recs.length - 1 : m.committed
+    const upTo = m.count ? m.first + m.count - 1 : m.committed
     const size = meta.put('size', { bytes, seq: upTo })
     if (m.anchor) meta.put('anchor', m.anchor)
     const reply = { id: m.id, hash: prev, bytes }
@@ -67,13 +73,22 @@ parentPort.on('message', (m) => {
 })
 `
 
+/** A shape's name for a payload carried in WriterGroup.payloads (two values: offset, length); no field name starts with NUL. */
+export const BIN_PAYLOAD = '\u0000payload'
+
 /** One commit group as the writer takes it. */
 export interface WriterGroup {
-  /** seq of recs[0]; the records are consecutive */
+  /** seq of the first record; the records are consecutive */
   readonly first: number
+  readonly count: number
   readonly ts: readonly number[]
-  /** each record's fields after type (seq, ts, gw and prev are added by the writer); a payload is [offset, length] in `payloads` */
-  readonly recs: readonly Record<string, unknown>[]
+  /**
+   * The records' fields (seq, ts, gw and prev are added by the writer), flat: per record its
+   * shape's index in `shapes`, then one value per name of that shape (two for BIN_PAYLOAD).
+   */
+  readonly vals: readonly unknown[]
+  /** field names in record order, type first */
+  readonly shapes: readonly (readonly string[])[]
   /** the group's payload bytes back to back; its ArrayBuffer is the group's own (moved to the writer) */
   readonly payloads?: Uint8Array
   readonly removes: readonly number[]

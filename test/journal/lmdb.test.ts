@@ -8,6 +8,7 @@ import { decodeRecord, GENESIS } from '../../src/journal/codec.js'
 import { verifyJournal } from '../../src/journal/verify.js'
 import { loadSealer } from '../../src/journal/seal.js'
 import { ManualClock } from '../../src/clock.js'
+import type { JournalEntry } from '../../src/journal/types.js'
 
 t.test('append: gapless seqs, hash chain, resolves after commit, survives reopen', async (t) => {
   const dir = tempDir(t)
@@ -56,6 +57,45 @@ t.test('a burst larger than a commit group: many groups in flight, commits in or
   const v = await verifyJournal(j.dbs)
   t.ok(v.ok, v.problem ?? 'verifies')
   t.equal(v.records, 39_000)
+})
+
+t.test('records of changing shapes in one group come back field for field, in their order', async (t) => {
+  const dir = tempDir(t)
+  const j = openJournal(t, dir)
+  // one synchronous run: one commit group. Shapes repeat, grow, shrink, change a name in the
+  // middle; payloads come and go; values nest; reserved names and undefined values are left out
+  const entries = [
+    { type: 'publish', clientId: 'a', topic: 't/1', qos: 0, payload: Buffer.from('one') },
+    { type: 'publish', clientId: 'a', topic: 't/2', qos: 0, payload: Buffer.from('two') },
+    { type: 'publish', clientId: 'a', topic: 't/3', qos: 1 },
+    { type: 'publish', clientId: 'a', topic: 't/4', qos: 1, payload: Buffer.alloc(0), masks: ['m1', 'm2'], masked: { email: 2 } },
+    { type: 'publish', clientId: 'b', sub: undefined, topic: 't/5', qos: 0, payload: 'text payload' },
+    { type: 'connect', clientId: 'a', seq: 99, prev: 'x', hash: 'y', gw: 'forged', ts: 1 },
+    { type: 'connect', session: 's1', clientId: 'a' },
+    { type: 'publish', clientId: 'a', topic: 't/1', qos: 0, payload: Buffer.from('again') },
+  ] as unknown as JournalEntry[]
+  for (const e of entries) j.record(e)
+  await j.flush()
+  t.equal(j.groupsCommitted, 1, 'one group')
+  const got = entries.map((_, i) => decodeRecord(j.dbs.records.getBinary(i + 1)!) as unknown as Record<string, unknown>)
+  const strip = (r: Record<string, unknown>): Record<string, unknown> => {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(r)) if (!['seq', 'ts', 'gw', 'prev', 'hash'].includes(k)) out[k] = v instanceof Uint8Array ? Buffer.from(v).toString() : v
+    return out
+  }
+  const want = entries.map((e) => {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(e as Record<string, unknown>)) if (v !== undefined && !['seq', 'ts', 'gw', 'prev', 'hash'].includes(k)) out[k] = Buffer.isBuffer(v) ? v.toString() : v
+    return out
+  })
+  got.forEach((r, i) => {
+    t.same(strip(r), want[i], `record ${i + 1}`)
+    t.same(Object.keys(r), ['seq', 'ts', 'gw', ...Object.keys(want[i]!), 'prev', 'hash'], `record ${i + 1}: fields in order`)
+    t.equal(r.gw, 'gw-test')
+  })
+  t.ok(got[3]!.payload instanceof Uint8Array && (got[3]!.payload as Uint8Array).length === 0, 'an empty binary payload stays binary')
+  const v = await verifyJournal(j.dbs)
+  t.ok(v.ok, v.problem ?? 'verifies')
 })
 
 t.test('recordPayloads: none drops payloads, masked keeps them, sealed holds a JWE to sealTo', async (t) => {
