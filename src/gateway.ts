@@ -449,7 +449,7 @@ export class GatewayCore {
     const gated = decision.effect === 'allow' ? (this.bridgeTap?.refusal(topic) ?? this.p.cluster?.refusal()) : undefined
     if (decision.effect === 'deny' || gated !== undefined || !this.p.journal.writable) {
       const reason = decision.effect === 'deny' ? (decision.reason ?? 'policy') : (gated ?? 'journal_full')
-      this.p.metrics.publishes.inc({ effect: 'deny' })
+      this.p.metrics.publishes.inc('deny')
       this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, reason, policyRev: this.#policy.revision })
       // MQTT 3.1.1 has no negative PUBACK ([MQTT-3.3.5-2]): acknowledge and drop (default), or close
       // without Redis nothing can be routed, not even nowhere: a cluster outage closes the connection
@@ -466,7 +466,7 @@ export class GatewayCore {
       for (const m of masked.masks) this.#maskCounter(m).inc()
     }
     if (decision.effect === 'hold') return this.#hold(s, packet, decision, cb)
-    this.p.metrics.publishes.inc({ effect: 'allow' })
+    this.p.metrics.publishes.inc('allow')
     // payload: the journal keeps, seals or drops it per journal.recordPayloads (session replay)
     // masked messages: the journal keeps the masked view, or under `sealed` the raw payload it encrypts to the auditors
     const entry: JournalEntry = masked
@@ -592,7 +592,7 @@ export class GatewayCore {
   /** A payload a mask cannot read under onParseError: block is refused like a deny. */
   #refuseUnmaskable(s: Session, packet: PublishPacket, m: Exclude<PublishMasking, { ok: true }>, rule: string | undefined, cb: (err?: Error | null) => void): void {
     const id = s.identity
-    this.p.metrics.publishes.inc({ effect: 'deny' })
+    this.p.metrics.publishes.inc('deny')
     this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: (packet.payload as Buffer).length, rule, reason: m.reason, masks: [m.mask], detail: m.detail, policyRev: this.#policy.revision })
     if (this.p.config.policies.deniedPublish === 'disconnect') return cb(new Error(`publish denied: ${m.reason}`))
     this.#drop(packet, cb)
@@ -638,11 +638,11 @@ export class GatewayCore {
     const id = s.identity
     const spec = decision.hold
     if (!this.p.approvals || !spec) {
-      this.p.metrics.publishes.inc({ effect: 'deny' })
+      this.p.metrics.publishes.inc('deny')
       this.#journal({ type: 'publish_denied', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic: packet.topic, qos: packet.qos, rule: decision.ruleId, reason: 'approval_unavailable' })
       return cb(new Error('publish denied: approval unavailable'))
     }
-    this.p.metrics.publishes.inc({ effect: 'hold' })
+    this.p.metrics.publishes.inc('hold')
     this.p.approvals.hold({
       topic: packet.topic, payload: Buffer.from(packet.payload as Buffer), qos: packet.qos, retain: packet.retain,
       requester: { sub: id.sub, clientId: id.clientId, kind: id.kind, groups: id.groups }, session: s.id,

@@ -10,7 +10,7 @@ export function createMetrics() {
     connects: new Counter({ name: 'edgewarden_connects_total', help: 'CONNECT outcomes', labelNames: ['result'] as const, registers: [registry] }),
     authFailures: new Counter({ name: 'edgewarden_auth_failures_total', help: 'refused CONNECTs by reason', labelNames: ['reason'] as const, registers: [registry] }),
     refused: new Counter({ name: 'edgewarden_connections_refused_total', help: 'sockets refused before CONNECT', labelNames: ['reason'] as const, registers: [registry] }),
-    publishes: new Counter({ name: 'edgewarden_publishes_total', help: 'publish decisions', labelNames: ['effect'] as const, registers: [registry] }),
+    publishes: tallied(registry, 'edgewarden_publishes_total', 'publish decisions', 'effect', ['allow', 'deny', 'hold'] as const),
     subscribes: new Counter({ name: 'edgewarden_subscribes_total', help: 'subscribe decisions', labelNames: ['effect'] as const, registers: [registry] }),
     expired: new Counter({ name: 'edgewarden_sessions_expired_total', help: 'connections closed at token expiry', registers: [registry] }),
     protocolErrors: new Counter({ name: 'edgewarden_protocol_errors_total', help: 'connections closed for malformed or oversized packets', labelNames: ['reason'] as const, registers: [registry] }),
@@ -23,3 +23,24 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/**
+ * A counter with one label for the per-message path: an increment is one addition to a plain
+ * number, folded into the prom-client counter whenever it is read (a scrape, get()). prom-client
+ * hashes the label object on every inc(), ~2 % of the event loop in a QoS 0 fan-in.
+ */
+export function tallied<V extends string>(registry: Registry, name: string, help: string, label: string, values: readonly V[]): { inc(value: V): void } {
+  const counts = new Float64Array(values.length)
+  const index = new Map<string, number>(values.map((v, i) => [v, i]))
+  new Counter({
+    name, help, labelNames: [label], registers: [registry],
+    collect() {
+      for (let i = 0; i < counts.length; i++) {
+        if (counts[i] === 0) continue
+        this.inc({ [label]: values[i]! }, counts[i])
+        counts[i] = 0
+      }
+    },
+  })
+  return { inc: (value) => { counts[index.get(value)!]!++ } }
+}
