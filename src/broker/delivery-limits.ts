@@ -109,7 +109,9 @@ export class DeliveryLimits {
         st.bytes -= n
         if (st.timer !== undefined && st.count <= this.#lowMessages && st.bytes <= this.#lowBytes) this.#caughtUp(client, st)
       })
-      batchWrites(c.conn)
+      // QoS 1/2 to a persistent session is written after its store's update (async): not in
+      // Aedes' immediate, so it goes out on its own
+      if (qos === 0 || c.clean) batchWrites(c.conn, n)
     }
     // routing goes on whatever this connection does; nextTick, not a sync call: MQEmitter's
     // queue would otherwise recurse once per queued message
