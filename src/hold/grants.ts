@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.js'
 import type { Journal } from '../journal/types.js'
-import { filterMatches } from './principal.js'
+import { matchTopic } from '../bridge/topic.js'
 import type { Grant, HoldStore, Principal } from './types.js'
 
 export interface GrantRequest {
@@ -63,7 +63,7 @@ export class Grants {
     const list = this.#bySub.get(sub)
     if (!list) return undefined
     const now = this.clock.now()
-    return list.find((g) => g.expiresAt > now && g.actions.includes(action) && g.topics.some((f) => filterMatches(f, topic) || f === topic))
+    return list.find((g) => g.expiresAt > now && g.actions.includes(action) && g.topics.some((f) => matchTopic(f, topic) || f === topic))
   }
 
   async sweep(): Promise<void> {

@@ -106,3 +106,12 @@ t.test('grants: time-bound, topic-scoped, revocable, expire with a callback', as
   t.notOk(grants.allows('svc-9', 'publish', 'x/y'))
   t.match(journal.entries.at(-1), { type: 'grant', reason: 'revoked', revokedBy: 'bob' })
 })
+
+t.test("grants: '#' and '+' as MQTT filters; '#' does not cover $ topics ([MQTT-4.7.2-1])", async (t) => {
+  const grants = new Grants(new MemoryHoldStore(), new MemoryJournal(), new ManualClock(0))
+  await grants.grant({ sub: 'svc-8', actions: ['publish'], topics: ['#', 'cmd/+'], ttlMs: 10_000 }, lead1)
+  t.ok(grants.allows('svc-8', 'publish', 'cmd/7'))
+  t.ok(grants.allows('svc-8', 'publish', 'a/b/c'))
+  t.notOk(grants.allows('svc-8', 'publish', '$warden/status'))
+  t.notOk(grants.allows('svc-8', 'publish', '$SYS/x'))
+})
