@@ -49,6 +49,9 @@ interface Group {
 
 const RESERVED = new Set(['seq', 'ts', 'gw', 'prev', 'hash'])
 const TYPE = 'type'
+/** #write's note of an entry's kept fields, reused (one append at a time: nothing in between awaits) */
+const KEPT: string[] = []
+const DROPPED_KEYS = ['count', 'reason', 'firstKept'] as const
 /** seq, ts, gw's key, type's key, prev and hash entries, the map header: what every record carries */
 const RECORD_OVERHEAD = 180
 
@@ -255,9 +258,13 @@ export class LmdbJournal implements Journal {
     const seq = this.#lastSeq + 1
     const ts = this.#clock.now()
     let est = RECORD_OVERHEAD + this.#o.gw.length + entry.type.length
+    // the fields kept, noted once for #enqueue (a scratch array: #makeRoom's own records use theirs)
+    let n = 0
     for (const k in entry) {
-      if (!this.#kept(entry, k)) continue
-      est += k.length + 2 + estimate(entry[k])
+      const v = entry[k]
+      if (v === undefined || k === 'type' || RESERVED.has(k) || (k === 'payload' && this.#o.recordPayloads === 'none')) continue
+      KEPT[n++] = k
+      est += k.length + 2 + estimate(v)
     }
     const room = this.#makeRoom(est)
     if (room === 'refuse') {
@@ -266,17 +273,12 @@ export class LmdbJournal implements Journal {
     }
     // a buffer_dropped record went in first: this one comes after it
     if (seq !== this.#lastSeq + 1) return this.#write(entry)
-    this.#enqueue(seq, ts, entry, est)
+    this.#enqueue(seq, ts, entry, est, KEPT, n)
     return seq
   }
 
-  /** Whether field k of an entry goes into its record (type is written first, on its own). */
-  #kept(entry: JournalEntry, k: string): boolean {
-    return entry[k] !== undefined && k !== 'type' && !RESERVED.has(k) && (k !== 'payload' || this.#o.recordPayloads !== 'none')
-  }
-
   /** The journal moves on to `seq`, and the record joins the open commit group. */
-  #enqueue(seq: number, ts: number, entry: JournalEntry, est: number): void {
+  #enqueue(seq: number, ts: number, entry: JournalEntry, est: number, keys: readonly string[], nkeys: number): void {
     this.#lastSeq = seq
     this.#pendingDelta += est
     let g = this.#group
@@ -299,8 +301,8 @@ export class LmdbJournal implements Journal {
     const last = g.shapes[g.shapes.length - 1]
     let names: string[] | undefined = last === undefined ? [TYPE] : undefined
     let n = 1
-    for (const k in entry) {
-      if (!this.#kept(entry, k)) continue
+    for (let i = 0; i < nkeys; i++) {
+      const k = keys[i]!
       const v = entry[k]
       let name = k
       if (k === 'payload' && v instanceof Uint8Array) {
@@ -451,7 +453,7 @@ export class LmdbJournal implements Journal {
   #writeDropped(count: number, reason: string): void {
     const seq = this.#lastSeq + 1
     const rec: JournalEntry = { type: 'buffer_dropped', count, reason, firstKept: this.#firstSeq }
-    this.#enqueue(seq, this.#clock.now(), rec, RECORD_OVERHEAD + this.#o.gw.length + 80 + reason.length)
+    this.#enqueue(seq, this.#clock.now(), rec, RECORD_OVERHEAD + this.#o.gw.length + 80 + reason.length, DROPPED_KEYS, DROPPED_KEYS.length)
     this.#o.logger?.warn({ event: 'buffer_dropped', count, firstKept: this.#firstSeq }, 'journal full: dropped the oldest unshipped records')
   }
 }
