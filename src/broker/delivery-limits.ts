@@ -112,7 +112,7 @@ export class DeliveryLimits {
       })
       // QoS 1/2 to a persistent session is written after its store's update (async): not in
       // Aedes' immediate, so it goes out on its own
-      if (qos === 0 || c.clean) batchWrites(c.conn, n)
+      if (qos === 0 || c.clean) batchWrites(c.conn)
     }
     // routing goes on whatever this connection does; nextTick, not a sync call: MQEmitter's
     // queue would otherwise recurse once per queued message

@@ -16,54 +16,61 @@ import type { Writable } from 'node:stream'
  * Never because of the batch alone may write() report back-pressure: Aedes answers it by
  * holding the delivery's completion until the socket has fully drained, and the delivery bound
  * (delivery-limits.ts) would count messages the subscriber has read as queued. So held bytes go
- * out at FLUSH_BYTES, and before a delivery whose packet would take them to the stream's
- * highWaterMark. Only a socket the kernel will not take from shows back-pressure, as without
+ * out at FLUSH_BYTES, and before any write that would take them to the stream's highWaterMark
+ * (guardedWrite). Only a socket the kernel will not take from shows back-pressure, as without
  * batching.
  */
-export function batchWrites(conn: Writable, bytes: number): void {
+export function batchWrites(conn: Writable): void {
   // a stream that writes its chunks one by one anyway (ws' createWebSocketStream: a frame each) gains nothing
   if (typeof conn._writev !== 'function') return
+  if (conn.write !== guardedWrite) guard(conn)
   conn.cork()
-  releases.push(conn, bytes)
-  setImmediate(release)
+  setImmediate(release, conn)
 }
 
 /** Held bytes flushed at this much, well under net's 16 KiB highWaterMark. */
 const FLUSH_BYTES = 8 * 1024
-/** a packet's fixed header, topic length and packet id, over its topic and payload */
-const HEADER_BYTES = 16
 
-/** connection, packet bytes: one pair per release queued, in the order they will run */
-const releases: (Writable | number)[] = []
-let head = 0
 /** connections left corked by deliveries whose releases run in a later turn */
 const carried = new Set<Writable>()
 let sweeping = false
 
-function release(): void {
-  const conn = releases[head] as Writable
-  head += 2
-  if (head === releases.length) {
-    releases.length = 0
-    head = 0
-  }
+function release(conn: Writable): void {
   conn.uncork()
-  if (conn.writableCorked > 0) {
-    if (conn.writableLength >= FLUSH_BYTES) flush(conn)
-    else if (!carried.has(conn)) {
-      carried.add(conn)
-      if (!sweeping) {
-        sweeping = true
-        setImmediate(sweep)
-      }
+  if (conn.writableCorked === 0) return
+  if (conn.writableLength >= FLUSH_BYTES) flush(conn)
+  else if (!carried.has(conn)) {
+    carried.add(conn)
+    if (!sweeping) {
+      sweeping = true
+      setImmediate(sweep)
     }
   }
-  // the next release's delivery is written before it runs: room for its packet
-  if (head < releases.length) {
-    const next = releases[head] as Writable
-    const held = next.writableLength
-    if (held > 0 && next.writableCorked > 0 && held + (releases[head + 1] as number) + HEADER_BYTES >= next.writableHighWaterMark) flush(next)
+}
+
+const BASE_WRITE = Symbol('edgewarden.baseWrite')
+type Guarded = Writable & { [BASE_WRITE]: Writable['write'] }
+
+/**
+ * Every write to a batched connection, ours or not (a PUBACK, a SUBACK, a retained message sent
+ * on SUBSCRIBE, a persistent session's QoS 1 written after its store), first sends what is held
+ * when the chunk would take the buffer to the highWaterMark: write() then reports back-pressure
+ * only when it would have without the batch. One shared function; the stream's own write is
+ * kept on it under a symbol.
+ */
+function guard(conn: Writable): void {
+  const g = conn as Guarded
+  g[BASE_WRITE] = conn.write
+  conn.write = guardedWrite
+}
+
+function guardedWrite(this: Guarded, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  const held = this.writableLength
+  if (held > 0 && this.writableCorked > 0) {
+    const n = typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as Uint8Array | undefined)?.byteLength ?? 0)
+    if (held + n >= this.writableHighWaterMark) flush(this)
   }
+  return (this[BASE_WRITE] as (c: unknown, e?: unknown, f?: unknown) => boolean).call(this, chunk, encoding, cb)
 }
 
 /**

@@ -31,7 +31,7 @@ function deliver(out: Socket, packet: Buffer, refused: { n: number }, batch: boo
     if (!out.write(packet)) refused.n++
     process.nextTick(() => out.uncork())
   })
-  if (batch) batchWrites(out, packet.length)
+  if (batch) batchWrites(out)
 }
 
 const packetOf = (i: number): Buffer => Buffer.from(`packet ${String(i).padStart(6, '0')};`.padEnd(80, '.'))
@@ -80,8 +80,8 @@ t.test('a later turn is never held by an earlier one: steady load flushes every 
 
 t.test('a delivery Aedes decides not to write (no write made) still releases its cork', async (t) => {
   const p = await pair(t)
-  batchWrites(p.out, 80)
-  batchWrites(p.out, 80)
+  batchWrites(p.out)
+  batchWrites(p.out)
   t.equal(p.out.writableCorked, 2)
   await turn()
   t.equal(p.out.writableCorked, 0)
@@ -125,4 +125,24 @@ t.test('deliveries routed from immediates, one a turn: nothing waits more than a
   await turn()
   t.equal(p.out.writableCorked, 0)
   t.equal(p.out.writableLength, 0)
+})
+
+t.test("a write that is not the batch's own (a PUBACK, a retained message on SUBSCRIBE) never meets back-pressure because of it", async (t) => {
+  const p = await pair(t)
+  const results: boolean[] = []
+  // a large unbatched write lands under a batch's cork, then a batched one in the same turn
+  deliver(p.out, Buffer.alloc(100, 1), { n: 0 }, true)
+  setImmediate(() => {
+    void Promise.resolve().then(() => { results.push(p.out.write(Buffer.alloc(10_000, 2))) })
+  })
+  const refused = { n: 0 }
+  deliver(p.out, Buffer.alloc(7_000, 3), refused, true)
+  await turn()
+  await turn()
+  t.same(results, [true], 'the unbatched write')
+  t.equal(refused.n, 0, 'the batched one after it')
+  t.equal(p.out.writableCorked, 0)
+  const t0 = Date.now()
+  while (p.received().length < 17_100 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10))
+  t.equal(p.received().length, 17_100, 'every byte')
 })
