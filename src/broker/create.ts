@@ -81,7 +81,7 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
  * (memory, LMDB, Redis); the acknowledged empty copies ($warden/denied) are never queued.
  */
 export function followDollarRule<P extends object>(persistence: P): P {
-  type Sub = { topic: string }
+  type Sub = { topic: string; clientId: string }
   const p = persistence as unknown as {
     subscriptionsByTopic(topic: string): Promise<Sub[]>
     createRetainedStreamCombi(patterns: string[]): Readable
@@ -90,8 +90,8 @@ export function followDollarRule<P extends object>(persistence: P): P {
   const none: Sub[] = []
   p.subscriptionsByTopic = (topic: string) => {
     if (topic === DENIED_TOPIC) return Promise.resolve(none)
-    if (topic.charCodeAt(0) !== 36 /* $ */) return byTopic(topic)
-    return byTopic(topic).then((subs) => subs.filter((x) => !startsWithWildcard(x.topic)))
+    if (topic.charCodeAt(0) !== 36 /* $ */) return byTopic(topic).then(oncePerClient)
+    return byTopic(topic).then((subs) => oncePerClient(subs.filter((x) => !startsWithWildcard(x.topic))))
   }
   const retained = p.createRetainedStreamCombi.bind(p)
   p.createRetainedStreamCombi = (patterns: string[]) => {
@@ -108,6 +108,25 @@ export function followDollarRule<P extends object>(persistence: P): P {
     })
   }
   return persistence
+}
+
+/**
+ * One queue entry per session, however many of its subscriptions match: with two, Aedes queued
+ * the message twice, sent it twice, and its deliverQoS answered the second copy (a duplicate) by
+ * clearing the message's id from the store under the first copy's write ("no such packet": the
+ * client was disconnected). The delivery wrapper (delivery-limits.ts) skips that second copy.
+ */
+function oncePerClient<S extends { clientId: string }>(subs: S[]): S[] {
+  if (subs.length < 2) return subs
+  const seen = new Set<string>()
+  let dup = false
+  for (const s of subs) {
+    if (seen.has(s.clientId)) { dup = true; break }
+    seen.add(s.clientId)
+  }
+  if (!dup) return subs
+  seen.clear()
+  return subs.filter((s) => !seen.has(s.clientId) && seen.add(s.clientId) !== undefined)
 }
 
 function startsWithWildcard(filter: string): boolean {

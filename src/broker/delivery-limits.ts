@@ -94,7 +94,14 @@ export class DeliveryLimits {
 
   // a method, not one more closure per connection
   #deliver(client: Client, c: Wrappable, st: State, orig: Deliver, packet: DeliverPacket, cb: () => void, qos: number): void {
-    inOrderForDedupe(c, packet)
+    if (!inOrderForDedupe(c, packet) && qos > 0 && !c.clean) {
+      // a second copy (overlapping subscriptions) of what this persistent session just got:
+      // Aedes' deliverQoS would clear the message's id from the session's store, under the
+      // first copy's write ("no such packet", and the client is disconnected); the store holds
+      // the message once (create.ts, oncePerClient)
+      process.nextTick(cb)
+      return
+    }
     // retained messages sent on SUBSCRIBE (Aedes marks them brokerId null) come from a stream
     // paced by this callback: kept paced, they never pile up, and none is dropped
     if (packet.brokerId === null) return orig(packet, cb)
@@ -201,13 +208,15 @@ export class DeliveryLimits {
  * same client, in the same read, or from any other) is routed first, and the retained one was
  * then dropped for every live subscriber (bare Aedes 1.2 does the same:
  * test/e2e/retained-live.test.ts). Only the same message — the same counter — is a duplicate:
- * an older one is let through.
+ * an older one is let through. Returns false for a duplicate.
  */
-function inOrderForDedupe(c: Wrappable, packet: DeliverPacket): void {
+function inOrderForDedupe(c: Wrappable, packet: DeliverPacket): boolean {
   const id = packet.brokerId
-  if (!id) return
+  if (!id) return true
   const last = c.duplicates[id]
+  if (last === packet.brokerCounter) return false
   if (last !== undefined && packet.brokerCounter! < last) c.duplicates[id] = packet.brokerCounter! - 1
+  return true
 }
 
 const NOTHING: SlowInfo = Object.freeze({ queued: 0, queuedBytes: 0, dropped: 0, stored: 0 })
