@@ -36,6 +36,13 @@ function deliver(out: Socket, packet: Buffer, refused: { n: number }, batch: boo
 
 const packetOf = (i: number): Buffer => Buffer.from(`packet ${String(i).padStart(6, '0')};`.padEnd(80, '.'))
 
+/** What the reader has once `length` bytes arrived (or 5 s passed). */
+async function arrived(p: { received: () => Buffer }, length: number): Promise<Buffer> {
+  const t0 = Date.now()
+  while (p.received().length < length && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10))
+  return p.received()
+}
+
 async function turn(): Promise<void> {
   await new Promise((r) => setImmediate(r))
   await new Promise((r) => setImmediate(r))
@@ -60,9 +67,7 @@ t.test('one turn of deliveries leaves in a few write calls, in order, and the st
   t.ok(p.writes() <= 20, `write calls: ${p.writes()} for ${n} packets`)
   t.equal(refused.n, 0, 'write() never reported back-pressure because of the batch (the reader keeps up)')
   const want = Buffer.concat(Array.from({ length: n }, (_, i) => packetOf(i)))
-  const t0 = Date.now()
-  while (p.received().length < want.length && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10))
-  t.ok(p.received().equals(want), 'every byte, in the order written')
+  t.ok((await arrived(p, want.length)).equals(want), 'every byte, in the order written')
 })
 
 t.test('a later turn is never held by an earlier one: steady load flushes every turn', async (t) => {
@@ -98,9 +103,7 @@ t.test('mixed sizes: held bytes go out before a packet that would take them to t
   await turn()
   t.equal(refused.n, 0, 'write() never reported back-pressure because of the batch')
   const want = Buffer.concat(packets)
-  const t0 = Date.now()
-  while (p.received().length < want.length && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10))
-  t.ok(p.received().equals(want), 'every byte, in order')
+  t.ok((await arrived(p, want.length)).equals(want), 'every byte, in order')
 })
 
 t.test('deliveries routed from immediates, one a turn: nothing waits more than a turn behind them', async (t) => {
@@ -142,7 +145,5 @@ t.test("a write that is not the batch's own (a PUBACK, a retained message on SUB
   t.same(results, [true], 'the unbatched write')
   t.equal(refused.n, 0, 'the batched one after it')
   t.equal(p.out.writableCorked, 0)
-  const t0 = Date.now()
-  while (p.received().length < 17_100 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10))
-  t.equal(p.received().length, 17_100, 'every byte')
+  t.equal((await arrived(p, 17_100)).length, 17_100, 'every byte')
 })
