@@ -119,14 +119,13 @@ export function followDollarRule<P extends object>(persistence: P): P {
 function oncePerClient<S extends { clientId: string }>(subs: S[]): S[] {
   if (subs.length < 2) return subs
   const seen = new Set<string>()
-  let dup = false
+  const out: S[] = []
   for (const s of subs) {
-    if (seen.has(s.clientId)) { dup = true; break }
+    if (seen.has(s.clientId)) continue
     seen.add(s.clientId)
+    out.push(s)
   }
-  if (!dup) return subs
-  seen.clear()
-  return subs.filter((s) => !seen.has(s.clientId) && seen.add(s.clientId) !== undefined)
+  return out.length === subs.length ? subs : out
 }
 
 function startsWithWildcard(filter: string): boolean {
