@@ -27,8 +27,7 @@ export interface LmdbJournalOptions {
 interface Group {
   /** seq of the group's first record (a group's records are consecutive) */
   first: number
-  /** records in the group */
-  count: number
+  /** each record's timestamp: one per record, so also the group's record count */
   readonly ts: number[]
   /** the records' fields, flat (see WriterGroup.vals): an array of plain values clones for a third of what as many objects do */
   readonly vals: unknown[]
@@ -284,13 +283,12 @@ export class LmdbJournal implements Journal {
     let g = this.#group
     // a full group goes now: the writer encodes it while this thread fills the next (one
     // synchronous burst of appends would otherwise reach the writer as one group, in series)
-    if (g && g.count >= GROUP_RECORDS) {
+    if (g && g.ts.length >= GROUP_RECORDS) {
       this.#flushGroup(true)
       g = this.#group
     }
     g ??= this.#startGroup()
-    if (g.count === 0) g.first = seq
-    g.count++
+    if (g.ts.length === 0) g.first = seq
     g.est += est
     g.ts.push(ts)
     const vals = g.vals
@@ -339,7 +337,7 @@ export class LmdbJournal implements Journal {
     let reject!: (err: Error) => void
     const done = new Promise<void>((res, rej) => { resolve = res; reject = rej })
     done.catch(noop)
-    const g: Group = { first: 0, count: 0, ts: [], vals: [], shapes: [], payloadBytes: 0, removes: [], removedBytes: 0, est: 0, done, resolve, reject }
+    const g: Group = { first: 0, ts: [], vals: [], shapes: [], payloadBytes: 0, removes: [], removedBytes: 0, est: 0, done, resolve, reject }
     this.#group = g
     if (this.#o.commitDelayMs > 0) setTimeout(() => this.#flushGroup(), this.#o.commitDelayMs)
     else setImmediate(() => this.#flushGroup())
@@ -358,12 +356,12 @@ export class LmdbJournal implements Journal {
     }
     this.#group = undefined
     this.#inFlight++
-    const upTo = g.count ? g.first + g.count - 1 : this.#committedSeq
+    const upTo = g.ts.length ? g.first + g.ts.length - 1 : this.#committedSeq
     const anchor = this.#anchorDirty ? this.#anchor : undefined
     this.#anchorDirty = false
     const writer = this.warm()
     const payloads = g.payloads?.subarray(0, g.payloadBytes)
-    const committed = writer.write({ first: g.first, count: g.count, ts: g.ts, vals: g.vals, shapes: g.shapes, payloads, removes: g.removes, removedBytes: g.removedBytes, firstKept: this.#firstSeq, committed: this.#committedSeq, anchor })
+    const committed = writer.write({ first: g.first, ts: g.ts, vals: g.vals, shapes: g.shapes, payloads, removes: g.removes, removedBytes: g.removedBytes, firstKept: this.#firstSeq, committed: this.#committedSeq, anchor })
     void committed.then((r) => {
       if (upTo > this.#committedSeq) this.#committedSeq = upTo
       this.#lastHash = r.hash

@@ -44,7 +44,7 @@ parentPort.on('message', (m) => {
     let last
     const vals = m.vals
     let p = 0
-    for (let i = 0; i < m.count; i++) {
+    for (let i = 0; i < m.ts.length; i++) {
       const names = m.shapes[vals[p++]]
       const rec = { seq: m.first + i, ts: m.ts[i], gw }
       for (let j = 0; j < names.length; j++) {
@@ -59,7 +59,7 @@ parentPort.on('message', (m) => {
       bytes += s.bytes.length
       last = records.put(rec.seq, s.bytes)
     }
-    const upTo = m.count ? m.first + m.count - 1 : m.committed
+    const upTo = m.ts.length ? m.first + m.ts.length - 1 : m.committed
     const size = meta.put('size', { bytes, seq: upTo })
     if (m.anchor) meta.put('anchor', m.anchor)
     const reply = { id: m.id, hash: prev, bytes }
@@ -80,7 +80,7 @@ export const BIN_PAYLOAD = '\u0000payload'
 export interface WriterGroup {
   /** seq of the first record; the records are consecutive */
   readonly first: number
-  readonly count: number
+  /** one per record */
   readonly ts: readonly number[]
   /**
    * The records' fields (seq, ts, gw and prev are added by the writer), flat: per record its
