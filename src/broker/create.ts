@@ -128,7 +128,8 @@ function oncePerClient<S extends { clientId: string }>(subs: S[]): S[] {
   return out.length === subs.length ? subs : out
 }
 
-function startsWithWildcard(filter: string): boolean {
+/** A filter that starts with '#' or '+': it matches no '$' topic ([MQTT-4.7.2-1]). */
+export function startsWithWildcard(filter: string): boolean {
   return filter[0] === '#' || filter[0] === '+'
 }
 

@@ -6,6 +6,7 @@ import QlobberSub from 'qlobber/aedes/qlobber-sub.js'
 import PacketFn from 'aedes-packet'
 import { openDataEnv, type DataEnv } from '../../storage/env.js'
 import type { Journal } from '../../journal/types.js'
+import { startsWithWildcard } from '../create.js'
 import { DropCounter } from './drops.js'
 import { isLongTopic, literalPrefix, topicHash, topicKey } from './keys.js'
 
@@ -395,7 +396,7 @@ export class LmdbPersistence {
   async #prepare(packet: StoredPacket, payload: object, matched: ReturnType<QlobberSub['match']>): Promise<void> {
     let subs = matched
     // [MQTT-4.7.2-1], as for Aedes' own enqueue (create.ts followDollarRule)
-    if (packet.topic![0] === '$') subs = subs.filter((s) => s.topic[0] !== '+' && s.topic[0] !== '#')
+    if (packet.topic![0] === '$') subs = subs.filter((s) => !startsWithWildcard(s.topic))
     const clients = new Set<string>()
     const entries: OutEntry[] = []
     let bytes: Buffer | undefined
