@@ -24,6 +24,8 @@ type Stored = [number, string, Buffer, number]
 
 const GONE = -1
 const COMPACT_AT = 4096
+/** payload bytes of queued messages also kept in memory, so the drain need not read them back */
+const HOT_MAX_BYTES = 8 * 1024 * 1024
 
 /**
  * The durable store-and-forward queue (LMDB named DB `outbox` in the shared data env,
@@ -31,9 +33,12 @@ const COMPACT_AT = 4096
  * publisher once its put has committed, and leaves only when ack(seq) says the cloud
  * acknowledged it, or when drop-oldest makes room.
  *
- * An in-memory index (sizes and times per sequence, no payloads) keeps depth, bytes and
- * the oldest age exact without reading LMDB, and tells which handed-out or dropped
- * sequences are gone while their removal is still being committed.
+ * An in-memory index (sizes and times per sequence) keeps depth, bytes and the oldest age
+ * exact without reading LMDB, and tells which handed-out or dropped sequences are gone
+ * while their removal is still being committed. Messages queued by this process are also
+ * held in memory until first taken (up to HOT_MAX_BYTES): with the cloud up, the drain
+ * sends them without reading LMDB back; the rest (a long outage, a previous run, a resend
+ * after a rewind) is read from LMDB.
  */
 export class Outbox {
   readonly #env: DataEnv
@@ -45,6 +50,9 @@ export class Outbox {
   #head = 0
   #sizes: number[] = []
   #times: number[] = []
+  /** the message itself while it is held in memory (queued by this process, not yet taken) */
+  #hot: (OutboxMessage | undefined)[] = []
+  #hotBytes = 0
   #count = 0
   #bytes = 0
   /** sequences below this are durably in LMDB (puts resolve in order) */
@@ -85,10 +93,12 @@ export class Outbox {
       while (this.#base + this.#sizes.length < key) {
         this.#sizes.push(GONE)
         this.#times.push(0)
+        this.#hot.push(undefined)
       }
       const size = value[1].length + value[2].length
       this.#sizes.push(size)
       this.#times.push(value[0])
+      this.#hot.push(undefined)
       this.#count++
       this.#bytes += size
     }
@@ -138,6 +148,11 @@ export class Outbox {
     this.#count++
     this.#bytes += size
     const value: Stored = [ts, topic, payload, (qos ? 1 : 0) | (retain ? 2 : 0)]
+    if (this.#hotBytes + size <= HOT_MAX_BYTES) {
+      // a copy: the payload may be a slice of a whole socket chunk, which must not be held
+      this.#hot.push({ seq, ts, topic, payload: Buffer.from(payload), qos, retain })
+      this.#hotBytes += size
+    } else this.#hot.push(undefined)
     return this.#db.put(seq, value).then(() => {
       if (seq + 1 > this.#committed) this.#committed = seq + 1
       this.onCommitted?.()
@@ -149,6 +164,7 @@ export class Outbox {
         this.#count--
         this.#bytes -= this.#sizes[i]!
         this.#sizes[i] = GONE
+        this.#cool(i)
         this.#skipGone()
       }
       throw err
@@ -174,22 +190,48 @@ export class Outbox {
    */
   take(n: number): OutboxMessage[] {
     const out: OutboxMessage[] = []
-    if (this.#cursor >= this.#committed) return out
-    let next = this.#committed
-    for (const { key, value } of this.#db.getRange({ start: this.#cursor, end: this.#committed })) {
-      const i = key - this.#base
-      if (i < 0 || this.#sizes[i] === GONE) continue
-      if (out.length === n) {
-        next = key
-        break
-      }
-      if (key <= this.#handedOut) this.resent++
-      else this.#handedOut = key
-      const flags = value[3]
-      out.push({ seq: key, ts: value[0], topic: value[1], payload: value[2], qos: (flags & 1) as 0 | 1, retain: (flags & 2) !== 0 })
+    let seq = this.#cursor
+    // held in memory: no LMDB read
+    for (; seq < this.#committed && out.length < n; seq++) {
+      const i = seq - this.#base
+      if (this.#sizes[i] === GONE) continue
+      const m = this.#hot[i]
+      if (m === undefined) break
+      this.#cool(i)
+      this.#handOut(seq)
+      out.push(m)
     }
-    this.#cursor = next
+    if (seq < this.#committed && out.length < n) {
+      let next = this.#committed
+      for (const { key, value } of this.#db.getRange({ start: seq, end: this.#committed })) {
+        const i = key - this.#base
+        if (i < 0 || this.#sizes[i] === GONE) continue
+        if (out.length === n) {
+          next = key
+          break
+        }
+        this.#cool(i)
+        this.#handOut(key)
+        const flags = value[3]
+        out.push({ seq: key, ts: value[0], topic: value[1], payload: value[2], qos: (flags & 1) as 0 | 1, retain: (flags & 2) !== 0 })
+      }
+      seq = next
+    }
+    this.#cursor = seq
     return out
+  }
+
+  #handOut(seq: number): void {
+    if (seq <= this.#handedOut) this.resent++
+    else this.#handedOut = seq
+  }
+
+  /** the message is no longer held in memory (taken, removed or failed): a resend reads LMDB */
+  #cool(i: number): void {
+    const m = this.#hot[i]
+    if (m === undefined) return
+    this.#hot[i] = undefined
+    this.#hotBytes -= m.topic.length + m.payload.length
   }
 
   /** The cloud acknowledged `seq` (or, QoS 0, it was written): it leaves the outbox. */
@@ -210,6 +252,7 @@ export class Outbox {
     this.#count--
     this.#bytes -= this.#sizes[i]!
     this.#sizes[i] = GONE
+    this.#cool(i)
     // not awaited: lmdb-js batches removals; the index already says gone (a failed removal
     // only means the message comes back after a restart: a QoS 1 duplicate, never a loss)
     this.#db.remove(seq).catch(() => {})
@@ -221,6 +264,7 @@ export class Outbox {
     if (this.#head >= COMPACT_AT && this.#head * 2 >= this.#sizes.length) {
       this.#sizes.splice(0, this.#head)
       this.#times.splice(0, this.#head)
+      this.#hot.splice(0, this.#head)
       this.#base += this.#head
       this.#head = 0
     }

@@ -101,3 +101,33 @@ t.test('long runs compact the index and keep order', async (t) => {
   t.equal(o.depth, 0)
   t.equal(o.bytes, 0)
 })
+
+t.test('held in memory until taken: a copy of the payload; past the memory budget, and after a rewind, read from LMDB the same', async (t) => {
+  const o = Outbox.open(tempDir(t), { maxMessages: 1e6, maxBytes: 1 << 30, onFull: 'drop-oldest' }, new ManualClock())
+  t.teardown(() => o.close())
+  const src = p('original')
+  await o.enqueue('t/copy', src, 1, false)
+  src.write('mutated!')
+  const first = o.take(1)[0]!
+  t.equal(first.payload.toString(), 'original', 'the outbox keeps its own bytes, not a view of the caller\'s buffer')
+  o.ack(first.seq)
+  // 64 KiB messages: the first 128 fit the 8 MiB held in memory, the rest only in LMDB
+  const big = (i: number) => Buffer.alloc(64 * 1024 - 6, String.fromCharCode(97 + (i % 26)))
+  const n = 200
+  await Promise.all(Array.from({ length: n }, (_, i) => o.enqueue('t/big', big(i), 1, i % 3 === 0)))
+  const taken = o.take(1000)
+  t.equal(taken.length, n)
+  t.ok(taken.every((m, i) => m.payload.equals(big(i)) && m.retain === (i % 3 === 0) && m.qos === 1), 'in order, whole, flags kept, from memory and from LMDB alike')
+  t.ok(taken.every((m, i) => i === 0 || m.seq === taken[i - 1]!.seq + 1), 'consecutive sequences')
+  for (const m of taken.slice(0, 50)) o.ack(m.seq)
+  o.rewind()
+  const again = o.take(1000)
+  t.same(again.map((m) => m.seq), taken.slice(50).map((m) => m.seq), 'a rewind hands out the unacknowledged again')
+  t.ok(again.every((m, i) => m.payload.equals(taken[50 + i]!.payload)), 'resent from LMDB with the same payloads')
+  t.equal(o.resent, n - 50)
+  for (const m of again) o.ack(m.seq)
+  t.equal(o.depth, 0)
+  // the memory budget is free again: new messages are held and taken as before
+  await o.enqueue('t/after', p('z'), 0, false)
+  t.same(o.take(10).map((m) => [m.topic, m.payload.toString(), m.qos]), [['t/after', 'z', 0]])
+})
