@@ -6,11 +6,12 @@
  *  3. drain: Mosquitto stopped, `--outage` messages queued in the gateway's outbox, Mosquitto started;
  *     the drain rate is messages / time from the restart until the subscriber has them all
  *
+ * `--local N` sets the not-bridged comparison's count (0 skips it).
  * Same publishers (`--pubs`, default 10, MQTT.js, 1,000 unacknowledged QoS 1 publishes each), same 200-byte payload, same
  * subscriber, one run. Targets: bridged ≥ 70 % of direct; drain ≥ 20,000 msgs/s.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir, loadavg } from 'node:os'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Test } from 'tap'
@@ -25,6 +26,8 @@ const arg = (name: string, def: number): number => {
 }
 const N = arg('n', 50_000)
 const OUTAGE = arg('outage', 100_000)
+/** messages in the not-bridged comparison (0 skips it, e.g. to profile the bridged path alone) */
+const LOCAL = arg('local', N)
 const PUBS = arg('pubs', 10)
 const WINDOW = 1000
 const PAYLOAD = Buffer.from(JSON.stringify({ device: 'd-1', t: 21.5, h: 40, fw: '4.2.17', status: 'ok', note: 'x'.repeat(120) }))
@@ -44,6 +47,7 @@ function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<MqttClien
 
 function publishN(c: MqttClient, topic: string, n: number): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (n === 0) return resolve()
     let next = 0
     let inflight = 0
     let done = 0
@@ -78,6 +82,23 @@ function until(cond: () => boolean, ms = 300_000): Promise<void> {
     }
     tick()
   })
+}
+
+/** CPU time (user + system, all threads) of a process so far, µs: /proc/PID/stat, or this process */
+function cpuMicros(pid?: number): number {
+  if (pid === undefined) { const u = process.cpuUsage(); return u.user + u.system }
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(f[11]) + Number(f[12])) * 10_000
+}
+
+/** CPU µs per message of each process over a phase, and what share of the machine's cores they used */
+function cpuMeter(pids: Record<string, number | undefined>): () => string {
+  const t0 = performance.now()
+  const start = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMicros(p)]))
+  return () => {
+    const wallUs = (performance.now() - t0) * 1000
+    return Object.entries(pids).map(([k, p]) => `${k} ${Math.round(((cpuMicros(p) - start[k]!) / wallUs) * 100)} %`).join(', ')
+  }
 }
 
 const startGateway = (config: string): Promise<CliGateway> => spawnCliGateway(config, cleanups)
@@ -123,9 +144,11 @@ async function main(): Promise<void> {
   await until(() => received >= 2000)
   received = 0
   let t0 = performance.now()
+  let meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid })
   await publishAll(directs, 'direct/x', N)
   await until(() => received >= N)
   const directRate = N / ((performance.now() - t0) / 1000)
+  const directCpu = meter()
 
   // 2. bridged
   const locals = await Promise.all(Array.from({ length: PUBS }, async (_, i) => {
@@ -137,9 +160,16 @@ async function main(): Promise<void> {
   await until(() => received >= 2000)
   received = 0
   t0 = performance.now()
+  meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid, gateway: gw.proc.pid })
+  let maxDepth = 0
+  const depthTimer = setInterval(() => { void upstream(gw.admin).then((u) => { maxDepth = Math.max(maxDepth, u.outbox.messages) }, () => {}) }, 50)
   await publishAll(locals, 'site/x', N)
+  const acked = performance.now() - t0
   await until(() => received >= N)
+  clearInterval(depthTimer)
   const bridgedRate = N / ((performance.now() - t0) / 1000)
+  const bridgedCpu = meter()
+  console.log(`bridged: all ${N} PUBACKed after ${acked.toFixed(0)} ms, all received after ${(performance.now() - t0).toFixed(0)} ms; outbox depth up to ${maxDepth} (sampled every 50 ms)`)
 
   // 2b. the gateway's own QoS 1 path, not bridged: publishers → edgewarden → a local subscriber
   let localReceived = 0
@@ -147,9 +177,9 @@ async function main(): Promise<void> {
   await localSub.subscribeAsync('local/#', { qos: 1 })
   localSub.on('message', () => { localReceived++ })
   t0 = performance.now()
-  await publishAll(locals, 'local/x', N)
-  await until(() => localReceived >= N)
-  const localRate = N / ((performance.now() - t0) / 1000)
+  await publishAll(locals, 'local/x', LOCAL)
+  await until(() => localReceived >= LOCAL)
+  const localRate = LOCAL / ((performance.now() - t0) / 1000)
 
   // 3. outage and drain
   await cloud.stop()
@@ -173,6 +203,7 @@ async function main(): Promise<void> {
     ['outbox drain after the cloud returned (reconnect included)', `${Math.round(drainRate)} msg/s (${drainSec.toFixed(2)} s; target ≥ 20,000)`],
   ]
   for (const [k, v] of rows) console.log(`${k.padEnd(72)} ${v}`)
+  console.log(`CPU (% of one core; the machine has ${availableParallelism()}): direct: ${directCpu}; bridged: ${bridgedCpu}`)
   console.log(`load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}; N=${N}, ${PUBS} publishers, payload ${PAYLOAD.length} B, window ${WINDOW}`)
 }
 

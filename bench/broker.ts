@@ -48,6 +48,8 @@ async function startGateway(dataDir: string, policiesDir: string): Promise<{ por
       // BENCH_HS_SECRET: HS256 tokens instead of the dev ES256 key, a what-if that shows the
       // connect rate with a near-free signature check (HMAC ~µs)
       ...(process.env.BENCH_HS_SECRET ? { auth: { jwt: { secret: process.env.BENCH_HS_SECRET, algorithms: ['HS256'] } } } : {}),
+      // BENCH_GATEWAY_OVERRIDES: JSON merged over these (what-ifs, e.g. '{"inventory":{"enabled":false}}')
+      ...(process.env.BENCH_GATEWAY_OVERRIDES ? JSON.parse(process.env.BENCH_GATEWAY_OVERRIDES) as object : {}),
     },
   }, { logger: silentLogger, journal: process.env.BENCH_GATEWAY_JOURNAL === 'noop' ? noopJournal() : undefined })
   await gw.start()

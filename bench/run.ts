@@ -60,7 +60,7 @@ for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unkn
 const P = quick
   ? { connects: 3000, connectWarmup: 1000, churn: 1000, warmupMs: 1000, measureMs: 2000, latWarmupMs: 1000, latMeasureMs: 3000, stallMs: 3000 }
   : { connects: 10000, connectWarmup: 2000, churn: 4000, warmupMs: 2000, measureMs: 5000, latWarmupMs: 1000, latMeasureMs: 8000, stallMs: 8000 }
-const CONCURRENCY = 16
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16)
 const CONNECT_POOL = 1000
 const CHURN_ROUNDS = 8
 /** growth is counted from the end of this round: the bounded caches (verified tokens 10,000, inventory 2,048) are full by then */
@@ -164,8 +164,8 @@ async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
     writeFileSync(join(policies, 'bench.yaml'), POLICY)
     args = [name, join(dataDir, 'data'), policies]
   }
-  // BENCH_GATEWAY_FLAGS: extra node flags for the gateway child only (memory experiments)
-  const extra = name === 'gateway' ? (process.env.BENCH_GATEWAY_FLAGS ?? '').split(' ').filter(Boolean) : []
+  // BENCH_GATEWAY_FLAGS / BENCH_AEDES_FLAGS: extra node flags for that child only (memory and GC experiments)
+  const extra = (name === 'gateway' ? process.env.BENCH_GATEWAY_FLAGS ?? '' : name === 'aedes' ? process.env.BENCH_AEDES_FLAGS ?? '' : '').split(' ').filter(Boolean)
   const execArgv = [...TSX, '--expose-gc', ...extra]
   // both node brokers run with the malloc setting the edge image and the systemd unit ship
   // (edge-image/Dockerfile): glibc's per-thread arenas otherwise keep what the verify worker

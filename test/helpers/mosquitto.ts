@@ -26,6 +26,8 @@ export interface Mosquitto {
   /** mqtt://127.0.0.1:PORT or mqtts://… */
   readonly url: string
   readonly running: boolean
+  /** the running broker's process id (benchmarks read its CPU time) */
+  readonly pid: number | undefined
   /** stops the broker (SIGTERM: a persistent broker saves its state), keeps the port number */
   stop(): Promise<void>
   /** starts it again on the same port; resolves once it accepts connections */
@@ -109,6 +111,7 @@ export async function startMosquitto(t: Test, opts: MosquittoOptions = {}): Prom
     port,
     url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     get running() { return child !== undefined },
+    get pid() { return child?.pid },
     stop,
     start,
     output: () => out,
