@@ -536,11 +536,20 @@ export class GatewayCore {
   #routeQos1(client: Client, s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
     if (this.p.config.journal.deliverAfterCommit || s.routeTail || this.#durableQueue?.queuesDurably(packet)) return this.#routeAfterCommit(s, packet, durable, cb)
     let routeErr: Error | null | undefined
+    let routed = false
+    let acknowledge: (() => void) | undefined
     // as Aedes' own handler calls it: with the client, which tags the message with its clientId
-    ;(this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, packet, client, (err?: Error | null) => { routeErr = err })
+    ;(this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, packet, client, (err?: Error | null) => {
+      routeErr = err
+      routed = true
+      acknowledge?.()
+    })
     durable.then(() => {
-      if (routeErr) return cb(routeErr)
-      this.#drop(packet, cb)
+      const ack = (): void => (routeErr ? cb(routeErr) : this.#drop(packet, cb))
+      // on a site cluster the route writes Redis (persistent sessions' queues, the retained
+      // store) and has no prepare step: the PUBACK waits for those writes too
+      if (routed || !this.p.cluster) ack()
+      else acknowledge = ack
     }, (err: Error) => cb(err))
   }
 

@@ -102,10 +102,8 @@ t.test('a persistent session moves from A to B with the QoS 1 messages queued wh
   const s2 = await collect(t, b.url(), { clientId: 'dev-1', clean: false, password: await b.token({ sub: 'dev-1' }) })
   t.equal(s2.sessionPresent, true, 'B resumes the session A started')
   await waitFor(() => s2.messages.length >= 10, 5000, 'the queued messages on B')
-  // per gateway in order; across gateways the Redis queue writes follow the PUBACKs and may interleave
-  const payloads = s2.messages.map((m) => m.payload as string)
-  t.same(payloads.filter((p) => p.startsWith('a')), ['a0', 'a1', 'a2', 'a3', 'a4'], "A's messages, in order")
-  t.same(payloads.filter((p) => p.startsWith('b')), ['b0', 'b1', 'b2', 'b3', 'b4'], "B's messages, in order")
+  // each PUBACK followed its Redis queue write: the session's queue is in the order they were acknowledged
+  t.same(s2.messages.map((m) => m.payload), ['a0', 'a1', 'a2', 'a3', 'a4', 'b0', 'b1', 'b2', 'b3', 'b4'], 'in publish order, across gateways')
   // the stored subscription routes live messages to the session's new gateway
   await pa.publishAsync('site/2/temp', 'live', { qos: 1 })
   await waitFor(() => s2.messages.at(-1)?.payload === 'live', 5000, 'a live message from A')
@@ -116,6 +114,29 @@ t.test('a persistent session moves from A to B with the QoS 1 messages queued wh
   await pb.publishAsync('site/2/temp', 'after', { qos: 1 })
   await waitFor(() => s3.messages.length >= 1, 5000, 'a message on A')
   t.same(s3.messages.map((m) => m.payload), ['after'], 'acknowledged messages are not redelivered')
+})
+
+t.test('a QoS 1 PUBACK waits until Redis holds the message for an offline persistent session', async (t) => {
+  const { redis, a, b } = await site(t)
+  const s1 = await collect(t, a.url(), { clientId: 'dev-held', clean: false, password: await a.token({ sub: 'dev-held' }) })
+  await s1.client.subscribeAsync('site/3/#', { qos: 1 })
+  await s1.client.endAsync()
+  const pub = await client(t, a, 'pub-held')
+  // Redis frozen (its connections stay open, so the site is not "down"): the route's queue write waits
+  process.kill(redis.pid!, 'SIGSTOP')
+  let resumed = false
+  t.teardown(() => { if (!resumed) process.kill(redis.pid!, 'SIGCONT') })
+  let acked = false
+  const published = pub.publishAsync('site/3/temp', 'held-by-redis', { qos: 1 }).then(() => { acked = true })
+  await new Promise((r) => setTimeout(r, 700))
+  t.equal(acked, false, 'no PUBACK while the session queue in Redis does not have the message (the journal has it long since)')
+  process.kill(redis.pid!, 'SIGCONT')
+  resumed = true
+  await published
+  t.ok(acked, 'acknowledged once Redis took it')
+  const s2 = await collect(t, b.url(), { clientId: 'dev-held', clean: false, password: await b.token({ sub: 'dev-held' }) })
+  await waitFor(() => s2.messages.length >= 1, 5000, 'the queued message on B')
+  t.same(s2.messages.map((m) => m.payload), ['held-by-redis'])
 })
 
 t.test('a retained message set on A is seen on B; each gateway keeps its own $warden/status', async (t) => {
