@@ -352,7 +352,7 @@ export class GatewayCore {
     }
     if (pending.emptyClientId) (client as { id: string }).id = identity.clientId
     // a persistent session may get its stored subscriptions back at this CONNECT: they capture the deliver functions
-    if (!pending.clean) this.#delivery.attach(client)
+    if (!pending.clean) this.#delivery.attach(client, true)
     // every field set here, those filled later too: a literal sized for four would take a
     // property array (and a map transition) per session when expirySlot and inv arrive
     const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now(), expirySlot: undefined, closeJournaled: false, inv: undefined, routeTail: undefined }
@@ -401,6 +401,8 @@ export class GatewayCore {
   }
 
   #onReady(client: Client): void {
+    // a resumed session's queue has been sent: the live messages held meanwhile follow it
+    this.#delivery.release(client)
     const s = this.#sessions.get(client)
     if (!s) return
     this.p.metrics.connects.inc({ result: 'accepted' })
@@ -578,6 +580,8 @@ export class GatewayCore {
 
   #authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (packet.topic === DENIED_TOPIC) return null
+    // before the client is ready, only its resumed queue is forwarded (live messages are held)
+    if (!(client as { connected?: boolean }).connected) this.#delivery.noteQueued(client, packet)
     const s = this.#sessions.get(client)
     // reserved trees reach only subscribers whose own subscription a rule allowed
     if (isReservedTopic(packet.topic) && !s) return null

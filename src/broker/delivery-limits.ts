@@ -33,7 +33,13 @@ export interface DeliveryLimitsOptions {
 
 export interface SlowInfo { readonly queued: number; readonly queuedBytes: number; readonly dropped: number; readonly stored: number }
 
+interface Held { readonly orig: Deliver; readonly packet: DeliverPacket; readonly qos: number }
+
 interface State {
+  /** a persistent session resuming: live deliveries wait here until its queue has been sent */
+  held: Held[] | undefined
+  /** messages its queue sent while resuming (brokerId, brokerCounter): their live copies are not sent again */
+  fromQueue: Set<string> | undefined
   count: number
   bytes: number
   /** a timer runs while the client is over its bound */
@@ -80,20 +86,58 @@ export class DeliveryLimits {
    * detach once its connection closes. A client that never subscribes is never wrapped: its
    * two closures and its state are not kept per idle connection. Calling it again is a no-op.
    */
-  attach(client: Client): void {
+  attach(client: Client, resuming = false): void {
     if (this.#states.has(client)) return
     const c = client as unknown as Wrappable
     const orig0 = c.deliver0
     const origQ = c.deliverQoS
-    const st: State = { count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0 }
+    const st: State = { held: resuming ? [] : undefined, fromQueue: undefined, count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0 }
     this.#states.set(client, st)
     // deliver0 serves QoS 0 subscriptions whatever the message's QoS: nothing of it is stored
     c.deliver0 = (packet, cb) => this.#deliver(client, c, st, orig0, packet, cb, 0)
     c.deliverQoS = (packet, cb) => this.#deliver(client, c, st, packet.qos === 0 ? orig0 : origQ, packet, cb, packet.qos)
   }
 
+  /**
+   * A persistent session resuming (attach(client, true) at its CONNECT) has its subscriptions
+   * restored before its CONNACK and before Aedes sends the queue it kept while offline: live
+   * messages would go out before the CONNACK [MQTT-3.2.0-1], ahead of older queued ones
+   * [MQTT-4.6.0-6], and a second time when the queue holds them too (every QoS 1 message
+   * for a persistent session is queued, online or not). They are held until the client is
+   * ready (Aedes' clientReady, after the queue), then delivered in order, except those the
+   * queue sent. A connection that closes before drops what was held: QoS 1 messages are in
+   * the session's queue for the next resume, QoS 0 ones were for this connection only.
+   */
+  release(client: Client): void {
+    const st = this.#states.get(client)
+    const held = st?.held
+    if (!st || held === undefined) return
+    st.held = undefined
+    const sent = st.fromQueue
+    st.fromQueue = undefined
+    const c = client as unknown as Wrappable
+    for (const h of held) {
+      if (sent !== undefined && h.packet.brokerId && sent.has(queueKey(h.packet))) continue
+      this.#deliver(client, c, st, h.orig, h.packet, noop, h.qos)
+    }
+  }
+
+  /** For the authorizeForward hook while the client is not connected yet: what its queue sends. */
+  noteQueued(client: Client, packet: { readonly brokerId?: string | null; readonly brokerCounter?: number }): void {
+    const st = this.#states.get(client)
+    if (st?.held === undefined || !packet.brokerId) return
+    ;(st.fromQueue ??= new Set()).add(queueKey(packet))
+  }
+
   // a method, not one more closure per connection
   #deliver(client: Client, c: Wrappable, st: State, orig: Deliver, packet: DeliverPacket, cb: () => void, qos: number): void {
+    if (st.held !== undefined) {
+      // resuming (see release): beyond the bound, as for a reader that does not keep up
+      if (st.held.length < this.#o.maxMessages) st.held.push({ orig, packet, qos })
+      else this.#refuse(client, c, st, packet, qos, 'max_queued_messages')
+      process.nextTick(cb)
+      return
+    }
     if (!inOrderForDedupe(c, packet) && qos > 0 && !c.clean) {
       // a second copy (overlapping subscriptions) of what this persistent session just got:
       // Aedes' deliverQoS would clear the message's id from the session's store, under the
@@ -218,6 +262,12 @@ function inOrderForDedupe(c: Wrappable, packet: DeliverPacket): boolean {
   if (last !== undefined && packet.brokerCounter! < last) c.duplicates[id] = packet.brokerCounter! - 1
   return true
 }
+
+function queueKey(p: { readonly brokerId?: string | null; readonly brokerCounter?: number }): string {
+  return `${p.brokerId}\u0000${p.brokerCounter}`
+}
+
+function noop(): void {}
 
 const NOTHING: SlowInfo = Object.freeze({ queued: 0, queuedBytes: 0, dropped: 0, stored: 0 })
 
