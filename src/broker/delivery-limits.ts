@@ -47,7 +47,14 @@ interface State {
   dropped: number
   /** QoS 1 messages of a persistent session left in its session store (not written) */
   stored: number
+  /** the message (brokerId, brokerCounter) of the last delivery: overlapping subscriptions deliver one message once per subscription, one after the other */
+  lastId: string | null | undefined
+  lastCounter: number | undefined
+  /** the last message refused over the bound, counted (once, whatever its copies) on the next tick or at the next message */
+  refused: Refused | undefined
 }
+
+interface Refused { readonly reason: DropReason; readonly topic: string; readonly qos: number; stored: boolean }
 
 /**
  * Per-client bound on what waits to be written to a subscriber (SPEC §3 limits.maxQueued*).
@@ -70,6 +77,8 @@ export class DeliveryLimits {
   readonly #lowMessages: number
   readonly #lowBytes: number
   readonly #states = new WeakMap<Client, State>()
+  /** clients with a refusal not counted yet (see #count) */
+  readonly #uncounted = new Map<Client, State>()
 
   constructor(o: DeliveryLimitsOptions) {
     this.#o = o
@@ -91,7 +100,7 @@ export class DeliveryLimits {
     const c = client as unknown as Wrappable
     const orig0 = c.deliver0
     const origQ = c.deliverQoS
-    const st: State = { held: resuming ? [] : undefined, fromQueue: undefined, count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0 }
+    const st: State = { held: resuming ? [] : undefined, fromQueue: undefined, count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0, lastId: undefined, lastCounter: undefined, refused: undefined }
     this.#states.set(client, st)
     // deliver0 serves QoS 0 subscriptions whatever the message's QoS: nothing of it is stored
     c.deliver0 = (packet, cb) => this.#deliver(client, c, st, orig0, packet, cb, 0)
@@ -138,6 +147,18 @@ export class DeliveryLimits {
       process.nextTick(cb)
       return
     }
+    const copy = !!packet.brokerId && packet.brokerId === st.lastId && packet.brokerCounter === st.lastCounter
+    if (!copy) {
+      if (st.refused !== undefined) this.#count(client, st)
+      st.lastId = packet.brokerId
+      st.lastCounter = packet.brokerCounter
+    } else if (st.refused !== undefined) {
+      // another copy of a message refused over the bound: it counts once, as stored when any
+      // copy is a persistent session's QoS 1 (its store has it), else as dropped
+      if (qos > 0 && !c.clean) st.refused.stored = true
+      process.nextTick(cb)
+      return
+    }
     if (!inOrderForDedupe(c, packet) && qos > 0 && !c.clean) {
       // a second copy (overlapping subscriptions) of what this persistent session just got:
       // Aedes' deliverQoS would clear the message's id from the session's store, under the
@@ -150,7 +171,8 @@ export class DeliveryLimits {
     // paced by this callback: kept paced, they never pile up, and none is dropped
     if (packet.brokerId === null) return orig(packet, cb)
     const n = sizeOf(packet)
-    const reason = this.#over(st, n)
+    // a copy of a message handed over is not held against the bound: Aedes' guard drops it
+    const reason = copy ? undefined : this.#over(st, n)
     if (reason !== undefined) {
       this.#refuse(client, c, st, packet, qos, reason)
     } else {
@@ -181,6 +203,7 @@ export class DeliveryLimits {
   /** What a client has not taken yet, and what it lost (admin API, tests); nothing for one not attached (it never subscribed). */
   backlog(client: Client): SlowInfo {
     const st = this.#states.get(client)
+    if (st?.refused !== undefined) this.#count(client, st)
     return st ? info(st) : NOTHING
   }
 
@@ -201,16 +224,28 @@ export class DeliveryLimits {
       st.timer = setTimeout(() => this.#timedOut(client, c, st), this.#o.slowTimeoutMs)
       st.timer.unref()
     }
-    if (qos > 0 && !c.clean) {
+    // counted once its copies (overlapping subscriptions) have come: on the next tick at the latest
+    st.refused = { reason, topic: packet.topic, qos, stored: qos > 0 && !c.clean }
+    if (this.#uncounted.size === 0) process.nextTick(() => { for (const [cl, s] of this.#uncounted) this.#count(cl, s) })
+    this.#uncounted.set(client, st)
+  }
+
+  #count(client: Client, st: State): void {
+    const r = st.refused
+    this.#uncounted.delete(client)
+    if (r === undefined) return
+    st.refused = undefined
+    if (r.stored) {
       // Aedes queued it in the session store before delivering: it waits there
       st.stored++
       return
     }
+    const { reason, qos } = r
     st.dropped++
     this.#dropped.inc({ reason, qos })
     const p = this.#pending.get(client)
     if (p) p.count++
-    else this.#pending.set(client, { reason, topic: packet.topic, qos, count: 1 })
+    else this.#pending.set(client, { reason, topic: r.topic, qos, count: 1 })
     if (this.#flushTimer === undefined) {
       this.#flushTimer = setTimeout(() => this.flush(), this.#o.dropIntervalMs ?? 1000)
       this.#flushTimer.unref()
@@ -218,6 +253,7 @@ export class DeliveryLimits {
   }
 
   #caughtUp(client: Client, st: State): void {
+    if (st.refused !== undefined) this.#count(client, st)
     clearTimeout(st.timer)
     st.timer = undefined
     if (st.stored > 0) this.#o.onBacklog(client, info(st))
@@ -226,6 +262,7 @@ export class DeliveryLimits {
   #timedOut(client: Client, c: Wrappable, st: State): void {
     st.timer = undefined
     if (c.closed) return
+    if (st.refused !== undefined) this.#count(client, st)
     this.#slow.inc()
     this.flush()
     this.#o.onSlow(client, info(st))
@@ -233,6 +270,7 @@ export class DeliveryLimits {
 
   /** Journals the drops counted since the last flush: one `buffer_dropped` per client. */
   flush(): void {
+    for (const [client, st] of this.#uncounted) this.#count(client, st)
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer)
     this.#flushTimer = undefined
     for (const [client, p] of this.#pending) {
