@@ -50,6 +50,8 @@ interface State {
   /** the message (brokerId, brokerCounter) of the last delivery: overlapping subscriptions deliver one message once per subscription, one after the other */
   lastId: string | null | undefined
   lastCounter: number | undefined
+  /** the QoS its copy was handed over at (-1: none handed over) */
+  lastQos: number
   /** the last message refused over the bound, counted (once, whatever its copies) on the next tick or at the next message */
   refused: Refused | undefined
 }
@@ -100,7 +102,7 @@ export class DeliveryLimits {
     const c = client as unknown as Wrappable
     const orig0 = c.deliver0
     const origQ = c.deliverQoS
-    const st: State = { held: resuming ? [] : undefined, fromQueue: undefined, count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0, lastId: undefined, lastCounter: undefined, refused: undefined }
+    const st: State = { held: resuming ? [] : undefined, fromQueue: undefined, count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0, lastId: undefined, lastCounter: undefined, lastQos: -1, refused: undefined }
     this.#states.set(client, st)
     // deliver0 serves QoS 0 subscriptions whatever the message's QoS: nothing of it is stored
     c.deliver0 = (packet, cb) => this.#deliver(client, c, st, orig0, packet, cb, 0)
@@ -152,12 +154,19 @@ export class DeliveryLimits {
       if (st.refused !== undefined) this.#count(client, st)
       st.lastId = packet.brokerId
       st.lastCounter = packet.brokerCounter
+      st.lastQos = -1
     } else if (st.refused !== undefined) {
       // another copy of a message refused over the bound: it counts once, as stored when any
       // copy is a persistent session's QoS 1 (its store has it), else as dropped
       if (qos > 0 && !c.clean) st.refused.stored = true
       process.nextTick(cb)
       return
+    } else if (qos > st.lastQos) {
+      // [MQTT-3.3.5-1]: the client must get the message at the highest QoS of its matching
+      // subscriptions, and a copy at a lower one went first (Aedes' guard would drop this one,
+      // and a persistent session got the message again from its store at the next resume):
+      // this copy goes too, as the spec allows a further copy per matching subscription
+      c.duplicates[packet.brokerId!] = packet.brokerCounter! - 1
     }
     if (!inOrderForDedupe(c, packet) && qos > 0 && !c.clean) {
       // a second copy (overlapping subscriptions) of what this persistent session just got:
@@ -178,6 +187,7 @@ export class DeliveryLimits {
     } else {
       st.count++
       st.bytes += n
+      st.lastQos = qos
       orig(packet, () => {
         st.count--
         st.bytes -= n
