@@ -6,7 +6,7 @@ import { batchWrites } from './write-batch.js'
 
 type Deliver = (packet: DeliverPacket, cb: () => void) => void
 interface DeliverPacket { readonly topic: string; readonly payload: Buffer | string; readonly qos: number; readonly brokerId?: string | null; readonly brokerCounter?: number }
-interface Wrappable { deliver0: Deliver; deliverQoS: Deliver; readonly clean: boolean; readonly closed: boolean; readonly conn: Writable; readonly duplicates: Record<string, number | undefined> }
+interface Wrappable { deliver0: Deliver; deliverQoS: Deliver; readonly clean: boolean; readonly closed: boolean; readonly conn: Writable; readonly duplicates: Record<string, number | undefined>; readonly subscriptions: Record<string, { readonly qos: number } | undefined> }
 
 export type DropReason = 'max_queued_messages' | 'max_queued_bytes'
 
@@ -38,6 +38,7 @@ interface Held { readonly orig: Deliver; readonly packet: DeliverPacket; readonl
 interface State {
   /** a persistent session resuming: live deliveries wait here until its queue has been sent */
   held: Held[] | undefined
+  heldBytes: number
   /** messages its queue sent while resuming (brokerId, brokerCounter): their live copies are not sent again */
   fromQueue: Set<string> | undefined
   count: number
@@ -47,7 +48,7 @@ interface State {
   dropped: number
   /** QoS 1 messages of a persistent session left in its session store (not written) */
   stored: number
-  /** the message (brokerId, brokerCounter) of the last delivery: overlapping subscriptions deliver one message once per subscription, one after the other */
+  /** the message (brokerId, brokerCounter) last handed over or refused: overlapping subscriptions deliver one message once per subscription, one after the other */
   lastId: string | null | undefined
   lastCounter: number | undefined
   /** the QoS its copy was handed over at (-1: none handed over) */
@@ -56,7 +57,7 @@ interface State {
   refused: Refused | undefined
 }
 
-interface Refused { readonly reason: DropReason; readonly topic: string; readonly qos: number; stored: boolean }
+interface Refused { readonly id: string | null | undefined; readonly counter: number | undefined; readonly reason: DropReason; readonly topic: string; readonly qos: number; stored: boolean }
 
 /**
  * Per-client bound on what waits to be written to a subscriber (SPEC §3 limits.maxQueued*).
@@ -102,7 +103,7 @@ export class DeliveryLimits {
     const c = client as unknown as Wrappable
     const orig0 = c.deliver0
     const origQ = c.deliverQoS
-    const st: State = { held: resuming ? [] : undefined, fromQueue: undefined, count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0, lastId: undefined, lastCounter: undefined, lastQos: -1, refused: undefined }
+    const st: State = { held: resuming ? [] : undefined, heldBytes: 0, fromQueue: undefined, count: 0, bytes: 0, timer: undefined, dropped: 0, stored: 0, lastId: undefined, lastCounter: undefined, lastQos: -1, refused: undefined }
     this.#states.set(client, st)
     // deliver0 serves QoS 0 subscriptions whatever the message's QoS: nothing of it is stored
     c.deliver0 = (packet, cb) => this.#deliver(client, c, st, orig0, packet, cb, 0)
@@ -124,6 +125,7 @@ export class DeliveryLimits {
     const held = st?.held
     if (!st || held === undefined) return
     st.held = undefined
+    st.heldBytes = 0
     const sent = st.fromQueue
     st.fromQueue = undefined
     const c = client as unknown as Wrappable
@@ -131,6 +133,8 @@ export class DeliveryLimits {
       if (sent !== undefined && h.packet.brokerId && sent.has(queueKey(h.packet))) continue
       this.#deliver(client, c, st, h.orig, h.packet, noop, h.qos)
     }
+    // refused while held, then nothing left in flight: no delivery callback would report it caught up
+    if (st.timer !== undefined && st.count <= this.#lowMessages && st.bytes <= this.#lowBytes) this.#caughtUp(client, st)
   }
 
   /** For the authorizeForward hook while the client is not connected yet: what its queue sends. */
@@ -142,30 +146,40 @@ export class DeliveryLimits {
 
   // a method, not one more closure per connection
   #deliver(client: Client, c: Wrappable, st: State, orig: Deliver, packet: DeliverPacket, cb: () => void, qos: number): void {
+    const r = st.refused
+    if (r !== undefined) {
+      if (packet.brokerId && packet.brokerId === r.id && packet.brokerCounter === r.counter) {
+        // another copy (overlapping subscriptions) of a message refused over the bound: it
+        // counts once, as stored when any copy is a persistent session's QoS 1, else as dropped
+        if (qos > 0 && !c.clean) r.stored = true
+        process.nextTick(cb)
+        return
+      }
+      this.#count(client, st)
+    }
     if (st.held !== undefined) {
-      // resuming (see release): beyond the bound, as for a reader that does not keep up
-      if (st.held.length < this.#o.maxMessages) st.held.push({ orig, packet, qos })
-      else this.#refuse(client, c, st, packet, qos, 'max_queued_messages')
+      // resuming (see release): held within the bound, refused beyond it as for a reader that does not keep up
+      const n = sizeOf(packet)
+      const reason = st.held.length >= this.#o.maxMessages ? 'max_queued_messages' : st.heldBytes + n > this.#o.maxBytes ? 'max_queued_bytes' : undefined
+      if (reason === undefined) {
+        st.held.push({ orig, packet, qos })
+        st.heldBytes += n
+      } else this.#refuse(client, c, st, packet, qos, reason)
       process.nextTick(cb)
       return
     }
     const copy = !!packet.brokerId && packet.brokerId === st.lastId && packet.brokerCounter === st.lastCounter
     if (!copy) {
-      if (st.refused !== undefined) this.#count(client, st)
       st.lastId = packet.brokerId
       st.lastCounter = packet.brokerCounter
       st.lastQos = -1
-    } else if (st.refused !== undefined) {
-      // another copy of a message refused over the bound: it counts once, as stored when any
-      // copy is a persistent session's QoS 1 (its store has it), else as dropped
-      if (qos > 0 && !c.clean) st.refused.stored = true
-      process.nextTick(cb)
-      return
-    } else if (qos > st.lastQos) {
+    } else if (qos > st.lastQos && (c.subscriptions[packet.topic]?.qos ?? qos) >= qos) {
       // [MQTT-3.3.5-1]: the client must get the message at the highest QoS of its matching
       // subscriptions, and a copy at a lower one went first (Aedes' guard would drop this one,
       // and a persistent session got the message again from its store at the next resume):
-      // this copy goes too, as the spec allows a further copy per matching subscription
+      // this copy goes too, as the spec allows a further copy per matching subscription. Not
+      // when a subscription to exactly this topic has the lower QoS: Aedes' deliverQoS writes
+      // every copy at that subscription's QoS (docs/persistence.md, known limits)
       c.duplicates[packet.brokerId!] = packet.brokerCounter! - 1
     }
     if (!inOrderForDedupe(c, packet) && qos > 0 && !c.clean) {
@@ -235,7 +249,7 @@ export class DeliveryLimits {
       st.timer.unref()
     }
     // counted once its copies (overlapping subscriptions) have come: on the next tick at the latest
-    st.refused = { reason, topic: packet.topic, qos, stored: qos > 0 && !c.clean }
+    st.refused = { id: packet.brokerId, counter: packet.brokerCounter, reason, topic: packet.topic, qos, stored: qos > 0 && !c.clean }
     if (this.#uncounted.size === 0) process.nextTick(() => { for (const [cl, s] of this.#uncounted) this.#count(cl, s) })
     this.#uncounted.set(client, st)
   }
