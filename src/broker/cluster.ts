@@ -229,6 +229,13 @@ function handled(conn: Redis): Redis {
   })
 }
 
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+/** What the persistence reads of Aedes at setup: its id and its message counter (aedes-packet numbers with ++counter). */
+interface BrokerRef { readonly id: string; counter: number }
+
 /** Removes the URL and its credentials from any text (ioredis messages may name the target). */
 function scrubber(url: string): (s: string) => string {
   const parts = [url]
@@ -261,8 +268,37 @@ class SitePersistence extends AsyncRedisPersistence implements BrokerPersistence
   override streamWill(brokers?: object): Readable { return Readable.from(super.streamWill(brokers)) }
   override getClientList(topic: string): Readable { return Readable.from(super.getClientList(topic)) }
   override async setup(broker: object): Promise<void> {
+    await this.#counterPastStored(broker as BrokerRef)
     await super.setup(broker)
     this.#setUp = true
+  }
+
+  /**
+   * Queued packets are stored as `packet:<broker id>:<counter>` (and a per-session copy
+   * `outgoing:<client>:<broker id>:<counter>` once a QoS 2 one is PUBRECed), the counter being
+   * Aedes' message counter, which starts at 0 in every process. A gateway restarted with the
+   * same gateway.id would write its new packets over the ones still queued for offline
+   * sessions (lost for them, the new ones delivered twice). Like the LMDB persistence, the
+   * counter continues after the highest one this id stored. Read from Redis, not derived from
+   * the clock: an edge device may boot without a real-time clock.
+   */
+  async #counterPastStored(broker: BrokerRef): Promise<void> {
+    const conn = this.#conn
+    if (!conn) return
+    const packetPrefix = `packet:${broker.id}:`
+    const perSession = new RegExp(`^outgoing:[^:]*:${escapeRegExp(broker.id)}:(\\d+)$`)
+    let max = 0
+    let cursor = '0'
+    do {
+      // gateway.id has no glob characters ([A-Za-z0-9._-]); client ids are URI-encoded (no ':')
+      const [next, keys] = await conn.scan(cursor, 'MATCH', `*:${broker.id}:*`, 'COUNT', 1000)
+      cursor = next
+      for (const key of keys) {
+        const m = key.startsWith(packetPrefix) ? /^(\d+)(?::offlineCount)?$/.exec(key.slice(packetPrefix.length)) : perSession.exec(key)
+        if (m) max = Math.max(max, Number(m[1]))
+      }
+    } while (cursor !== '0')
+    if (max > broker.counter) broker.counter = max
   }
   override async destroy(): Promise<void> {
     // before setup, or with Redis away (nothing to unsubscribe there): just drop the connection

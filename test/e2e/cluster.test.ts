@@ -40,18 +40,18 @@ function policyDir(t: Test): string {
   return dir
 }
 
-/** A site: one Redis, gateways gw-a and gw-b on it, the same policy files. */
-async function site(t: Test): Promise<{ redis: TestRedis; a: TestGateway; b: TestGateway }> {
+/** A site: one Redis, gateways gw-a and gw-b on it, the same policy files; `start` adds (or restarts) one. */
+async function site(t: Test): Promise<{ redis: TestRedis; a: TestGateway; b: TestGateway; start(id: string): Promise<TestGateway> }> {
   const redis = await startRedis(t)
   const dir = policyDir(t)
-  const gw = (id: string): Promise<TestGateway> => startGateway(t, {
+  const start = (id: string): Promise<TestGateway> => startGateway(t, {
     gateway: { id, dataDir: tempDir(t) },
     policies: { dir, watch: false },
     broker: { persistence: 'memory', cluster: { redis: redis.url } },
   })
-  const a = await gw('gw-a')
-  const b = await gw('gw-b')
-  return { redis, a, b }
+  const a = await start('gw-a')
+  const b = await start('gw-b')
+  return { redis, a, b, start }
 }
 
 interface Collector { client: MqttClient; messages: Array<{ topic: string; payload: string; retain: boolean; qos: number }>; sessionPresent: boolean }
@@ -114,6 +114,31 @@ t.test('a persistent session moves from A to B with the QoS 1 messages queued wh
   await pb.publishAsync('site/2/temp', 'after', { qos: 1 })
   await waitFor(() => s3.messages.length >= 1, 5000, 'a message on A')
   t.same(s3.messages.map((m) => m.payload), ['after'], 'acknowledged messages are not redelivered')
+})
+
+t.test('a gateway restarted with the same gateway.id keeps the messages it queued for an offline session', async (t) => {
+  const site1 = await site(t)
+  const b = site1.b
+  let a = site1.a
+  const s1 = await collect(t, b.url(), { clientId: 'dev-r', clean: false, password: await b.token({ sub: 'dev-r' }) })
+  await s1.client.subscribeAsync('site/9/#', { qos: 1 })
+  await s1.client.endAsync()
+  const N = 10
+  const pa = await client(t, a, 'pub-r1')
+  for (let i = 0; i < N; i++) await pa.publishAsync('site/9/temp', `old-${i}`, { qos: 1 })
+  await pa.endAsync()
+  // gw-a restarts (upgrade, crash, power cut): same id, same Redis. Queued packets are keyed
+  // packet:<gateway id>:<Aedes' counter>, and Aedes starts its counter at 0 again
+  await a.gw.stop()
+  a = await site1.start('gw-a')
+  const pa2 = await client(t, a, 'pub-r2')
+  for (let i = 0; i < N; i++) await pa2.publishAsync('site/9/temp', `new-${i}`, { qos: 1 })
+  const s2 = await collect(t, b.url(), { clientId: 'dev-r', clean: false, password: await b.token({ sub: 'dev-r' }) })
+  // (on a timeout the comparison below shows what came)
+  await waitFor(() => s2.messages.length >= 2 * N, 5000, 'the queued messages').catch(() => {})
+  await new Promise((r) => setTimeout(r, 300)) // nothing more should follow
+  const want = [...Array.from({ length: N }, (_, i) => `old-${i}`), ...Array.from({ length: N }, (_, i) => `new-${i}`)]
+  t.same(s2.messages.map((m) => m.payload), want, 'every acknowledged message, once, in order')
 })
 
 t.test('a QoS 1 PUBACK waits until Redis holds the message for an offline persistent session', async (t) => {
