@@ -229,6 +229,11 @@ function handled(conn: Redis): Redis {
   })
 }
 
+/** how long a subscription change waits for an earlier one whose broadcast waiter it would replace */
+const SERIAL_WAIT_MS = 10_000
+
+function noop(): void {}
+
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
@@ -257,6 +262,10 @@ function scrubber(url: string): (s: string) => string {
 class SitePersistence extends AsyncRedisPersistence implements BrokerPersistence {
   #setUp = false
   readonly #conn: Redis | undefined
+  /** a SUBSCRIBE's list → its one store (Aedes calls addSubscriptions with it once per filter) */
+  readonly #storing = new WeakMap<object, Promise<void>>()
+  /** the last subscription change per broadcast waiter key (clientId, first filter) */
+  readonly #tails = new Map<string, Promise<void>>()
   constructor(opts: ConstructorParameters<typeof AsyncRedisPersistence>[0] & { conn: Redis }) {
     super(opts)
     this.#conn = opts.conn
@@ -267,6 +276,50 @@ class SitePersistence extends AsyncRedisPersistence implements BrokerPersistence
   override outgoingStream(client: object): Readable { return Readable.from(super.outgoingStream(client)) }
   override streamWill(brokers?: object): Readable { return Readable.from(super.streamWill(brokers)) }
   override getClientList(topic: string): Readable { return Readable.from(super.getClientList(topic)) }
+  /**
+   * On a cluster, a subscription change is stored, broadcast to every gateway
+   * (aedes-persistence's BroadcastPersistence, `$SYS/sub/add|rm`) and waited for until the
+   * broadcast comes back; the waiter is keyed by clientId and the *first* filter of the call,
+   * and a second waiter with that key replaces the first, whose call then never returns.
+   * Aedes stores a SUBSCRIBE's whole list once per filter of it, so a SUBSCRIBE listing two
+   * filters (or two SUBSCRIBEs with the same first filter in flight) never got its SUBACK.
+   * Here the calls for one SUBSCRIBE (the same list) share one store, and calls whose waiters
+   * would share a key run one after the other.
+   */
+  override addSubscriptions(client: { id: string }, subs: ReadonlyArray<{ topic: string }>): Promise<void> {
+    let stored = this.#storing.get(subs)
+    if (!stored) {
+      stored = this.#oneByOne(`sub\0${client.id}\0${subs[0]?.topic}`, () => super.addSubscriptions(client, subs))
+      this.#storing.set(subs, stored)
+    }
+    return stored
+  }
+
+  override removeSubscriptions(client: { id: string }, topics: readonly string[]): Promise<void> {
+    return this.#oneByOne(`unsub\0${client.id}\0${topics[0]}`, () => super.removeSubscriptions(client, topics))
+  }
+
+  /**
+   * Runs `run` once the previous call with this key has settled. A predecessor whose broadcast
+   * never came back (Redis dropped the subscribe connection in between) would hang this one
+   * forever: it is waited for at most SERIAL_WAIT_MS, then left to hang alone (as it would anyway).
+   */
+  #oneByOne(key: string, run: () => Promise<void>): Promise<void> {
+    const prev = this.#tails.get(key)
+    let result: Promise<void>
+    if (prev) {
+      let timer: NodeJS.Timeout | undefined
+      const bounded = Promise.race([prev, new Promise<void>((resolve) => { timer = setTimeout(resolve, SERIAL_WAIT_MS).unref() })])
+      result = bounded.then(() => { clearTimeout(timer); return run() })
+    } else {
+      result = run()
+    }
+    const tail: Promise<void> = result.then(noop, noop)
+    this.#tails.set(key, tail)
+    void tail.then(() => { if (this.#tails.get(key) === tail) this.#tails.delete(key) })
+    return result
+  }
+
   override async setup(broker: object): Promise<void> {
     await this.#counterPastStored(broker as BrokerRef)
     await super.setup(broker)

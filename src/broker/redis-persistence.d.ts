@@ -19,5 +19,7 @@ declare module 'aedes-persistence-redis/asyncPersistence.js' {
     outgoingStream(client: object): AsyncIterable<object>
     streamWill(brokers?: object): AsyncIterable<object>
     getClientList(topic: string): Iterable<string> | AsyncIterable<string>
+    addSubscriptions(client: { id: string }, subs: ReadonlyArray<{ topic: string }>): Promise<void>
+    removeSubscriptions(client: { id: string }, topics: readonly string[]): Promise<void>
   }
 }

@@ -141,6 +141,38 @@ t.test('a gateway restarted with the same gateway.id keeps the messages it queue
   t.same(s2.messages.map((m) => m.payload), want, 'every acknowledged message, once, in order')
 })
 
+t.test('a persistent session\'s SUBSCRIBEs are acknowledged: several filters in one, two in flight with the same first filter', async (t) => {
+  const { a, b } = await site(t)
+  const acked = (p: Promise<unknown>): Promise<'acked' | 'none'> =>
+    Promise.race([p.then(() => 'acked' as const), new Promise<'none'>((r) => setTimeout(() => r('none'), 3000))])
+  // one session per case: an unacknowledged SUBSCRIBE holds up everything after it on its connection
+  const s = await collect(t, a.url(), { clientId: 'dev-s', clean: false, password: await a.token({ sub: 'dev-s' }) })
+  // Aedes stores a SUBSCRIBE's whole list once per filter; each store waits for its own broadcast
+  t.equal(await acked(s.client.subscribeAsync({ 'site/10/#': { qos: 1 }, 'site/10/+': { qos: 1 }, 'site/11/x': { qos: 1 } })), 'acked', 'SUBACK for three filters')
+  const s2 = await collect(t, b.url(), { clientId: 'dev-s2', clean: false, password: await b.token({ sub: 'dev-s2' }) })
+  const subacks = await Promise.all([
+    acked(s2.client.subscribeAsync({ 'site/12/#': { qos: 1 } })),
+    acked(s2.client.subscribeAsync({ 'site/12/#': { qos: 1 }, 'site/13/#': { qos: 1 } })),
+  ])
+  t.same(subacks, ['acked', 'acked'], 'two SUBSCRIBEs in flight, same first filter: both acknowledged')
+  // removals wait for their broadcast the same way
+  const u = await collect(t, b.url(), { clientId: 'dev-u', clean: false, password: await b.token({ sub: 'dev-u' }) })
+  t.equal(await acked(u.client.subscribeAsync({ 'site/14/#': { qos: 1 } })), 'acked')
+  const unsubacks = await Promise.all([acked(u.client.unsubscribeAsync('site/14/#')), acked(u.client.unsubscribeAsync('site/14/#'))])
+  t.same(unsubacks, ['acked', 'acked'], 'two UNSUBSCRIBEs in flight, same first filter: both acknowledged')
+  // the subscriptions are the session's, site-wide: queued on B while it is away, and resumed
+  // (the socket is dropped: a clean DISCONNECT would wait for whatever is still unacknowledged)
+  await s.client.endAsync(true)
+  const pub = await client(t, b, 'pub-s')
+  for (const topic of ['site/10/t', 'site/11/x', 'site/12/t']) await pub.publishAsync(topic, topic, { qos: 1 })
+  const back = await collect(t, b.url(), { clientId: 'dev-s', clean: false, password: await b.token({ sub: 'dev-s' }) })
+  t.equal(back.sessionPresent, true)
+  // (site/10/t matches two of the session's filters: Aedes queues it once per matching filter)
+  await waitFor(() => new Set(back.messages.map((m) => m.topic)).size >= 2, 5000, 'the queued messages').catch(() => {})
+  await new Promise((r) => setTimeout(r, 200))
+  t.same([...new Set(back.messages.map((m) => m.topic))].sort(), ['site/10/t', 'site/11/x'], 'the three filters were stored')
+})
+
 t.test('a QoS 1 PUBACK waits until Redis holds the message for an offline persistent session', async (t) => {
   const { redis, a, b } = await site(t)
   const s1 = await collect(t, a.url(), { clientId: 'dev-held', clean: false, password: await a.token({ sub: 'dev-held' }) })
