@@ -2,7 +2,8 @@ import type { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 import { Redis, type RedisOptions } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
-import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js'
+import { createRequire } from 'node:module'
+import AsyncRedisPersistence, { type OutgoingPacket } from 'aedes-persistence-redis/asyncPersistence.js'
 import type { Config } from '../config/types.js'
 import type { Journal } from '../journal/types.js'
 import type { Logger } from '../logger.js'
@@ -229,6 +230,34 @@ function handled(conn: Redis): Redis {
   })
 }
 
+/**
+ * KEYS: the session's queue, the shared packet, its count, the entry the acknowledgement
+ * removes (the packet's key, or the session's own QoS 2 copy). Decrements the count by the
+ * entries removed from this session's queue only: a second acknowledgement of one message
+ * removes nothing and changes nothing. Returns {removed, the stored packet}.
+ */
+const CLEAR_ACK_LUA = `
+local removed = redis.call('LREM', KEYS[1], 0, KEYS[2])
+local stored
+if KEYS[4] ~= KEYS[2] then
+  removed = removed + redis.call('LREM', KEYS[1], 0, KEYS[4])
+  stored = redis.call('GET', KEYS[4])
+  redis.call('DEL', KEYS[4])
+else
+  stored = redis.call('GET', KEYS[2])
+end
+if removed > 0 and redis.call('DECRBY', KEYS[3], removed) <= 0 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+return {removed, stored}
+`
+
+/** acknowledgements the persistence can match to a queue entry (as its own cache: 100,000) */
+const MAX_INFLIGHT = 100_000
+
+// the persistence's own encoding of stored packets (its dependency, resolved from it)
+const msgpack = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-redis/asyncPersistence.js'))('msgpack-lite') as { decode(buf: Buffer): unknown }
+
 /** how long a subscription change waits for an earlier one whose broadcast waiter it would replace */
 const SERIAL_WAIT_MS = 10_000
 
@@ -266,9 +295,12 @@ class SitePersistence extends AsyncRedisPersistence implements BrokerPersistence
   readonly #storing = new WeakMap<object, Promise<void>>()
   /** the last subscription change per broadcast waiter key (clientId, first filter) */
   readonly #tails = new Map<string, Promise<void>>()
+  /** (clientId, messageId) in flight → the queue entry its acknowledgement removes */
+  readonly #inflight = new Map<string, { packetKey: string; entry: string }>()
   constructor(opts: ConstructorParameters<typeof AsyncRedisPersistence>[0] & { conn: Redis }) {
     super(opts)
     this.#conn = opts.conn
+    opts.conn.defineCommand('ewClearAck', { numberOfKeys: 4, lua: CLEAR_ACK_LUA })
   }
   // a Readable is also the async iterable the type names
   override createRetainedStream(pattern: string): Readable { return Readable.from(super.createRetainedStream(pattern)) }
@@ -318,6 +350,51 @@ class SitePersistence extends AsyncRedisPersistence implements BrokerPersistence
     this.#tails.set(key, tail)
     void tail.then(() => { if (this.#tails.get(key) === tail) this.#tails.delete(key) })
     return result
+  }
+
+  /**
+   * Remembers which queue entry an acknowledgement of this messageId removes: the shared
+   * `packet:<broker>:<counter>`, or for a PUBRELed QoS 2 message the session's own copy (the
+   * persistence keeps the same in a private cache, read by its outgoingClearMessageId, which
+   * is replaced below).
+   */
+  override outgoingUpdate(client: { id: string }, packet: OutgoingPacket): Promise<void> {
+    const updating = super.outgoingUpdate(client, packet)
+    // a PUBREL gets its brokerId / brokerCounter from the PUBLISH's, synchronously, in the call above
+    if (packet.brokerId && packet.brokerCounter) {
+      const packetKey = `packet:${packet.brokerId}:${packet.brokerCounter}`
+      const entry = packet.cmd && packet.cmd !== 'pubrel' ? packetKey : `outgoing:${encodeURIComponent(client.id)}:${packet.brokerId}:${packet.brokerCounter}`
+      const key = `${client.id}\0${packet.messageId}`
+      this.#inflight.delete(key) // re-inserted last: the oldest entries go first when full
+      this.#inflight.set(key, { packetKey, entry })
+      if (this.#inflight.size > MAX_INFLIGHT) this.#inflight.delete(this.#inflight.keys().next().value!)
+    }
+    return updating
+  }
+
+  /**
+   * An acknowledgement (PUBACK, PUBCOMP) removes the message from the session's queue. A
+   * queued packet is stored once for every session it is queued for, with a count of them
+   * (`:offlineCount`), and deleted when the count reaches 0. aedes-persistence-redis
+   * decrements the count on every acknowledgement, even one whose entry was already gone
+   * from the session's queue; a session sent one message twice (a resumed session gets a
+   * queued message whose pub/sub copy arrives after Aedes re-subscribed it) and
+   * acknowledging both copies took the packet from another session that still had it queued:
+   * lost for that one, silently. Here the count goes down by the entries actually removed from
+   * this session's queue, in one script (atomic against other gateways).
+   */
+  override async outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<object | undefined> {
+    const key = `${client.id}\0${packet.messageId}`
+    const sent = this.#inflight.get(key)
+    this.#inflight.delete(key)
+    if (!sent || !this.#conn) return undefined
+    const conn = this.#conn as Redis & { ewClearAckBuffer(...keys: string[]): Promise<[number, Buffer | null]> }
+    const [, stored] = await conn.ewClearAckBuffer(`outgoing:${encodeURIComponent(client.id)}`, sent.packetKey, `${sent.packetKey}:offlineCount`, sent.entry)
+    if (!stored) return undefined
+    // what the persistence returns (Aedes emits it with its 'ack' event)
+    const orig = msgpack.decode(stored) as { messageId?: number }
+    orig.messageId = packet.messageId
+    return orig
   }
 
   override async setup(broker: object): Promise<void> {

@@ -21,5 +21,14 @@ declare module 'aedes-persistence-redis/asyncPersistence.js' {
     getClientList(topic: string): Iterable<string> | AsyncIterable<string>
     addSubscriptions(client: { id: string }, subs: ReadonlyArray<{ topic: string }>): Promise<void>
     removeSubscriptions(client: { id: string }, topics: readonly string[]): Promise<void>
+    outgoingUpdate(client: { id: string }, packet: OutgoingPacket): Promise<void>
+    outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<object | undefined>
+  }
+  /** a packet sent to a persistent session: a PUBLISH (numbered by its broker) or a PUBREL */
+  export interface OutgoingPacket {
+    cmd?: string
+    messageId?: number
+    brokerId?: string
+    brokerCounter?: number | string
   }
 }

@@ -173,6 +173,46 @@ t.test('a persistent session\'s SUBSCRIBEs are acknowledged: several filters in 
   t.same([...new Set(back.messages.map((m) => m.topic))].sort(), ['site/10/t', 'site/11/x'], 'the three filters were stored')
 })
 
+interface OutgoingStore {
+  outgoingStream(client: { id: string }): AsyncIterable<{ brokerId: string; brokerCounter: number; topic: string }>
+  outgoingUpdate(client: { id: string }, packet: object): Promise<void>
+  outgoingClearMessageId(client: { id: string }, packet: { messageId: number }): Promise<unknown>
+}
+
+t.test('a session acknowledging one message twice does not take it from another session\'s queue', async (t) => {
+  const { a, b } = await site(t)
+  // S and T: persistent sessions on one topic, both offline when the message is queued
+  for (const id of ['dup-s', 'off-t']) {
+    const c = await client(t, a, id, { clean: false })
+    await c.subscribeAsync('site/16/#', { qos: 1 })
+    await c.endAsync()
+  }
+  const pub = await client(t, b, 'pub-16')
+  await pub.publishAsync('site/16/x', 'x', { qos: 1 })
+  // S is sent the message twice, under two messageIds, and acknowledges both: what Aedes does
+  // with a message that reaches a session twice (a resumed session's live copy of a queued
+  // one did, before the resume hold in src/broker/delivery-limits.ts; resume-live.test.ts).
+  // Driven through the persistence as Aedes drives it (outgoingUpdate before the PUBLISH is
+  // written, outgoingClearMessageId at the PUBACK): the delivery path no longer makes such a
+  // duplicate on demand, and the persistence must not depend on it never happening
+  const store = (a.gw.core.aedes as unknown as { persistence: OutgoingStore }).persistence
+  const queued = []
+  for await (const p of store.outgoingStream({ id: 'dup-s' })) queued.push(p)
+  t.equal(queued.length, 1, 'S has the message queued')
+  const sent = queued[0]!
+  await store.outgoingUpdate({ id: 'dup-s' }, { ...sent, messageId: 101 })
+  await store.outgoingUpdate({ id: 'dup-s' }, { ...sent, messageId: 102 })
+  await store.outgoingClearMessageId({ id: 'dup-s' }, { messageId: 101 })
+  await store.outgoingClearMessageId({ id: 'dup-s' }, { messageId: 102 })
+  // T, offline throughout, still has it; S (which acknowledged it) does not get it again
+  const tBack = await collect(t, b.url(), { clientId: 'off-t', clean: false, password: await b.token({ sub: 'off-t' }) })
+  const sBack = await collect(t, b.url(), { clientId: 'dup-s', clean: false, password: await b.token({ sub: 'dup-s' }) })
+  await waitFor(() => tBack.messages.length >= 1, 3000, 'T\'s queued message').catch(() => {})
+  await new Promise((r) => setTimeout(r, 300))
+  t.same(tBack.messages.map((m) => m.payload), ['x'], 'T gets the message its queue held')
+  t.same(sBack.messages.map((m) => m.payload), [], 'S, having acknowledged it, is not sent it again')
+})
+
 t.test('a QoS 1 PUBACK waits until Redis holds the message for an offline persistent session', async (t) => {
   const { redis, a, b } = await site(t)
   const s1 = await collect(t, a.url(), { clientId: 'dev-held', clean: false, password: await a.token({ sub: 'dev-held' }) })
