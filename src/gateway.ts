@@ -28,6 +28,7 @@ import { REDACTED_ALL } from './mask/apply.js'
 import type { Masker, PublishMasking } from './mask/masker.js'
 import { isMonitored, MONITOR_ALLOW, wouldType } from './policy/monitor.js'
 import { EFFECT_INDEX, type Inventory, type SessionTracker } from './inventory/index.js'
+import { matchTopic } from './bridge/topic.js'
 
 /** Per-connection state, attached once authentication succeeds. */
 interface Session {
@@ -581,7 +582,14 @@ export class GatewayCore {
   #authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (packet.topic === DENIED_TOPIC) return null
     // before the client is ready, only its resumed queue is forwarded (live messages are held)
-    if (!(client as { connected?: boolean }).connected) this.#delivery.noteQueued(client, packet)
+    if (!(client as { connected?: boolean }).connected && packet.brokerId) {
+      // only what one of the session's subscriptions covers, each re-checked by the policy at this
+      // CONNECT: Aedes' memory store and the cluster's Redis store keep a refused filter stored
+      // with its SUBSCRIBE's granted siblings, and queue messages for it (refused here, they
+      // leave the queue)
+      if (!coveredBy((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions, packet.topic)) return null
+      this.#delivery.noteQueued(client, packet)
+    }
     const s = this.#sessions.get(client)
     // reserved trees reach only subscribers whose own subscription a rule allowed
     if (isReservedTopic(packet.topic) && !s) return null
@@ -752,4 +760,9 @@ export interface SessionInfo {
   readonly connectedAt: string
   readonly expiresAt?: string
   readonly subscriptions: readonly string[]
+}
+
+function coveredBy(subscriptions: Record<string, unknown>, topic: string): boolean {
+  for (const filter in subscriptions) if (matchTopic(filter, topic)) return true
+  return false
 }
