@@ -15,7 +15,10 @@ const memoryPersistence = createRequire(import.meta.url)('aedes-persistence') as
 export const DENIED_TOPIC = '$warden/denied'
 
 interface Preparing { prepare(packet: object): Promise<void> | undefined }
-interface Revoking { denied(clientId: string, sub: object & { topic: string }): void }
+interface Revoking {
+  /** `restoring`: refused while Aedes restores a resumed session's stored subscriptions (it may be stored) */
+  denied(clientId: string, sub: object & { topic: string }, restoring: boolean): void
+}
 
 /**
  * Builds the Aedes instance from config. Persistence comes from `createPersistence`
@@ -50,12 +53,13 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     })
   }
   const authorizeSub = hooks.authorizeSubscribe
-  if (authorizeSub && typeof (persistence as Partial<Revoking> | undefined)?.denied === 'function') {
-    const p = persistence as unknown as Revoking
+  if (authorizeSub) {
+    const store = opts.persistence as object
+    const p = typeof (store as Partial<Revoking>).denied === 'function' ? store as Revoking : leaveOutRefused(store)
     // a refused subscription must not be stored with its granted siblings, nor survive in a
     // resumed session (Aedes re-authorizes restored subscriptions but never un-stores them)
     opts.authorizeSubscribe = (client, sub, cb) => authorizeSub(client, sub, (err, granted) => {
-      if (!err && !granted && !client.clean) p.denied(client.id, sub)
+      if (!err && !granted && !client.clean) p.denied(client.id, sub, !(client as { connected?: boolean }).connected)
       cb(err, granted)
     })
   }
@@ -71,6 +75,42 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     }
   }
   return new Aedes(opts)
+}
+
+/**
+ * For a store without a denied() step of its own (Aedes' memory store, the cluster's Redis
+ * store; the LMDB one has it): Aedes stores a SUBSCRIBE's whole list, refused filters
+ * included, and offline messages were then queued for them (resume-policy.test.ts; the
+ * gateway also checks a resumed queue against the session's subscriptions). The refused
+ * filters are left out of the list stored, and a refused filter of a resumed session (the
+ * policy changed) is removed from the store.
+ */
+function leaveOutRefused(store: object): Revoking {
+  type Sub = object & { topic: string }
+  type Store = { addSubscriptions(client: { id: string }, subs: Sub[]): Promise<void>; removeSubscriptions(client: { id: string }, topics: string[]): Promise<void> }
+  const s = store as Store
+  const refused = new WeakSet<object>()
+  // filters handed to the store: Aedes checks a SUBSCRIBE's filters in parallel and stores the
+  // whole list as soon as one is granted, possibly before the others are refused
+  const handed = new WeakSet<object>()
+  // one filtered list per list Aedes passes (it passes the same list once per filter: a store may key on it)
+  const kept = new WeakMap<Sub[], Sub[]>()
+  const add = s.addSubscriptions.bind(s)
+  s.addSubscriptions = (client, subs) => {
+    let list = subs
+    if (subs.some((x) => refused.has(x))) {
+      list = kept.get(subs) ?? subs.filter((x) => !refused.has(x))
+      kept.set(subs, list)
+    }
+    for (const x of list) handed.add(x)
+    return list.length > 0 ? add(client, list) : Promise.resolve()
+  }
+  return {
+    denied(clientId, sub, restoring) {
+      refused.add(sub)
+      if (restoring || handed.has(sub)) s.removeSubscriptions({ id: clientId }, [sub.topic]).catch(() => {})
+    },
+  }
 }
 
 /**

@@ -3,7 +3,8 @@
 // filters included; the LMDB persistence is told (denied()) and never stores them, but Aedes'
 // memory store and the cluster's Redis store keep them, so messages published while the
 // session was away were queued for the refused filter and sent when it resumed. A resumed
-// session's queue now only sends what one of its current (policy-checked) subscriptions covers.
+// session's queue now only sends what one of its current (policy-checked) subscriptions covers,
+// and those stores are no longer given the refused filters (create.ts leaveOutRefused).
 import t, { type Test } from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -39,6 +40,9 @@ for (const mode of ['memory', 'lmdb', 'cluster']) {
     // one SUBSCRIBE, one filter granted and one refused
     const granted = await c.subscribeAsync({ 'site/public/#': { qos: 1 }, 'site/secret/#': { qos: 1 } }).catch((err: Error) => err)
     t.ok(granted, 'SUBACK')
+    const store = (g.gw.core as unknown as { aedes: { persistence: { subscriptionsByTopic(topic: string): Promise<Array<{ clientId: string; topic: string }>> } } }).aedes.persistence
+    t.same((await store.subscriptionsByTopic('site/secret/x')).filter((x) => x.clientId === 'dev-rp'), [], 'the refused filter is not stored')
+    t.same((await store.subscriptionsByTopic('site/public/x')).filter((x) => x.clientId === 'dev-rp').map((x) => x.topic), ['site/public/#'], 'the granted one is')
     await c.endAsync()
     const pub = await connect(t, g.url(), { clientId: 'pub-rp', password: await g.token({ sub: 'pub-rp' }) })
     await pub.publishAsync('site/secret/x', 'queued secret', { qos: 1 })
