@@ -584,10 +584,11 @@ export class GatewayCore {
     // before the client is ready, only its resumed queue is forwarded (live messages are held)
     if (!(client as { connected?: boolean }).connected && packet.brokerId) {
       // only what one of the session's subscriptions covers, each re-checked by the policy at this
-      // CONNECT: Aedes' memory store and the cluster's Redis store keep a refused filter stored
-      // with its SUBSCRIBE's granted siblings, and queue messages for it (refused here, they
-      // leave the queue)
-      if (!coveredBy((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions, packet.topic)) return null
+      // CONNECT (a store may hold filters the policy refuses now; refused here, their messages
+      // leave the queue). Not once the connection closed: Aedes empties client.subscriptions
+      // then, and a refusal would clear the rest of the queue from the store, unsent
+      const c = client as unknown as { closed?: boolean; subscriptions: Record<string, unknown> }
+      if (!c.closed && !coveredBy(c.subscriptions, packet.topic)) return null
       this.#delivery.noteQueued(client, packet)
     }
     const s = this.#sessions.get(client)

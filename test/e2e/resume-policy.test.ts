@@ -13,6 +13,7 @@ import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
 import { startRedis } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
+import { connectBytes, rawClient } from '../helpers/raw.js'
 
 const POLICY = `rules:
   - id: open
@@ -65,5 +66,36 @@ for (const mode of ['memory', 'lmdb', 'cluster']) {
     await new Promise((r) => third.once('connect', r))
     await new Promise((r) => setTimeout(r, 300))
     t.same(again, [], 'nothing queued is left')
+  })
+}
+
+// The check above must not touch a queue whose connection dropped while Aedes was sending it:
+// Aedes empties client.subscriptions when the connection closes, and a refusal there cleared
+// the rest of the queue from the store, unsent (found by a review of the first version).
+for (const mode of ['memory', 'lmdb', 'cluster']) {
+  t.test(`${mode}: a connection dropped while its queue is being sent keeps every unacknowledged message`, async (t) => {
+    const g = await gateway(t, mode)
+    const N = 300
+    const pw = await g.token({ sub: 'dev-rd' })
+    const c = await connect(t, g.url(), { clientId: 'dev-rd', clean: false, password: pw })
+    await c.subscribeAsync('site/public/#', { qos: 1 })
+    await c.endAsync()
+    const pub = await connect(t, g.url(), { clientId: 'pub-rd', password: await g.token({ sub: 'pub-rd' }) })
+    for (let i = 0; i < N; i++) await pub.publishAsync(`site/public/${i}`, String(i), { qos: 1 })
+    // resumes, takes the first message without acknowledging it, and drops
+    const raw = await rawClient(t, g.port())
+    raw.send(connectBytes({ clientId: 'dev-rd', clean: false, password: pw }))
+    t.equal((await raw.nextPacket()).cmd, 'connack')
+    while ((await raw.nextPacket()).cmd !== 'publish');
+    raw.socket.destroy()
+    await raw.closed
+    await new Promise((r) => setTimeout(r, 1000))
+    const got = new Set<string>()
+    const back = mqtt.connect(g.url(), { clientId: 'dev-rd', username: 'dev-rd', clean: false, password: pw, reconnectPeriod: 0, protocolVersion: 4 })
+    t.teardown(() => new Promise<void>((r) => back.end(true, {}, () => r())))
+    back.on('message', (_topic, payload) => got.add(payload.toString()))
+    await new Promise((r) => back.once('connect', r))
+    await waitFor(() => got.size >= N, 10_000, 'every queued message').catch(() => {})
+    t.equal(got.size, N, `all ${N} unacknowledged messages come again`)
   })
 }
