@@ -44,6 +44,8 @@ interface Session {
   inv?: SessionTracker
   /** while a QoS 1 message of this session waits to be routed after its commit: settles once the last such one is routed (later ones queue behind it) */
   routeTail?: Promise<unknown>
+  /** while a message of this session that the gateway routes itself in turn (a retained one, and those behind it) is being routed */
+  orderTail?: Promise<unknown>
 }
 
 interface Pending {
@@ -356,7 +358,7 @@ export class GatewayCore {
     if (!pending.clean) this.#delivery.attach(client, true)
     // every field set here, those filled later too: a literal sized for four would take a
     // property array (and a map transition) per session when expirySlot and inv arrive
-    const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now(), expirySlot: undefined, closeJournaled: false, inv: undefined, routeTail: undefined }
+    const session: Session = { identity, id: randomUUID(), meta, connectedAt: this.p.clock.now(), expirySlot: undefined, closeJournaled: false, inv: undefined, routeTail: undefined, orderTail: undefined }
     this.#sessions.set(client, session)
     this.#armExpiry(client, session)
     done(null, true)
@@ -484,6 +486,10 @@ export class GatewayCore {
       durable.then(() => cb(null), (err: Error) => cb(err))
     } else {
       this.p.journal.record(entry)
+      if (packet.retain || s.orderTail) {
+        void this.#routeInTurn(client, s, packet)
+        return this.#drop(packet, cb)
+      }
       cb(null)
     }
   }
@@ -541,12 +547,14 @@ export class GatewayCore {
     let routeErr: Error | null | undefined
     let routed = false
     let acknowledge: (() => void) | undefined
-    // as Aedes' own handler calls it: with the client, which tags the message with its clientId
-    ;(this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, packet, client, (err?: Error | null) => {
+    const done = (err?: Error | null): void => {
       routeErr = err
       routed = true
       acknowledge?.()
-    })
+    }
+    if (packet.retain || s.orderTail) void this.#routeInTurn(client, s, packet).then(done)
+    // as Aedes' own handler calls it: with the client, which tags the message with its clientId
+    else (this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, packet, client, done)
     durable.then(() => {
       const ack = (): void => (routeErr ? cb(routeErr) : this.#drop(packet, cb))
       // on a site cluster the route writes Redis (persistent sessions' queues, the retained
@@ -554,6 +562,23 @@ export class GatewayCore {
       if (routed || !this.p.cluster) ack()
       else acknowledge = ack
     }, (err: Error) => cb(err))
+  }
+
+  /**
+   * Routes a publish of this session after the session's earlier ones routed this way.
+   * Aedes routes a retained message only once the retained store has taken it (asynchronous),
+   * so the messages behind it from the same socket read overtook it ([MQTT-4.6.0-6]: one
+   * client's messages on one topic and QoS arrive in order): a retained message, and every
+   * message of its session while one is on its way, go through here. The packet is copied:
+   * the caller empties it (#drop) so that Aedes' own route of it goes nowhere.
+   */
+  #routeInTurn(client: Client, s: Session, packet: PublishPacket): Promise<Error | null | undefined> {
+    const copy = { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: packet.retain, dup: false } as PublishPacket
+    const route = (): Promise<Error | null | undefined> => new Promise((resolve) => (this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, copy, client, resolve))
+    const routed = s.orderTail ? s.orderTail.then(route) : route()
+    const tail = (s.orderTail = routed.then(noop, noop))
+    void tail.then(() => { if (s.orderTail === tail) s.orderTail = undefined })
+    return routed
   }
 
   /** Routed (and acknowledged) once durable, in the session's order. */
