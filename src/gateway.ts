@@ -544,17 +544,17 @@ export class GatewayCore {
    */
   #routeQos1(client: Client, s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
     if (this.p.config.journal.deliverAfterCommit || s.routeTail || this.#durableQueue?.queuesDurably(packet)) return this.#routeAfterCommit(s, packet, durable, cb)
+    // a method of its own: the branch written in here cost the plain QoS 1 path 1–2 µs a message (fan-in 93 → 83 %)
+    if (packet.retain || s.orderTail) return this.#routeQos1InTurn(client, s, packet, durable, cb)
     let routeErr: Error | null | undefined
     let routed = false
     let acknowledge: (() => void) | undefined
-    const done = (err?: Error | null): void => {
+    // as Aedes' own handler calls it: with the client, which tags the message with its clientId
+    ;(this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, packet, client, (err?: Error | null) => {
       routeErr = err
       routed = true
       acknowledge?.()
-    }
-    if (packet.retain || s.orderTail) void this.#routeInTurn(client, s, packet).then(done)
-    // as Aedes' own handler calls it: with the client, which tags the message with its clientId
-    else (this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, packet, client, done)
+    })
     durable.then(() => {
       const ack = (): void => (routeErr ? cb(routeErr) : this.#drop(packet, cb))
       // on a site cluster the route writes Redis (persistent sessions' queues, the retained
@@ -562,6 +562,15 @@ export class GatewayCore {
       if (routed || !this.p.cluster) ack()
       else acknowledge = ack
     }, (err: Error) => cb(err))
+  }
+
+  /** #routeQos1 for a retained message, or one behind it: routed in turn, acknowledged as there */
+  #routeQos1InTurn(client: Client, s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
+    let routeErr: Error | null | undefined
+    const routed = this.#routeInTurn(client, s, packet).then((err) => { routeErr = err })
+    // on a site cluster the PUBACK waits for the route's Redis writes too
+    const ready = this.p.cluster ? Promise.all([durable, routed]) : durable
+    ready.then(() => (routeErr ? cb(routeErr) : this.#drop(packet, cb)), (err: Error) => cb(err))
   }
 
   /**
