@@ -9,10 +9,10 @@ import t, { type Test } from 'tap'
 import { connect as netConnect, type Socket } from 'node:net'
 import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet'
 import mqtt, { type MqttClient } from 'mqtt'
-import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js'
+import type { TestGateway } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
 import { connectBytes } from '../helpers/raw.js'
-import { startRedis } from '../helpers/redis.js'
+import { gatewayPair } from '../helpers/modes.js'
 import { waitFor } from '../helpers/wait.js'
 
 interface Conn { socket: Socket; packets: Packet[] }
@@ -36,21 +36,12 @@ function session(t: Test, port: number, clientId: string, token: string): Conn {
 const numbers = (c: Conn): number[] => c.packets.filter((p): p is IPublishPacket => p.cmd === 'publish').map((p) => Number(p.payload.toString()))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-async function gateways(t: Test, mode: string): Promise<[TestGateway, TestGateway]> {
-  if (mode !== 'cluster') {
-    const g = await startGateway(t, { broker: { persistence: mode } })
-    return [g, g]
-  }
-  const redis = await startRedis(t)
-  const gw = (id: string): Promise<TestGateway> => startGateway(t, { gateway: { id, dataDir: tempDir(t) }, broker: { persistence: 'memory', cluster: { redis: redis.url } } })
-  return [await gw('gw-a'), await gw('gw-b')]
-}
 
 const ROUNDS = 12
 
 for (const mode of ['memory', 'lmdb', 'cluster']) {
   t.test(`${mode}: a session resuming ${ROUNDS} times while a publisher streams gets CONNACK first, then each message once and in order; an offline session loses nothing`, async (t) => {
-    const [a, b] = await gateways(t, mode)
+    const [a, b] = await gatewayPair(t, mode)
     // T: a second persistent session on the topic, offline throughout
     const tc = await connect(t, a.url(), { clientId: 'off-t', clean: false, password: await a.token({ sub: 'off-t' }) })
     await tc.subscribeAsync('s/#', { qos: 1 })
@@ -103,7 +94,7 @@ for (const mode of ['memory', 'lmdb', 'cluster']) {
 }
 
 t.test('cluster: an MQTT.js persistent subscriber reconnecting across gateways while its topic is busy always gets its CONNACK', async (t) => {
-  const [a, b] = await gateways(t, 'cluster')
+  const [a, b] = await gatewayPair(t, 'cluster')
   const open = async (g: TestGateway): Promise<MqttClient> => {
     const c = mqtt.connect(g.url(), { clientId: 'rc-m', clean: false, username: 'rc-m', password: await g.token({ sub: 'rc-m' }), reconnectPeriod: 0, protocolVersion: 4, connectTimeout: 4000 })
     t.teardown(() => new Promise<void>((r) => c.end(true, {}, () => r())))

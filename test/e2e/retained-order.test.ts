@@ -4,30 +4,20 @@
 // behind a retained one overtook it (QoS 0 with every persistence; QoS 1 with the memory store
 // and on a cluster; bare Aedes 1.2 does the same). The gateway routes a retained message, and
 // the session's messages behind it, in turn (gateway.ts #routeInTurn).
-import t, { type Test } from 'tap'
+import t from 'tap'
 import mqttPacket from 'mqtt-packet'
-import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
 import { connectBytes, rawClient } from '../helpers/raw.js'
-import { startRedis } from '../helpers/redis.js'
+import { gatewayPair } from '../helpers/modes.js'
 import { waitFor } from '../helpers/wait.js'
 
 const N = 40
 
-async function gateways(t: Test, mode: string): Promise<[TestGateway, TestGateway]> {
-  if (mode !== 'cluster') {
-    const g = await startGateway(t, { broker: { persistence: mode } })
-    return [g, g]
-  }
-  const redis = await startRedis(t)
-  const gw = (id: string): Promise<TestGateway> => startGateway(t, { gateway: { id, dataDir: tempDir(t) }, broker: { persistence: 'memory', cluster: { redis: redis.url } } })
-  return [await gw('gw-a'), await gw('gw-b')]
-}
 
 for (const mode of ['memory', 'lmdb', 'cluster']) {
   for (const qos of [0, 1] as const) {
     t.test(`${mode}, QoS ${qos}: ${N} messages in one write, every fourth retained, arrive in order (live, and from a persistent session's queue)`, async (t) => {
-      const [a, b] = await gateways(t, mode)
+      const [a, b] = await gatewayPair(t, mode)
       // a persistent session, offline while the messages are sent (on the cluster: on the other gateway)
       const off = await connect(t, b.url(), { clientId: 'ro-off', clean: false, password: await b.token({ sub: 'ro-off' }) })
       await off.subscribeAsync('o/#', { qos: 1 })
