@@ -10,7 +10,7 @@
  * Same publishers (`--pubs`, default 10, MQTT.js, 1,000 unacknowledged QoS 1 publishes each), same 200-byte payload, same
  * subscriber, one run. Targets: bridged ≥ 70 % of direct; drain ≥ 20,000 msgs/s.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
@@ -19,6 +19,7 @@ import { startMosquitto } from '../test/helpers/mosquitto.js'
 import { ensureDevKey } from '../src/identity/devkey.js'
 import { mintToken } from '../src/identity/mint.js'
 import { spawnCliGateway, type CliGateway } from './lib/cli-gateway.js'
+import { cpuMs } from './lib/proc.js'
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`)
@@ -84,11 +85,10 @@ function until(cond: () => boolean, ms = 300_000): Promise<void> {
   })
 }
 
-/** CPU time (user + system, all threads) of a process so far, µs: /proc/PID/stat, or this process */
+/** CPU time (user + system, all threads) so far, µs: of a process (bench/lib/proc.ts), or of this one */
 function cpuMicros(pid?: number): number {
   if (pid === undefined) { const u = process.cpuUsage(); return u.user + u.system }
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(f[11]) + Number(f[12])) * 10_000
+  return cpuMs(pid) * 1000
 }
 
 /** CPU µs per message of each process over a phase, and what share of the machine's cores they used */
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
   const rows = [
     ['direct (publisher → Mosquitto → subscriber)', `${Math.round(directRate)} msg/s`],
     ['bridged (publisher → edgewarden → Mosquitto → subscriber)', `${Math.round(bridgedRate)} msg/s (${Math.round((bridgedRate / directRate) * 100)} % of direct; target ≥ 70 %)`],
-    ['not bridged (publisher → edgewarden → local subscriber), for scale', `${Math.round(localRate)} msg/s`],
+    ['not bridged (publisher → edgewarden → local subscriber), for scale', LOCAL === 0 ? 'skipped (--local 0)' : `${Math.round(localRate)} msg/s`],
     [`queued into the outbox during the outage (${OUTAGE}, ${queued} in the outbox)`, `${Math.round(queueRate)} msg/s`],
     ['outbox drain after the cloud returned (reconnect included)', `${Math.round(drainRate)} msg/s (${drainSec.toFixed(2)} s; target ≥ 20,000)`],
   ]
