@@ -9,7 +9,16 @@ import { checkSignature } from './signature.js'
  * tsx, the tests and the compiled dist/ (no loader, no second entry point).
  */
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads')
+const { parentPort, workerData } = require('node:worker_threads')
+// below the event loop's priority: a check woken on a busy core waits for it instead of
+// preempting the thread that serves every connection (Linux: nice is per thread; the
+// thread's id is the last part of /proc/thread-self). Best effort: elsewhere it stays.
+if (workerData.nice > 0) {
+  try {
+    const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())
+    if (tid > 0) require('node:os').setPriority(tid, Math.min(19, require('node:os').getPriority(tid) + workerData.nice))
+  } catch {}
+}
 const { createHash, createHmac, verify: cryptoVerify, timingSafeEqual, constants } = require('node:crypto')
 const c = { createHmac, cryptoVerify, timingSafeEqual, constants }
 // key ids are never reused; the previous key set stays for checks queued before a change
@@ -42,6 +51,15 @@ interface Waiting { readonly resolve: (digest: string | undefined) => void; read
 /** checks per message at most, so a burst spreads over the workers */
 const MAX_BATCH = 64
 
+/**
+ * How far below the event loop the verify workers run. Measured with the connects bench on
+ * two cores: a worker woken by postMessage preempted the event loop on its own core (the
+ * main thread spent ~17 % of the run runnable but waiting, schedstat), so CONNECTs queued
+ * behind a check that could have waited for an idle moment. At +10 a worker still gets ~10 %
+ * of a contended core (CFS/EEVDF weights), never starved.
+ */
+export const VERIFY_NICE = Number(process.env.EW_VERIFY_NICE ?? 10)
+
 /** Worker threads for the asymmetric check: the one auto default leaves a core to the event loop. */
 export function defaultVerifyThreads(): number {
   return Math.max(0, Math.min(2, availableParallelism() - 1))
@@ -73,7 +91,8 @@ export class VerifyPool {
   #broken = false
   #closed = false
 
-  constructor(private readonly threads: number) {}
+  /** nice: how far below the event loop's scheduling priority the workers run (0 = the same) */
+  constructor(private readonly threads: number, private readonly nice = VERIFY_NICE) {}
 
   /**
    * Resolves with the signing input's digest (signatureDigest) when one of `keys` verifies
@@ -116,7 +135,7 @@ export class VerifyPool {
 
   #start(): void {
     for (let i = 0; i < this.threads; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, name: 'edgewarden-jwt-verify' })
+      const w = new Worker(WORKER_SOURCE, { eval: true, name: 'edgewarden-jwt-verify', workerData: { nice: this.nice } })
       const inflight = new Map<number, Waiting[]>()
       w.on('message', (m: { batch: number; out: (string | null)[] }) => {
         const waiting = inflight.get(m.batch)

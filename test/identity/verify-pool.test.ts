@@ -1,5 +1,7 @@
 import t from 'tap'
 import { constants, createSecretKey, generateKeyPairSync, sign } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { getPriority as osPriority } from 'node:os'
 import { VerifyPool } from '../../src/identity/verify-pool.js'
 import { signingInputDigest } from '../../src/identity/signature.js'
 
@@ -71,4 +73,30 @@ t.test('after close, checks run inline (still checked, never admitted by default
   const ok = await pool.check(1, [], 'ES256', 'a.b', 'c', () => { inline++; return undefined })
   t.equal(ok, undefined)
   t.equal(inline, 1)
+})
+
+// Linux: nice is per thread. The worker lowers its own priority below the event loop's, so a
+// check woken on a busy core waits for it rather than preempting it (VERIFY_NICE).
+const niceOfThreads = (): number[] => readdirSync('/proc/self/task').map((tid) => {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1')
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+})
+
+t.test('the verify workers run below the event loop\'s priority', { skip: process.platform !== 'linux' && 'nice per thread is Linux-specific' }, async (t) => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const input = 'a.b'
+  const sig = sign('sha256', Buffer.from(input), { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')
+  const base = osPriority()
+  const before = niceOfThreads().filter((n) => n === Math.min(19, base + 7)).length
+  const pool = new VerifyPool(2, 7)
+  t.teardown(() => pool.close())
+  // an answer means the worker has run its start-up, priority included
+  t.ok(await Promise.all([1, 2, 3, 4].map(() => pool.check(1, [ec.publicKey], 'ES256', input, sig, () => undefined))))
+  t.equal(niceOfThreads().filter((n) => n === Math.min(19, base + 7)).length - before, 2, 'both workers at the event loop\'s nice + 7')
+  t.equal(osPriority(), base, 'the event loop\'s own priority is unchanged')
+  const same = new VerifyPool(1, 0)
+  t.teardown(() => same.close())
+  const n0 = niceOfThreads().filter((n) => n === base).length
+  t.ok(await same.check(1, [ec.publicKey], 'ES256', input, sig, () => undefined))
+  t.equal(niceOfThreads().filter((n) => n === base).length - n0, 1, 'nice 0: the worker keeps the event loop\'s priority')
 })
