@@ -41,13 +41,14 @@ function policyDir(t: Test): string {
 }
 
 /** A site: one Redis, gateways gw-a and gw-b on it, the same policy files; `start` adds (or restarts) one. */
-async function site(t: Test): Promise<{ redis: TestRedis; a: TestGateway; b: TestGateway; start(id: string): Promise<TestGateway> }> {
+async function site(t: Test, journal: object = {}): Promise<{ redis: TestRedis; a: TestGateway; b: TestGateway; start(id: string): Promise<TestGateway> }> {
   const redis = await startRedis(t)
   const dir = policyDir(t)
   const start = (id: string): Promise<TestGateway> => startGateway(t, {
     gateway: { id, dataDir: tempDir(t) },
     policies: { dir, watch: false },
     broker: { persistence: 'memory', cluster: { redis: redis.url } },
+    journal,
   })
   const a = await start('gw-a')
   const b = await start('gw-b')
@@ -213,8 +214,10 @@ t.test('a session acknowledging one message twice does not take it from another 
   t.same(sBack.messages.map((m) => m.payload), [], 'S, having acknowledged it, is not sent it again')
 })
 
-t.test('a QoS 1 PUBACK waits until Redis holds the message for an offline persistent session', async (t) => {
-  const { redis, a, b } = await site(t)
+// deliverAfterCommit: routed once the journal has the record, and Aedes writes PUBACK before it
+// routes: the gateway routes it itself there too (gateway.ts #routeAfterCommit)
+for (const deliverAfterCommit of [false, true]) t.test(`a QoS 1 PUBACK waits until Redis holds the message for an offline persistent session (journal.deliverAfterCommit: ${deliverAfterCommit})`, async (t) => {
+  const { redis, a, b } = await site(t, { deliverAfterCommit })
   const s1 = await collect(t, a.url(), { clientId: 'dev-held', clean: false, password: await a.token({ sub: 'dev-held' }) })
   await s1.client.subscribeAsync('site/3/#', { qos: 1 })
   await s1.client.endAsync()
