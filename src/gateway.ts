@@ -91,7 +91,8 @@ const noop = (): void => {}
 const Packet = PacketFn as unknown as new (o: object, broker: object) => object
 /** the LMDB persistence's durable queueing of QoS 1 messages, as the gateway uses it */
 interface DurableQueue {
-  prepare(packet: object): Promise<void> | undefined
+  /** `publisher`: the connection it came on (Aedes routes it only while that is open) */
+  prepare(packet: object, publisher: { readonly closed?: boolean }): Promise<void> | undefined
   /** whether prepare() would queue it: a persistent session's subscription matches, or retained */
   queuesDurably(packet: object): boolean
 }
@@ -595,9 +596,16 @@ export class GatewayCore {
     this.#routeQos1(client, s, packet, Promise.all([durable, stored]), cb)
   }
 
-  /** Routes a copy of the packet as the client's (Aedes tags it with the clientId); resolves with the route's error, if any. */
+  /**
+   * Routes a copy of the packet as the client's (Aedes tags it with the clientId); resolves with
+   * the route's error, if any. A number the packet carries (LMDB's prepare() numbers the
+   * messages it queues) goes with it: Aedes keeps it, so queue entries and live copies agree.
+   */
   #publishCopy(client: Client, packet: PublishPacket, retain: boolean): Promise<Error | null | undefined> {
-    const copy = { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain, dup: false } as PublishPacket
+    const n = packet as PublishPacket & { brokerId?: string; brokerCounter?: number }
+    const copy = (n.brokerCounter
+      ? { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain, dup: false, brokerId: n.brokerId, brokerCounter: n.brokerCounter }
+      : { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain, dup: false }) as PublishPacket
     return new Promise((resolve) => (this.aedes.publish as unknown as AedesPublishFrom).call(this.aedes, copy, client, resolve))
   }
 
@@ -613,7 +621,7 @@ export class GatewayCore {
   #routeAfterCommit(client: Client, s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
     // the persistence queues it only once its record is committed (a refused record queues nothing)
     const queue = this.#durableQueue
-    const ready = queue ? durable.then(() => queue.prepare(packet)) : durable
+    const ready = queue ? durable.then(() => queue.prepare(packet, client)) : durable
     const mine = s.routeTail ? Promise.all([s.routeTail, ready]) : ready
     // (the route's promise in an object: one returned from then() would be waited for)
     const started = mine.then(() => {

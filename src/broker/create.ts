@@ -14,7 +14,7 @@ const memoryPersistence = createRequire(import.meta.url)('aedes-persistence') as
  */
 export const DENIED_TOPIC = '$warden/denied'
 
-interface Preparing { prepare(packet: object): Promise<void> | undefined }
+interface Preparing { prepare(packet: object, publisher: { readonly closed?: boolean }): Promise<void> | undefined }
 interface Revoking {
   /** `restoring`: refused while Aedes restores a resumed session's stored subscriptions (it may be stored) */
   denied(clientId: string, sub: object & { topic: string }, restoring: boolean): void
@@ -47,7 +47,7 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     // queues the message: queue it durably first, so a PUBACK survives a crash (lmdb.ts prepare)
     opts.authorizePublish = (client, packet, cb) => authorize(client, packet, (err) => {
       if (err || !client || packet.qos !== 1) return cb(err)
-      const queued = p.prepare(packet)
+      const queued = p.prepare(packet, client)
       if (!queued) return cb(null)
       queued.then(() => cb(null), (e: Error) => cb(e))
     })

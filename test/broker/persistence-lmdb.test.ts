@@ -6,8 +6,11 @@ import { Readable } from 'node:stream'
 import { followDollarRule } from '../../src/broker/create.js'
 import { LmdbPersistence, type StoredPacket } from '../../src/broker/persistence/lmdb.js'
 import { MemoryJournal } from '../../src/journal/memory.js'
+import PacketFn from 'aedes-packet'
 import { tempDir } from '../helpers/gateway.js'
 
+/** what Aedes' publish does to a packet before it routes it */
+const AedesPacket = PacketFn as unknown as new (o: object, broker: { id: string; counter: number }) => StoredPacket
 const all = async <T>(r: Readable): Promise<T[]> => { const out: T[] = []; for await (const x of r) out.push(x as T); return out }
 const pkt = (topic: string, payload: string, extra: Partial<StoredPacket> = {}): StoredPacket =>
   ({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false, ...extra })
@@ -108,24 +111,52 @@ t.test('prepare queues a QoS 1 publish before Aedes routes it, and Aedes does no
   const { p, broker } = await open(dir)
   await p.addSubscriptions({ id: 'c' }, [{ topic: 'a/#', qos: 1 }])
   const incoming = pkt('a/b', 'x', { retain: true })
-  await p.prepare(incoming)
+  const publisher = { closed: false }
+  await p.prepare(incoming, publisher)
   t.equal(p.queuedCount('c'), 1, 'queued at authorize time')
   t.equal(p.retainedCount, 1, 'retained at authorize time')
-  // what Aedes does next: a Packet copy (same payload object) with its counter, then route
-  const routed = { ...incoming, brokerId: broker.id, brokerCounter: ++broker.counter }
+  t.same([incoming.brokerId, incoming.brokerCounter], ['gw', 1], 'numbered by prepare, as Aedes would')
+  // what Aedes does next: a Packet copy (same payload object), which keeps the number, then route
+  const routed = new AedesPacket(incoming, broker)
+  t.equal(routed.brokerCounter, 1, 'Aedes keeps the number the packet carries')
   await p.storeRetained(routed)
   await p.outgoingEnqueueCombi(await p.subscriptionsByTopic('a/b'), routed)
   t.equal(p.queuedCount('c'), 1, 'not queued a second time')
   await p.outgoingUpdate({ id: 'c' }, { ...routed, messageId: 3 })
   t.equal((await p.outgoingClearMessageId({ id: 'c' }, { cmd: 'puback', messageId: 3 }))?.brokerCounter, 1, 'numbered like any other packet')
-  // a prepared packet whose route never ran (crash) is numbered at the next setup
-  await p.prepare(pkt('a/c', 'y'))
+  // a prepared packet whose route never ran (crash) keeps its number across a restart
+  await p.prepare(pkt('a/c', 'y'), publisher)
   await p.destroy()
   const again = await open(dir)
   t.teardown(() => again.p.destroy())
   const q = await all<StoredPacket>(again.p.outgoingStream({ id: 'c' }))
-  t.same(q.map((x) => [String(x.payload), x.brokerId, x.brokerCounter]), [['y', 'gw', 1]])
-  t.equal(again.broker.counter, 1)
+  t.same(q.map((x) => [String(x.payload), x.brokerId, x.brokerCounter]), [['y', 'gw', 2]])
+  t.equal(again.broker.counter, 2, 'new packets are numbered after it')
+})
+
+t.test('a resumed queue leaves out a prepared message until Aedes routes it, or its publisher has closed', async (t) => {
+  const { p, broker } = await open(tempDir(t))
+  t.teardown(() => p.destroy())
+  await p.addSubscriptions({ id: 'c' }, [{ topic: 'r/#', qos: 1 }])
+  const stream = async (): Promise<string[]> => (await all<StoredPacket>(p.outgoingStream({ id: 'c' }))).map((x) => String(x.payload))
+  const publisher = { closed: false }
+  const a = pkt('r/1', 'a')
+  const b = pkt('r/1', 'b')
+  await p.prepare(a, publisher)
+  await p.prepare(b, publisher)
+  t.same(await stream(), [], 'both pending: their route delivers them live')
+  await p.outgoingEnqueueCombi(await p.subscriptionsByTopic('r/1'), new AedesPacket(a, broker))
+  t.same(await stream(), ['a'], 'a routed: sent from the queue from now on, with its number')
+  const sent = (await all<StoredPacket>(p.outgoingStream({ id: 'c' })))[0]!
+  await p.outgoingUpdate({ id: 'c' }, { ...sent, messageId: 7 })
+  t.pass('outgoingUpdate finds it under the number the queue sent')
+  // b's publisher went before its PUBACK was written: Aedes never routes b
+  publisher.closed = true
+  t.same(await stream(), ['a', 'b'], 'b is sent from the queue')
+  const qb = (await all<StoredPacket>(p.outgoingStream({ id: 'c' })))[1]!
+  t.same([qb.brokerId, qb.brokerCounter], ['gw', b.brokerCounter], 'under the number prepare gave it')
+  await p.outgoingUpdate({ id: 'c' }, { ...qb, messageId: 8 })
+  t.equal(p.queuedCount('c'), 2)
 })
 
 t.test('two messages in flight with one payload object (a fixed redaction) are prepared and routed apart', async (t) => {
@@ -136,15 +167,15 @@ t.test('two messages in flight with one payload object (a fixed redaction) are p
   const a = pkt('q/a', '', { payload: shared })
   const b = pkt('q/a', '', { payload: shared })
   t.ok(p.queuesDurably(a))
-  await p.prepare(a)
-  await p.prepare(b)
+  const publisher = { closed: false }
+  await p.prepare(a, publisher)
+  await p.prepare(b, publisher)
   t.not(a.payload, b.payload, 'the second got a payload object of its own')
   t.same(b.payload, shared, 'with the same bytes')
   t.equal(p.queuedCount('c'), 2, 'both queued before their PUBACKs')
-  t.equal(p.prepare(a), undefined, 'asked again (Aedes\' authorize wrapper): nothing more')
+  t.equal(p.prepare(a, publisher), undefined, 'asked again (Aedes\' authorize wrapper): nothing more')
   for (const m of [a, b]) {
-    const routed = { ...m, brokerId: broker.id, brokerCounter: ++broker.counter }
-    await p.outgoingEnqueueCombi(await p.subscriptionsByTopic('q/a'), routed)
+    await p.outgoingEnqueueCombi(await p.subscriptionsByTopic('q/a'), new AedesPacket(m, broker))
   }
   t.equal(p.queuedCount('c'), 2, 'each routed message found its own entry: none queued twice, none lost')
   const q = await all<StoredPacket>(p.outgoingStream({ id: 'c' }))

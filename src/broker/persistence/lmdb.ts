@@ -29,7 +29,10 @@ interface Sub { topic: string; qos: number; rh?: number; rap?: boolean; nl?: boo
 type SubRecord = Omit<Sub, 'topic'>
 /** what Aedes gives `setup`: only these members are used */
 interface BrokerRef { id: string; counter: number; clients?: Record<string, unknown> }
-interface OutEntry { readonly seq: number; packet: StoredPacket }
+/** the connection a QoS 1 message was published on: Aedes routes a prepared message only while it is open */
+export interface Publisher { readonly closed?: boolean }
+/** pending: prepared, and Aedes' route of it (outgoingEnqueueCombi) is still to come, from this publisher */
+interface OutEntry { readonly seq: number; packet: StoredPacket; pending: Publisher | undefined }
 
 const Packet = PacketFn as unknown as new (o: object, broker?: BrokerRef) => StoredPacket
 const QLOBBER = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
@@ -120,11 +123,11 @@ export class LmdbPersistence {
     let maxCounter = 0
     for (const { key: [clientId, seq], value } of this.#outDb.getRange()) {
       const packet = this.#packr.unpack(value) as StoredPacket
-      listOf(this.#out, clientId).push({ seq, packet })
+      listOf(this.#out, clientId).push({ seq, packet, pending: undefined })
       if (seq > this.#seq) this.#seq = seq
       if (packet.brokerId === broker.id && (packet.brokerCounter ?? 0) > maxCounter) maxCounter = packet.brokerCounter!
     }
-    // a packet queued by prepare() may have been stored before Aedes numbered it: number it now
+    // a packet queued by prepare() before it numbered packets itself (older versions): number it now
     for (const queue of this.#out.values()) {
       for (const e of queue) {
         if (e.packet.cmd === 'publish' && !e.packet.brokerCounter) {
@@ -336,11 +339,14 @@ export class LmdbPersistence {
   async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: StoredPacket): Promise<void> {
     const prep = typeof packet.payload === 'object' ? this.#prepared.get(packet.payload) : undefined
     if (prep) {
-      // queued durably before the PUBACK: now Aedes has numbered the packet, so can we
+      // queued durably before the PUBACK, numbered by prepare(): Aedes kept that number (a
+      // Packet copy takes the original's), so this only confirms it. Routed now: the live
+      // copies are on their way, and a resumed queue sends these entries again (outgoingStream)
       this.#prepared.delete(packet.payload as object)
       for (const e of prep.entries) {
         e.packet.brokerId = packet.brokerId
         e.packet.brokerCounter = packet.brokerCounter
+        e.pending = undefined
       }
     }
     let bytes: Buffer | undefined
@@ -356,7 +362,7 @@ export class LmdbPersistence {
       }
       const seq = ++this.#seq
       const p = new Packet(packet)
-      queue.push({ seq, packet: p })
+      queue.push({ seq, packet: p, pending: undefined })
       bytes ??= this.#packr.pack(p)
       last = this.#outDb.put([clientId, seq], bytes)
     }
@@ -370,10 +376,18 @@ export class LmdbPersistence {
    * queues the message for the matching persistent sessions (and stores it when retained)
    * and resolves once that is committed, so a PUBACK means "survives kill -9". When Aedes
    * then routes the same packet (recognised by its payload object), those queues are
-   * skipped and the entries get Aedes' (brokerId, brokerCounter). Returns undefined when there
-   * is nothing to queue (no persistent session matches, not retained, or already prepared).
+   * skipped. Returns undefined when there is nothing to queue (no persistent session
+   * matches, not retained, or already prepared).
+   *
+   * The packet is numbered here, (brokerId, brokerCounter) as Aedes would: Aedes keeps a
+   * number the packet carries when it routes it, so the queued entries, their stored copy,
+   * the live copies and a resumed queue all name the message alike. (Queued unnumbered, an
+   * entry a resumed session read before the route got a fresh number from Aedes' emptyQueue,
+   * outgoingUpdate found no such packet, and the session was disconnected.) Until the route
+   * the entries are pending: see outgoingStream. `publisher` is the connection the message
+   * came on; Aedes never routes it once that has closed (no PUBACK could be written).
    */
-  prepare(packet: StoredPacket): Promise<void> | undefined {
+  prepare(packet: StoredPacket, publisher: Publisher): Promise<void> | undefined {
     let payload = packet.payload
     if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0 || this.#preparedPackets.has(packet)) return undefined
     const subs = this.#trie.match(packet.topic!)
@@ -383,7 +397,12 @@ export class LmdbPersistence {
     // messages in flight (a mask's fixed redaction) gets a copy of its own
     if (this.#prepared.has(payload) || this.#preparedRetained.has(payload)) packet.payload = payload = Buffer.from(payload)
     this.#preparedPackets.add(packet)
-    return this.#prepare(packet, payload, subs)
+    if (!packet.brokerCounter) {
+      const broker = this.#broker!
+      packet.brokerId = broker.id
+      packet.brokerCounter = ++broker.counter
+    }
+    return this.#prepare(packet, payload, subs, publisher)
   }
 
   /** Whether prepare() would queue this message: a persistent session's subscription matches it, or it is retained. */
@@ -393,7 +412,7 @@ export class LmdbPersistence {
     return packet.retain === true || this.#trie.match(packet.topic!).length > 0
   }
 
-  async #prepare(packet: StoredPacket, payload: object, matched: ReturnType<QlobberSub['match']>): Promise<void> {
+  async #prepare(packet: StoredPacket, payload: object, matched: ReturnType<QlobberSub['match']>, publisher: Publisher): Promise<void> {
     let subs = matched
     // [MQTT-4.7.2-1], as for Aedes' own enqueue (create.ts followDollarRule)
     if (packet.topic![0] === '$') subs = subs.filter((s) => !startsWithWildcard(s.topic))
@@ -410,7 +429,7 @@ export class LmdbPersistence {
         this.drops.add('max_queued_per_client', clientId, packet.topic!)
         continue
       }
-      const entry: OutEntry = { seq: ++this.#seq, packet: new Packet(packet) }
+      const entry: OutEntry = { seq: ++this.#seq, packet: new Packet(packet), pending: publisher }
       queue.push(entry)
       entries.push(entry)
       bytes ??= this.#packr.pack(entry.packet)
@@ -470,10 +489,30 @@ export class LmdbPersistence {
     return undefined
   }
 
+  /**
+   * The queue Aedes sends a resumed session, less the entries still pending (prepared, their
+   * route to come): Aedes restores the session's subscriptions before it reads this, so the
+   * route delivers them live (held by the delivery wrapper until the queue has gone, then
+   * sent in order), and they stay queued until acknowledged. Sent from here as well, the
+   * session could acknowledge this copy before the route, whose live copy then finds no
+   * entry (outgoingUpdate: "no such packet", the session is disconnected), or get the live
+   * copy a second time after the wrapper's hold. Once their publisher's connection has
+   * closed Aedes will not route them: they are sent from here.
+   */
   outgoingStream(client: ClientRef): Readable {
     // a snapshot: Aedes clears entries while it reads the stream
     const queue = this.#out.get(client.id)
-    return Readable.from(queue ? queue.map((e) => e.packet) : [])
+    const packets: StoredPacket[] = []
+    if (queue) {
+      for (const e of queue) {
+        if (e.pending !== undefined) {
+          if (!e.pending.closed) continue
+          e.pending = undefined
+        }
+        packets.push(e.packet)
+      }
+    }
+    return Readable.from(packets)
   }
 
   /** queued + in-flight messages of a client */
