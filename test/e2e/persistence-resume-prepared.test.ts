@@ -108,7 +108,7 @@ t.test(`lmdb: a session resumed ${RESUMES} times while ${LANES} QoS 1 publishes 
   t.equal(store.queuedCount('rp-s'), 0, 'every message acknowledged by the session left its queue')
 })
 
-t.test('lmdb: a message queued before its PUBACK whose publisher closed first (Aedes never routes it) reaches the session at its resume', async (t) => {
+t.test('lmdb: a message queued before its PUBACK whose publisher closed first reaches the session at its resume, once', async (t) => {
   const g = await startGateway(t, { broker: { persistence: 'lmdb' } })
   const store = (g.gw.core.aedes as unknown as { persistence: Store }).persistence
   const prepared = new Set<unknown>()
@@ -138,8 +138,11 @@ t.test('lmdb: a message queued before its PUBACK whose publisher closed first (A
     await sleep(50)
   }
   await sleep(200)
+  // the gateway routes a prepared message itself once it is durable (gateway.ts #routeAfterCommit),
+  // publisher gone or not; the queue's fallback (outgoingStream) covers a route that never came
   const neverRouted = [...prepared].filter((x) => !routed.has(x)).length
-  t.ok(neverRouted > 0, `${neverRouted} of ${prepared.size} queued messages never routed`)
+  t.ok(prepared.size > 0, `${prepared.size} messages queued before their PUBACK`)
+  t.comment(`${neverRouted} of ${prepared.size} never routed`)
   const back = session(t, g.port(), 'rp-o', tok)
   await waitFor(() => numbers(back).length >= prepared.size, 5000, 'the queued messages').catch(() => {})
   await waitFor(() => store.queuedCount('rp-o') === 0, 5000, 'the queue emptied').catch(() => {})
