@@ -258,7 +258,7 @@ const MAX_INFLIGHT = 100_000
 // the persistence's own encoding of stored packets (its dependency, resolved from it)
 const msgpack = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-redis/asyncPersistence.js'))('msgpack-lite') as { decode(buf: Buffer): unknown }
 
-/** how long a subscription change waits for an earlier one whose broadcast waiter it would replace */
+/** how long a subscription change waits for the client's previous one (whose broadcast may never come back) */
 const SERIAL_WAIT_MS = 10_000
 
 function noop(): void {}
@@ -293,8 +293,12 @@ class SitePersistence extends AsyncRedisPersistence implements BrokerPersistence
   readonly #conn: Redis | undefined
   /** a SUBSCRIBE's list → its one store (Aedes calls addSubscriptions with it once per filter) */
   readonly #storing = new WeakMap<object, Promise<void>>()
-  /** the last subscription change per broadcast waiter key (clientId, first filter) */
+  /** the last subscription change per client: a client's changes reach Redis in the order they were made */
   readonly #tails = new Map<string, Promise<void>>()
+  /** filters the gateway refused (denied()): left out of the list a store writes */
+  readonly #refused = new WeakSet<object>()
+  /** filters a store has begun to write: refused after that, they are removed again */
+  readonly #written = new WeakSet<object>()
   /** (clientId, messageId) in flight → the queue entry its acknowledgement removes */
   readonly #inflight = new Map<string, { packetKey: string; entry: string }>()
   constructor(opts: ConstructorParameters<typeof AsyncRedisPersistence>[0] & { conn: Redis }) {
@@ -315,40 +319,64 @@ class SitePersistence extends AsyncRedisPersistence implements BrokerPersistence
    * and a second waiter with that key replaces the first, whose call then never returns.
    * Aedes stores a SUBSCRIBE's whole list once per filter of it, so a SUBSCRIBE listing two
    * filters (or two SUBSCRIBEs with the same first filter in flight) never got its SUBACK.
-   * Here the calls for one SUBSCRIBE (the same list) share one store, and calls whose waiters
-   * would share a key run one after the other.
+   * Here the calls for one SUBSCRIBE (the same list) share one store, and a client's stores and
+   * removals run one after the other, in the order they were asked for (#inTurn).
+   *
+   * A store writes Redis in two steps (SADD, then HMSET after its reply): a removal sent in
+   * between (a refusal, see denied(), or an UNSUBSCRIBE in the same read as the SUBSCRIBE:
+   * Aedes handles those in parallel) ran its HDEL first and the HMSET wrote the filter back,
+   * for every gateway started later to load, and queue the refused topic's messages for.
+   *
+   * The list is filtered when the store starts, never in the call: Aedes calls this as soon as
+   * a SUBSCRIBE's first filter is granted, before the filters after it are checked (the
+   * gateway checks them all in that same turn), so the ones refused are never written.
    */
   override addSubscriptions(client: { id: string }, subs: ReadonlyArray<{ topic: string }>): Promise<void> {
     let stored = this.#storing.get(subs)
     if (!stored) {
-      stored = this.#oneByOne(`sub\0${client.id}\0${subs[0]?.topic}`, () => super.addSubscriptions(client, subs))
+      stored = this.#inTurn(client.id, () => {
+        const kept = subs.some((x) => this.#refused.has(x)) ? subs.filter((x) => !this.#refused.has(x)) : subs
+        for (const x of kept) this.#written.add(x)
+        return kept.length > 0 ? super.addSubscriptions(client, kept) : Promise.resolve()
+      })
       this.#storing.set(subs, stored)
     }
     return stored
   }
 
   override removeSubscriptions(client: { id: string }, topics: readonly string[]): Promise<void> {
-    return this.#oneByOne(`unsub\0${client.id}\0${topics[0]}`, () => super.removeSubscriptions(client, topics))
+    return this.#inTurn(client.id, () => super.removeSubscriptions(client, topics))
   }
 
   /**
-   * Runs `run` once the previous call with this key has settled. A predecessor whose broadcast
-   * never came back (Redis dropped the subscribe connection in between) would hang this one
-   * forever: it is waited for at most SERIAL_WAIT_MS, then left to hang alone (as it would anyway).
+   * The gateway refused `sub` (create.ts): a store not yet started leaves it out; one already
+   * writing it (a check that called back later), or a resumed session's stored subscription
+   * (the policy changed), has it removed, after that store.
    */
-  #oneByOne(key: string, run: () => Promise<void>): Promise<void> {
-    const prev = this.#tails.get(key)
+  denied(clientId: string, sub: object & { topic: string }, restoring: boolean): void {
+    this.#refused.add(sub)
+    if (restoring || this.#written.has(sub)) this.removeSubscriptions({ id: clientId }, [sub.topic]).catch(noop)
+  }
+
+  /**
+   * Runs `run` once the client's previous subscription change has settled, and never in this
+   * turn (the rest of a SUBSCRIBE is checked first). A predecessor whose broadcast never came
+   * back (Redis dropped the subscribe connection in between) would hang this one forever: it
+   * is waited for at most SERIAL_WAIT_MS, then left to hang alone (as it would anyway).
+   */
+  #inTurn(clientId: string, run: () => Promise<void>): Promise<void> {
+    const prev = this.#tails.get(clientId)
     let result: Promise<void>
     if (prev) {
       let timer: NodeJS.Timeout | undefined
       const bounded = Promise.race([prev, new Promise<void>((resolve) => { timer = setTimeout(resolve, SERIAL_WAIT_MS).unref() })])
       result = bounded.then(() => { clearTimeout(timer); return run() })
     } else {
-      result = run()
+      result = Promise.resolve().then(run)
     }
     const tail: Promise<void> = result.then(noop, noop)
-    this.#tails.set(key, tail)
-    void tail.then(() => { if (this.#tails.get(key) === tail) this.#tails.delete(key) })
+    this.#tails.set(clientId, tail)
+    void tail.then(() => { if (this.#tails.get(clientId) === tail) this.#tails.delete(clientId) })
     return result
   }
 

@@ -78,12 +78,15 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
 }
 
 /**
- * For a store without a denied() step of its own (Aedes' memory store, the cluster's Redis
- * store; the LMDB one has it): Aedes stores a SUBSCRIBE's whole list, refused filters
+ * For a store without a denied() step of its own (Aedes' memory store; the LMDB one and the
+ * cluster's Redis one have it): Aedes stores a SUBSCRIBE's whole list, refused filters
  * included, and offline messages were then queued for them (resume-policy.test.ts; the
  * gateway also checks a resumed queue against the session's subscriptions). The refused
  * filters are left out of the list stored, and a refused filter of a resumed session (the
- * policy changed) is removed from the store.
+ * policy changed) is removed from the store. A filter refused after its list was handed over
+ * (listed after a granted one) is removed again at once: right for a store that writes
+ * synchronously, as the memory one does, not for one whose writes can pass each other (Redis:
+ * SitePersistence in cluster.ts filters when its store starts and orders a client's writes).
  */
 function leaveOutRefused(store: object): Revoking {
   type Sub = object & { topic: string }
