@@ -6,34 +6,14 @@
 // ones [MQTT-4.6.0-6], and a second time from the queue; on a cluster the second acknowledgement
 // released the message in Redis for every session, and another offline session lost it.
 import t, { type Test } from 'tap'
-import { connect as netConnect, type Socket } from 'node:net'
-import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet'
+import mqttPacket from 'mqtt-packet'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { TestGateway } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
-import { connectBytes } from '../helpers/raw.js'
+import { cut, persistentSession, publishedNumbers, type RawSession } from '../helpers/raw.js'
 import { gatewayPair } from '../helpers/modes.js'
 import { waitFor } from '../helpers/wait.js'
 
-interface Conn { socket: Socket; packets: Packet[] }
-
-/** A raw persistent session that PUBACKs each PUBLISH as soon as it is parsed, and keeps every packet it got. */
-function session(t: Test, port: number, clientId: string, token: string): Conn {
-  const socket = netConnect(port, '127.0.0.1')
-  const conn: Conn = { socket, packets: [] }
-  const parser = mqttPacket.parser({ protocolVersion: 4 })
-  parser.on('packet', (p: Packet) => {
-    conn.packets.push(p)
-    if (p.cmd === 'publish' && p.qos === 1) socket.write(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId! }))
-  })
-  socket.on('data', (d) => parser.parse(d))
-  socket.on('error', () => {})
-  t.teardown(() => { socket.destroy() })
-  socket.write(connectBytes({ clientId, password: token, clean: false }))
-  return conn
-}
-
-const numbers = (c: Conn): number[] => c.packets.filter((p): p is IPublishPacket => p.cmd === 'publish').map((p) => Number(p.payload.toString()))
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 
@@ -47,7 +27,7 @@ for (const mode of ['memory', 'lmdb', 'cluster']) {
     await tc.subscribeAsync('s/#', { qos: 1 })
     await tc.endAsync()
     const tokens = [await a.token({ sub: 'rc-s' }), await b.token({ sub: 'rc-s' })]
-    const first = session(t, b.port(), 'rc-s', tokens[1]!)
+    const first = persistentSession(t, b.port(), 'rc-s', tokens[1]!)
     await waitFor(() => first.packets.some((p) => p.cmd === 'connack'), 5000, 'CONNACK')
     first.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 's/#', qos: 1 }] }))
     await waitFor(() => first.packets.some((p) => p.cmd === 'suback'), 5000, 'SUBACK')
@@ -55,13 +35,13 @@ for (const mode of ['memory', 'lmdb', 'cluster']) {
     let acked = 0
     let stop = false
     const publishing = (async () => { for (let i = 0; !stop; i++) { await pub.publishAsync('s/1', String(i), { qos: 1 }); acked = i + 1 } })()
-    const conns: Conn[] = [first]
+    const conns: RawSession[] = [first]
     // cut at random points, resumed on the other gateway (a cluster) or the same one
     for (let k = 0; k < ROUNDS; k++) {
       await sleep(60 + Math.floor(Math.random() * 60))
       conns.at(-1)!.socket.destroy()
       await sleep(Math.floor(Math.random() * 20))
-      conns.push(session(t, [a, b][k % 2]!.port(), 'rc-s', tokens[k % 2]!))
+      conns.push(persistentSession(t, [a, b][k % 2]!.port(), 'rc-s', tokens[k % 2]!))
     }
     await sleep(200)
     stop = true
@@ -71,23 +51,23 @@ for (const mode of ['memory', 'lmdb', 'cluster']) {
     // a last resume collects what is still queued
     await sleep(300)
     conns.at(-1)!.socket.destroy()
-    const last = session(t, a.port(), 'rc-s', tokens[0]!)
+    const last = persistentSession(t, a.port(), 'rc-s', tokens[0]!)
     conns.push(last)
-    await waitFor(() => new Set(conns.flatMap(numbers)).size >= n, 20_000, 'every message at S').catch(() => {})
+    await waitFor(() => new Set(conns.flatMap(publishedNumbers)).size >= n, 20_000, 'every message at S').catch(() => {})
 
     const connackFirst = conns.filter((c) => c.packets.length > 0).every((c) => c.packets[0]!.cmd === 'connack')
     t.ok(connackFirst, 'CONNACK is the first packet on every connection [MQTT-3.2.0-1]')
     for (const [i, c] of conns.entries()) {
-      const ns = numbers(c)
+      const ns = publishedNumbers(c)
       const inOrder = ns.every((x, j) => j === 0 || x > ns[j - 1]!)
       if (!inOrder) t.fail(`connection ${i}: each message once, in publish order [MQTT-4.6.0-6]: ${ns.slice(0, 40).join(',')}`)
     }
-    const atS = new Set(conns.flatMap(numbers))
+    const atS = new Set(conns.flatMap(publishedNumbers))
     t.same(Array.from({ length: n }, (_, i) => i).filter((i) => !atS.has(i)), [], 'S lost nothing acknowledged')
 
-    const tBack = session(t, b.port(), 'off-t', await b.token({ sub: 'off-t' }))
-    await waitFor(() => new Set(numbers(tBack)).size >= n, 20_000, 'every message at T').catch(() => {})
-    const atT = numbers(tBack)
+    const tBack = persistentSession(t, b.port(), 'off-t', await b.token({ sub: 'off-t' }))
+    await waitFor(() => new Set(publishedNumbers(tBack)).size >= n, 20_000, 'every message at T').catch(() => {})
+    const atT = publishedNumbers(tBack)
     t.same(Array.from({ length: n }, (_, i) => i).filter((i) => !atT.includes(i)), [], 'T, offline throughout, lost nothing')
     t.ok(atT.every((x, j) => j === 0 || x > atT[j - 1]!), "T's queue: each once, in order")
   })

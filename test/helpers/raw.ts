@@ -1,5 +1,5 @@
 import { connect as netConnect, type Socket } from 'node:net'
-import mqttPacket, { type IConnectPacket, type Packet } from 'mqtt-packet'
+import mqttPacket, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet'
 import type { Test } from 'tap'
 
 /** A raw TCP socket to a listener, destroyed at teardown; collects parsed packets and watches close. */
@@ -83,3 +83,35 @@ export async function rawConnack(t: Test, port: number, o: RawConnect): Promise<
     c.socket.destroy()
   }
 }
+
+/** A raw persistent session (see persistentSession): every packet it got, and whether the gateway closed it. */
+export interface RawSession {
+  readonly socket: Socket
+  readonly packets: Packet[]
+  /** the socket closed, and not by the test (cut, teardown) */
+  serverClosed: boolean
+  mine: boolean
+}
+
+/** A raw persistent session (clean: false) that PUBACKs each PUBLISH as soon as it is parsed; destroyed at teardown. */
+export function persistentSession(t: Test, port: number, clientId: string, token: string): RawSession {
+  const socket = netConnect(port, '127.0.0.1')
+  const conn: RawSession = { socket, packets: [], mine: false, serverClosed: false }
+  socket.on('close', () => { if (!conn.mine) conn.serverClosed = true })
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  parser.on('packet', (p: Packet) => {
+    conn.packets.push(p)
+    if (p.cmd === 'publish' && p.qos === 1) socket.write(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId! }))
+  })
+  socket.on('data', (d) => parser.parse(d))
+  socket.on('error', () => {})
+  t.teardown(() => { conn.mine = true; socket.destroy() })
+  socket.write(connectBytes({ clientId, password: token, clean: false }))
+  return conn
+}
+
+/** The test ends a session's connection itself (not counted as closed by the gateway). */
+export function cut(c: RawSession): void { c.mine = true; c.socket.destroy() }
+
+/** The payloads (decimal numbers) of the PUBLISH packets a session got, in order. */
+export const publishedNumbers = (c: { packets: Packet[] }): number[] => c.packets.filter((p): p is IPublishPacket => p.cmd === 'publish').map((p) => Number(p.payload.toString()))
