@@ -47,6 +47,9 @@ interface Session {
   routeTail?: Promise<unknown>
 }
 
+/** A retained message's place among its topic's stores: issued after `prev` is; `end` lets the next one be issued. */
+interface RetainTurn { readonly prev: Promise<void> | undefined; readonly end: () => void }
+
 interface Pending {
   readonly emptyClientId: boolean
   readonly clean: boolean
@@ -127,6 +130,8 @@ export class GatewayCore {
   #policy: PolicyEngine
   #closing = false
   readonly #maskCounters = new Map<string, { inc(): void }>()
+  /** per topic, while retained stores of it are pending: the last one's turn (#retainTurn) */
+  readonly #retainTurns = new Map<string, Promise<void>>()
   /** policies.mode: monitor — refusals, holds and masks are journaled as would_*, not enforced */
   readonly #monitor: boolean
   /** the cloud bridge's side of the publish path, set when `upstream` is configured */
@@ -567,15 +572,44 @@ export class GatewayCore {
    * Aedes routes a retained message only once its retained store has taken it (asynchronous:
    * an LMDB commit, a Redis round trip), so the messages read behind it from the same socket
    * overtook it ([MQTT-4.6.0-6]: one client's messages on a topic arrive in order). The gateway
-   * stores it itself, started now, and routes it at once as subscribers with an established
-   * subscription get it anyway (retain 0, [MQTT-3.3.1-9]; Aedes 1.2 speaks MQTT 3.1/3.1.1 only,
-   * no retain-as-published). Stores are started in the order read, so the last one on a topic
-   * wins. Earlier (d577133) each retained message was routed after the one before had been
-   * stored: one commit each, and a retained flood piled up in memory as Aedes read on.
+   * stores it itself and routes it at once as subscribers with an established subscription get
+   * it anyway (retain 0, [MQTT-3.3.1-9]; Aedes 1.2 speaks MQTT 3.1/3.1.1 only, no
+   * retain-as-published). The stores of one topic apply in the order their messages were read
+   * (#retainTurn), whenever each may start: a QoS 1 one waiting for its commit
+   * (deliverAfterCommit, a persistent session's queue) is not overwritten by a QoS 0 one read
+   * after it and stored at once, nor does it overwrite that one. Earlier (d577133) each
+   * retained message was routed after the previous one had been stored: one commit each, and
+   * a retained flood piled up in memory as Aedes read on.
    */
-  #storeRetained(packet: PublishPacket): Promise<unknown> {
+  #storeRetained(packet: PublishPacket, turn: RetainTurn = this.#retainTurn(packet.topic)): Promise<unknown> {
+    // numbered now: the caller empties the packet (#drop) once routed
     const retained = new Packet({ cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: true, dup: false }, this.aedes)
-    return (this.aedes as unknown as { persistence: { storeRetained(p: object): Promise<void> } }).persistence.storeRetained(retained)
+    const persistence = (this.aedes as unknown as { persistence: { storeRetained(p: object): Promise<void> } }).persistence
+    const store = (): Promise<void> => {
+      let stored: Promise<void>
+      try { stored = persistence.storeRetained(retained) } catch (err) { stored = Promise.reject(err) }
+      // issued: every store applies its writes in the order called (LMDB puts, one Redis
+      // connection), so the topic's next one may be issued now, without waiting for a commit
+      turn.end()
+      return stored
+    }
+    return turn.prev ? turn.prev.then(store) : store()
+  }
+
+  /** The place of a retained message among its topic's stores, taken as it is read (see #storeRetained). */
+  #retainTurn(topic: string): RetainTurn {
+    const prev = this.#retainTurns.get(topic)
+    let end!: () => void
+    const mine = new Promise<void>((resolve) => { end = resolve })
+    this.#retainTurns.set(topic, mine)
+    void mine.then(() => { if (this.#retainTurns.get(topic) === mine) this.#retainTurns.delete(topic) })
+    return { prev, end }
+  }
+
+  /** A retained message that will not be stored (not acknowledged): the topic's next store waits only for those before it. */
+  #passRetainTurn(turn: RetainTurn): void {
+    if (turn.prev) void turn.prev.then(turn.end)
+    else turn.end()
   }
 
   /**
@@ -623,9 +657,11 @@ export class GatewayCore {
     const queue = this.#durableQueue
     const ready = queue ? durable.then(() => queue.prepare(packet, client)) : durable
     const mine = s.routeTail ? Promise.all([s.routeTail, ready]) : ready
+    // a retained message's place among its topic's stores is the order it was read in
+    const turn = packet.retain ? this.#retainTurn(packet.topic) : undefined
     // (the route's promise in an object: one returned from then() would be waited for)
     const started = mine.then(() => {
-      const stored = packet.retain ? this.#storeRetained(packet) : undefined
+      const stored = turn ? this.#storeRetained(packet, turn) : undefined
       const routed = this.#publishCopy(client, packet, false)
       return { done: stored ? Promise.all([stored, routed]).then(([, err]) => err) : routed }
     })
@@ -636,7 +672,10 @@ export class GatewayCore {
       if (s.routeTail === tail) s.routeTail = undefined
       cb(err)
     }
-    started.then(({ done }) => done.then((err) => (err ? settle(err) : this.#drop(packet, settle)), (err: Error) => settle(err)), (err: Error) => settle(err))
+    started.then(({ done }) => done.then((err) => (err ? settle(err) : this.#drop(packet, settle)), (err: Error) => settle(err)), (err: Error) => {
+      if (turn) this.#passRetainTurn(turn)
+      settle(err)
+    })
   }
 
   #drop(packet: PublishPacket, cb: (err?: Error | null) => void): void {

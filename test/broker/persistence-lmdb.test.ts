@@ -114,7 +114,8 @@ t.test('prepare queues a QoS 1 publish before Aedes routes it, and Aedes does no
   const publisher = { closed: false }
   await p.prepare(incoming, publisher)
   t.equal(p.queuedCount('c'), 1, 'queued at authorize time')
-  t.equal(p.retainedCount, 1, 'retained at authorize time')
+  // the gateway stores a retained message itself, in the order read (gateway.ts #storeRetained)
+  t.equal(p.retainedCount, 0, 'not stored as retained by prepare')
   t.same([incoming.brokerId, incoming.brokerCounter], ['gw', 1], 'numbered by prepare, as Aedes would')
   // what Aedes does next: a Packet copy (same payload object), which keeps the number, then route
   const routed = new AedesPacket(incoming, broker)
@@ -159,6 +160,9 @@ t.test('a resumed queue leaves out a prepared message until Aedes routes it, or 
   t.equal(p.queuedCount('c'), 2)
 })
 
+// recognised by their numbers, not their payload object: a mask's fixed redaction shares one
+// (keyed by payload, a message that was never prepared took a prepared one's entries, and the
+// session got acknowledged messages again at its resume; found by review)
 t.test('two messages in flight with one payload object (a fixed redaction) are prepared and routed apart', async (t) => {
   const { p, broker } = await open(tempDir(t))
   t.teardown(() => p.destroy())
@@ -170,9 +174,11 @@ t.test('two messages in flight with one payload object (a fixed redaction) are p
   const publisher = { closed: false }
   await p.prepare(a, publisher)
   await p.prepare(b, publisher)
-  t.not(a.payload, b.payload, 'the second got a payload object of its own')
-  t.same(b.payload, shared, 'with the same bytes')
+  t.equal(a.payload, b.payload, 'the payload object stays shared')
   t.equal(p.queuedCount('c'), 2, 'both queued before their PUBACKs')
+  // a third message with that payload, never prepared (no persistent session matched when it
+  // was read), routed first: it is queued as any message is, and takes nothing of theirs
+  await p.outgoingEnqueueCombi([], new AedesPacket(pkt('z/z', '', { payload: shared }), broker))
   t.equal(p.prepare(a, publisher), undefined, 'asked again (Aedes\' authorize wrapper): nothing more')
   for (const m of [a, b]) {
     await p.outgoingEnqueueCombi(await p.subscriptionsByTopic('q/a'), new AedesPacket(m, broker))

@@ -104,8 +104,10 @@ t.test('journal.deliverAfterCommit: true: a QoS 1 message reaches subscribers on
 
 t.test('LMDB persistence: a message queued for the disk first is not overtaken by the ones after it [MQTT-4.6.0-6]', async (t) => {
   const { g, journal, pub, got } = await setup(t, undefined, { broker: { persistence: 'lmdb' } })
-  // retained: stored durably before its PUBACK, so routed after the commit; then plain ones
-  // that alone would go at once, and another retained one, all on one topic
+  // a persistent session's subscription: each message is queued for it durably before its
+  // PUBACK (lmdb.ts prepare), so routed after the commit; retained and plain ones on one topic
+  const keep = await connect(t, g.url(), { clientId: 'keep-x', clean: false, password: await g.token({ sub: 'keep-x' }) })
+  await keep.subscribeAsync('site/x', { qos: 1 })
   const sent = [
     pub.publishAsync('site/x', 'A', { qos: 1, retain: true }),
     pub.publishAsync('site/x', 'B', { qos: 1 }),
@@ -123,6 +125,10 @@ t.test('LMDB persistence: a message queued for the disk first is not overtaken b
   await Promise.all(sent)
   await waitFor(() => got.filter((x) => x.topic === 'site/x').length >= 4, 5000, 'the four messages')
   t.same(got.filter((x) => x.topic === 'site/x').map((x) => x.payload), ['A', 'B', 'C', 'D'], 'in the order sent')
+  const late = await connect(t, g.url(), { clientId: 'late-x', password: await g.token({ sub: 'late-x' }) })
+  const retained = nextMessage(late)
+  await late.subscribeAsync('site/x', { qos: 1 })
+  t.equal((await retained).payload.toString(), 'C', 'the retained store keeps the last retained one')
 })
 
 t.test('LMDB persistence: an online persistent session is not left with the acknowledged empty copies', async (t) => {

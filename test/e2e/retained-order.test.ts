@@ -104,3 +104,39 @@ for (const mode of ['memory', 'lmdb', 'cluster']) {
     t.ok([...retained].every(([topic, v]) => Number(v) === FLOOD - TOPICS + Number(topic.slice(2))), 'each topic keeps its last value')
   })
 }
+
+// A QoS 1 retained message waits for its commit before it is stored when it goes through
+// #routeAfterCommit (deliverAfterCommit; on LMDB, a persistent session's queue); a QoS 0 one read
+// after it is stored at once. The store must still end with the one read last (found by review:
+// "A" was kept, on LMDB since prepare() stored retained messages, and with deliverAfterCommit).
+for (const [mode, deliverAfterCommit] of MODES) {
+  for (const clear of [false, true]) {
+    t.test(`${mode}${deliverAfterCommit ? ' + deliverAfterCommit' : ''}: QoS 1 retained "A" then QoS 0 retained ${clear ? 'clear' : '"B"'} in one write: the store ends with the last`, async (t) => {
+      const [a, b] = await gatewayPair(t, mode, { journal: { deliverAfterCommit } })
+      // a persistent session on the topic: on LMDB the QoS 1 one is queued for it before its PUBACK
+      const keep = await connect(t, b.url(), { clientId: 'xq-keep', clean: false, password: await b.token({ sub: 'xq-keep' }) })
+      await keep.subscribeAsync('x/t', { qos: 1 })
+      const raw = await rawClient(t, a.port())
+      raw.send(connectBytes({ clientId: 'xq-pub', password: await a.token({ sub: 'xq-pub' }) }))
+      t.equal((await raw.nextPacket()).cmd, 'connack')
+      raw.send(Buffer.concat([
+        mqttPacket.generate({ cmd: 'publish', topic: 'x/t', payload: Buffer.from('A'), qos: 1, messageId: 1, retain: true, dup: false } as never),
+        mqttPacket.generate({ cmd: 'publish', topic: 'x/t', payload: Buffer.from(clear ? '' : 'B'), qos: 0, retain: true, dup: false } as never),
+      ]))
+      t.equal((await raw.nextPacket()).cmd, 'puback')
+      // both stores issued: the QoS 0 one's callback to Aedes waits for it, a PINGRESP follows it
+      raw.send({ cmd: 'pingreq' } as never)
+      while ((await raw.nextPacket()).cmd !== 'pingresp');
+      const late = await connect(t, b.url(), { clientId: 'xq-late', password: await b.token({ sub: 'xq-late' }) })
+      const retained: string[] = []
+      late.on('message', (_topic, payload, packet) => { if (packet.retain) retained.push(payload.toString()) })
+      await late.subscribeAsync(['x/t', 'x/fence'], { qos: 1 })
+      // a fence: a retained message for x/t would have come before this one
+      await connect(t, a.url(), { clientId: 'xq-fence', password: await a.token({ sub: 'xq-fence' }) }).then((f) => f.publishAsync('x/fence', 'f', { qos: 1 }))
+      const fenced: string[] = []
+      late.on('message', (topic) => { if (topic === 'x/fence') fenced.push(topic) })
+      await waitFor(() => fenced.length > 0 && (clear || retained.length > 0), 5000, 'the fence and the retained message')
+      t.same(retained, clear ? [] : ['B'], 'the last retained message sent is the one kept')
+    })
+  }
+}

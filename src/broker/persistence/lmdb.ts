@@ -81,11 +81,11 @@ export class LmdbPersistence {
   #seq = 0
   readonly #incoming = new Map<string, Map<number, StoredPacket>>()
   readonly #wills = new Map<string, StoredPacket>()
-  // QoS 1 publishes made durable before their PUBACK (see prepare), keyed by payload object
-  readonly #prepared = new WeakMap<object, { readonly clients: Set<string>; readonly entries: OutEntry[] }>()
+  // QoS 1 publishes made durable before their PUBACK (see prepare), by the brokerCounter
+  // prepare() gave them: not by payload object, which a mask's fixed redaction shares
+  readonly #prepared = new Map<number, { readonly clients: Set<string>; readonly entries: OutEntry[] }>()
   /** packets prepare() has queued: Aedes' own authorize wrapper (create.ts) asks again */
   readonly #preparedPackets = new WeakSet<object>()
-  readonly #preparedRetained = new WeakSet<object>()
   // subscriptions the gateway refused: Aedes stores a SUBSCRIBE's whole list when any one is granted
   readonly #denied = new WeakSet<object>()
   #broker: BrokerRef | undefined
@@ -148,7 +148,6 @@ export class LmdbPersistence {
   // ── retained ────────────────────────────────────────────────────────────────────────
 
   async storeRetained(pkt: StoredPacket): Promise<void> {
-    if (typeof pkt.payload === 'object' && this.#preparedRetained.delete(pkt.payload)) return
     const topic = pkt.topic!
     const long = isLongTopic(topic)
     const db = long ? this.#retainedLongDb : this.#retainedDb
@@ -337,12 +336,13 @@ export class LmdbPersistence {
   }
 
   async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: StoredPacket): Promise<void> {
-    const prep = typeof packet.payload === 'object' ? this.#prepared.get(packet.payload) : undefined
+    const counter = packet.brokerId === this.#broker?.id ? packet.brokerCounter : undefined
+    const prep = counter ? this.#prepared.get(counter) : undefined
     if (prep) {
       // queued durably before the PUBACK, numbered by prepare(): Aedes kept that number (a
       // Packet copy takes the original's), so this only confirms it. Routed now: the live
       // copies are on their way, and a resumed queue sends these entries again (outgoingStream)
-      this.#prepared.delete(packet.payload as object)
+      this.#prepared.delete(counter!)
       for (const e of prep.entries) {
         e.packet.brokerId = packet.brokerId
         e.packet.brokerCounter = packet.brokerCounter
@@ -373,11 +373,11 @@ export class LmdbPersistence {
   /**
    * Aedes 1.2 writes a QoS 1 PUBACK *before* it routes the message (and so before
    * outgoingEnqueueCombi/storeRetained run). Called from the authorizePublish hook, this
-   * queues the message for the matching persistent sessions (and stores it when retained)
-   * and resolves once that is committed, so a PUBACK means "survives kill -9". When Aedes
-   * then routes the same packet (recognised by its payload object), those queues are
-   * skipped. Returns undefined when there is nothing to queue (no persistent session
-   * matches, not retained, or already prepared).
+   * queues the message for the matching persistent sessions and resolves once that is
+   * committed, so a PUBACK means "survives kill -9". When Aedes then routes the same packet
+   * (recognised by the number given here), those queues are skipped. Returns undefined when
+   * there is nothing to queue (no persistent session matches, or already prepared). A
+   * retained message is stored by the gateway (gateway.ts #storeRetained), not here.
    *
    * The packet is numbered here, (brokerId, brokerCounter) as Aedes would: Aedes keeps a
    * number the packet carries when it routes it, so the queued entries, their stored copy,
@@ -388,31 +388,33 @@ export class LmdbPersistence {
    * came on; Aedes never routes it once that has closed (no PUBACK could be written).
    */
   prepare(packet: StoredPacket, publisher: Publisher): Promise<void> | undefined {
-    let payload = packet.payload
+    const payload = packet.payload
     if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0 || this.#preparedPackets.has(packet)) return undefined
     const subs = this.#trie.match(packet.topic!)
     // nothing to make durable: no allocation, Aedes' own enqueue handles any late subscriber
-    if (subs.length === 0 && !packet.retain) return undefined
-    // Aedes' enqueue recognises a prepared message by its payload object: one shared by two
-    // messages in flight (a mask's fixed redaction) gets a copy of its own
-    if (this.#prepared.has(payload) || this.#preparedRetained.has(payload)) packet.payload = payload = Buffer.from(payload)
+    if (subs.length === 0) return undefined
     this.#preparedPackets.add(packet)
-    if (!packet.brokerCounter) {
+    if (!packet.brokerCounter || packet.brokerId !== this.#broker!.id) {
       const broker = this.#broker!
       packet.brokerId = broker.id
       packet.brokerCounter = ++broker.counter
     }
-    return this.#prepare(packet, payload, subs, publisher)
+    return this.#prepare(packet, subs, publisher)
   }
 
-  /** Whether prepare() would queue this message: a persistent session's subscription matches it, or it is retained. */
+  /**
+   * Whether prepare() would queue this message: a persistent session's subscription matches
+   * it. (A retained message's store is the gateway's: gateway.ts #storeRetained, in the order
+   * the messages were read; prepare() stored it too once, after the commit, and a QoS 0 one read
+   * later could be overwritten by it.)
+   */
   queuesDurably(packet: StoredPacket): boolean {
     const payload = packet.payload
     if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0) return false
-    return packet.retain === true || this.#trie.match(packet.topic!).length > 0
+    return this.#trie.match(packet.topic!).length > 0
   }
 
-  async #prepare(packet: StoredPacket, payload: object, matched: ReturnType<QlobberSub['match']>, publisher: Publisher): Promise<void> {
+  async #prepare(packet: StoredPacket, matched: ReturnType<QlobberSub['match']>, publisher: Publisher): Promise<void> {
     let subs = matched
     // [MQTT-4.7.2-1], as for Aedes' own enqueue (create.ts followDollarRule)
     if (packet.topic![0] === '$') subs = subs.filter((s) => !startsWithWildcard(s.topic))
@@ -435,13 +437,15 @@ export class LmdbPersistence {
       bytes ??= this.#packr.pack(entry.packet)
       last = this.#outDb.put([clientId, entry.seq], bytes)
     }
-    this.#prepared.set(payload, { clients, entries })
-    if (packet.retain) {
-      const retained = this.storeRetained({ ...new Packet(packet) })
-      this.#preparedRetained.add(payload)
-      await retained
+    const counter = packet.brokerCounter!
+    this.#prepared.set(counter, { clients, entries })
+    try {
+      await last
+    } catch (err) {
+      // not acknowledged (the publisher is closed on this error): no route will come for it
+      this.#prepared.delete(counter)
+      throw err
     }
-    await last
   }
 
   async outgoingUpdate(client: ClientRef, packet: StoredPacket): Promise<void> {
