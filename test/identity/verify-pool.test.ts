@@ -77,9 +77,11 @@ t.test('after close, checks run inline (still checked, never admitted by default
 
 // Linux: nice is per thread. The worker lowers its own priority below the event loop's, so a
 // check woken on a busy core waits for it rather than preempting it (VERIFY_NICE).
-const niceOfThreads = (): number[] => readdirSync('/proc/self/task').map((tid) => {
-  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1')
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+const niceOfThreads = (): number[] => readdirSync('/proc/self/task').flatMap((tid) => {
+  let stat: string
+  // a thread may end between the listing and the read (an earlier test's worker terminating)
+  try { stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1') } catch { return [] }
+  return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])]
 })
 
 t.test('the verify workers run below the event loop\'s priority', { skip: process.platform !== 'linux' && 'nice per thread is Linux-specific' }, async (t) => {
@@ -90,13 +92,17 @@ t.test('the verify workers run below the event loop\'s priority', { skip: proces
   const before = niceOfThreads().filter((n) => n === Math.min(19, base + 7)).length
   const pool = new VerifyPool(2, 7)
   t.teardown(() => pool.close())
-  // an answer means the worker has run its start-up, priority included
   t.ok(await Promise.all([1, 2, 3, 4].map(() => pool.check(1, [ec.publicKey], 'ES256', input, sig, () => undefined))))
-  t.equal(niceOfThreads().filter((n) => n === Math.min(19, base + 7)).length - before, 2, 'both workers at the event loop\'s nice + 7')
+  // a worker lowers its priority as it starts; the second may still be starting (one batch took the four checks)
+  const niced = (): number => niceOfThreads().filter((n) => n === Math.min(19, base + 7)).length - before
+  for (let i = 0; i < 100 && niced() < 2; i++) await new Promise((r) => setTimeout(r, 20))
+  t.equal(niced(), 2, 'both workers at the event loop\'s nice + 7')
   t.equal(osPriority(), base, 'the event loop\'s own priority is unchanged')
+  const lowered = (): number => niceOfThreads().filter((n) => n > base).length
+  const l0 = lowered()
   const same = new VerifyPool(1, 0)
   t.teardown(() => same.close())
-  const n0 = niceOfThreads().filter((n) => n === base).length
   t.ok(await same.check(1, [ec.publicKey], 'ES256', input, sig, () => undefined))
-  t.equal(niceOfThreads().filter((n) => n === base).length - n0, 1, 'nice 0: the worker keeps the event loop\'s priority')
+  await new Promise((r) => setTimeout(r, 100))
+  t.ok(lowered() <= l0, 'nice 0: no thread lowered for it')
 })
