@@ -96,7 +96,7 @@ const Packet = PacketFn as unknown as new (o: object, broker: object) => object
 interface DurableQueue {
   /** `publisher`: the connection it came on (Aedes routes it only while that is open) */
   prepare(packet: object, publisher: { readonly closed?: boolean }): Promise<void> | undefined
-  /** whether prepare() would queue it: a persistent session's subscription matches, or retained */
+  /** whether prepare() would queue it: a persistent session's subscription matches */
   queuesDurably(packet: object): boolean
 }
 /** Aedes.publish as the broker's PUBLISH handler calls it (its typings leave out the client) */
@@ -650,7 +650,8 @@ export class GatewayCore {
    * PUBACK's write: on a site cluster the PUBACK would go before Redis holds the message (the
    * route writes persistent sessions' queues there, with no prepare step), and a retained
    * message stored beside its route (#storeRetained) would overtake the ones before it. The
-   * LMDB store recognises a prepared message by its payload object (lmdb.ts prepare).
+   * LMDB store recognises a prepared message by the number prepare() gave it, which the copy
+   * carries (#publishCopy).
    */
   #routeAfterCommit(client: Client, s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
     // the persistence queues it only once its record is committed (a refused record queues nothing)
