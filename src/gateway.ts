@@ -623,11 +623,19 @@ export class GatewayCore {
     Promise.all([stored, routed]).then(([, err]) => (err ? cb(err) : this.#drop(packet, cb)), (err: Error) => cb(err))
   }
 
-  /** QoS 1, retained (stores without prepare()): stored beside the route; the PUBACK waits for the store too. */
+  /**
+   * QoS 1, retained, routed at once: stored once its record is committed (a message the journal
+   * refused is not acknowledged, so not retained either), in its topic's turn; the PUBACK waits
+   * for the store too.
+   */
   #routeQos1Retained(client: Client, s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
-    const stored = this.#storeRetained(packet)
+    const turn = this.#retainTurn(packet.topic)
+    const stored = durable.then(() => this.#storeRetained(packet, turn), (err: Error) => {
+      this.#passRetainTurn(turn)
+      throw err
+    })
     packet.retain = false
-    this.#routeQos1(client, s, packet, Promise.all([durable, stored]), cb)
+    this.#routeQos1(client, s, packet, stored, cb)
   }
 
   /**

@@ -15,7 +15,7 @@ const all = async <T>(r: Readable): Promise<T[]> => { const out: T[] = []; for a
 const pkt = (topic: string, payload: string, extra: Partial<StoredPacket> = {}): StoredPacket =>
   ({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false, ...extra })
 
-async function open(dataDir: string, o: { maxQueuedPerClient?: number; maxRetained?: number; journal?: MemoryJournal } = {}) {
+async function open(dataDir: string, o: { maxQueuedPerClient?: number; maxRetained?: number; journal?: MemoryJournal; preparedSweepMs?: number } = {}) {
   const broker = { id: 'gw', counter: 0, clients: {} as Record<string, unknown> }
   const p = new LmdbPersistence({ dataDir, ...o })
   await p.setup(broker)
@@ -224,4 +224,27 @@ t.test('a 256-character clientId with a long filter still fits an LMDB key', asy
   t.same((await p.subscriptionsByClient({ id: clientId })).map((s) => s.topic), [filter])
   await p.removeSubscriptions({ id: clientId }, [filter])
   t.same(await p.countOffline(), { subsCount: 0, clientsCount: 0 })
+})
+
+// A prepared message is found at its route by its number (a Map, not a WeakMap by payload):
+// one whose route never comes — its publisher closed before the PUBACK's write, as a held
+// message's can (create.ts' wrapper) — must not stay for good (found by review: 20 of 20 kept).
+t.test('a prepared message whose publisher closed before its route is forgotten by the sweep; its queue entry stays for the resume', async (t) => {
+  const { p } = await open(tempDir(t), { preparedSweepMs: 20 })
+  t.teardown(() => p.destroy())
+  await p.addSubscriptions({ id: 'c' }, [{ topic: 'h/#', qos: 1 }, { topic: '#', qos: 1 }])
+  const publisher = { closed: false }
+  const routed = { closed: false }
+  await p.prepare(pkt('h/1', 'gone'), publisher)
+  await p.prepare(pkt('h/2', 'open'), routed)
+  t.equal(p.preparedCount, 2)
+  publisher.closed = true
+  await new Promise((r) => setTimeout(r, 80))
+  t.equal(p.preparedCount, 1, 'the closed publisher\'s entry is gone; the open one\'s waits for its route')
+  const q = await all<StoredPacket>(p.outgoingStream({ id: 'c' }))
+  t.same(q.map((x) => String(x.payload)), ['gone'], 'the resumed queue sends the one whose route will not come')
+  // [MQTT-4.7.2-1]: a '#' subscription gets no $ topic, so a $ message prepares nothing
+  t.equal(p.queuesDurably(pkt('$warden/held/1', 'x')), false)
+  t.equal(p.prepare(pkt('$warden/held/1', 'x'), routed), undefined, 'nothing prepared for a $ topic only wildcards match')
+  t.equal(p.preparedCount, 1)
 })

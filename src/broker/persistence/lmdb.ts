@@ -29,12 +29,14 @@ interface Sub { topic: string; qos: number; rh?: number; rap?: boolean; nl?: boo
 type SubRecord = Omit<Sub, 'topic'>
 /** what Aedes gives `setup`: only these members are used */
 interface BrokerRef { id: string; counter: number; clients?: Record<string, unknown> }
-/** the connection a QoS 1 message was published on: Aedes routes a prepared message only while it is open */
+/** the connection a QoS 1 message was published on: Aedes' own route of a prepared message comes only while it is open */
 export interface Publisher { readonly closed?: boolean }
 /** pending: prepared, and Aedes' route of it (outgoingEnqueueCombi) is still to come, from this publisher */
 interface OutEntry { readonly seq: number; packet: StoredPacket; pending: Publisher | undefined }
 
 const Packet = PacketFn as unknown as new (o: object, broker?: BrokerRef) => StoredPacket
+/** prepared messages awaiting their route at which those of closed publishers are swept out */
+const PREPARED_SWEEP = 256
 const QLOBBER = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
 
 export interface LmdbPersistenceOptions {
@@ -44,6 +46,8 @@ export interface LmdbPersistenceOptions {
   /** retained topics kept; a new topic beyond it is not retained, and journaled */
   readonly maxRetained?: number
   readonly journal?: Journal
+  /** how often prepared messages whose publisher closed before their route are forgotten (default 10 s) */
+  readonly preparedSweepMs?: number
 }
 
 /**
@@ -83,13 +87,15 @@ export class LmdbPersistence {
   readonly #wills = new Map<string, StoredPacket>()
   // QoS 1 publishes made durable before their PUBACK (see prepare), by the brokerCounter
   // prepare() gave them: not by payload object, which a mask's fixed redaction shares
-  readonly #prepared = new Map<number, { readonly clients: Set<string>; readonly entries: OutEntry[] }>()
+  readonly #prepared = new Map<number, { readonly clients: Set<string>; readonly entries: OutEntry[]; readonly publisher: Publisher }>()
   /** packets prepare() has queued: Aedes' own authorize wrapper (create.ts) asks again */
   readonly #preparedPackets = new WeakSet<object>()
   // subscriptions the gateway refused: Aedes stores a SUBSCRIBE's whole list when any one is granted
   readonly #denied = new WeakSet<object>()
   #broker: BrokerRef | undefined
   #destroyed = false
+  readonly #sweepMs: number
+  #sweep: NodeJS.Timeout | undefined
 
   constructor(opts: LmdbPersistenceOptions) {
     this.#env = openDataEnv(opts.dataDir)
@@ -104,6 +110,7 @@ export class LmdbPersistence {
     this.#maxQueued = opts.maxQueuedPerClient ?? Infinity
     this.#maxRetained = opts.maxRetained ?? Infinity
     this.drops = new DropCounter(opts.journal)
+    this.#sweepMs = opts.preparedSweepMs ?? 10_000
   }
 
   get broker(): BrokerRef | undefined { return this.#broker }
@@ -111,6 +118,7 @@ export class LmdbPersistence {
   /** Loads the in-memory indexes from LMDB; called by Aedes' listen(). */
   async setup(broker: BrokerRef): Promise<void> {
     this.#broker = broker
+    this.#sweep = setInterval(() => this.#sweepPrepared(), this.#sweepMs).unref()
     for (const key of this.#retainedDb.getKeys()) this.#retainedTopics.add(key)
     for (const { value } of this.#retainedLongDb.getRange()) {
       this.#retainedTopics.add(value.topic!)
@@ -385,15 +393,18 @@ export class LmdbPersistence {
    * entry a resumed session read before the route got a fresh number from Aedes' emptyQueue,
    * outgoingUpdate found no such packet, and the session was disconnected.) Until the route
    * the entries are pending: see outgoingStream. `publisher` is the connection the message
-   * came on; Aedes never routes it once that has closed (no PUBACK could be written).
+   * came on: once it has closed, Aedes' own route (after the PUBACK's write, create.ts'
+   * wrapper) never comes, and a resumed queue sends the entries. (The gateway routes the
+   * messages it prepares itself, gateway.ts #routeAfterCommit, publisher gone or not.)
    */
   prepare(packet: StoredPacket, publisher: Publisher): Promise<void> | undefined {
     const payload = packet.payload
     if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0 || this.#preparedPackets.has(packet)) return undefined
-    const subs = this.#trie.match(packet.topic!)
+    const subs = this.#matchQueued(packet.topic!)
     // nothing to make durable: no allocation, Aedes' own enqueue handles any late subscriber
     if (subs.length === 0) return undefined
     this.#preparedPackets.add(packet)
+    if (this.#prepared.size >= PREPARED_SWEEP) this.#sweepPrepared()
     if (!packet.brokerCounter || packet.brokerId !== this.#broker!.id) {
       const broker = this.#broker!
       packet.brokerId = broker.id
@@ -411,13 +422,30 @@ export class LmdbPersistence {
   queuesDurably(packet: StoredPacket): boolean {
     const payload = packet.payload
     if (packet.qos !== 1 || typeof payload !== 'object' || payload.length === 0) return false
-    return this.#trie.match(packet.topic!).length > 0
+    return this.#matchQueued(packet.topic!).length > 0
+  }
+
+  /**
+   * A prepared message whose publisher closed before its PUBACK's write is never routed by
+   * Aedes (create.ts' wrapper: held messages; the gateway routes the ones it prepares itself):
+   * its entry, keyed by number, would stay for good. Its queue entries stay, and a resumed
+   * queue sends them (outgoingStream). Every sweep interval, and when many are waiting.
+   */
+  #sweepPrepared(): void {
+    for (const [n, p] of this.#prepared) if (p.publisher.closed) this.#prepared.delete(n)
+  }
+
+  /** prepared messages waiting for their route */
+  get preparedCount(): number { return this.#prepared.size }
+
+  /** The persistent subscriptions a message is queued for: [MQTT-4.7.2-1], as for Aedes' own enqueue (create.ts followDollarRule). */
+  #matchQueued(topic: string): ReturnType<QlobberSub['match']> {
+    const subs = this.#trie.match(topic)
+    return topic[0] === '$' && subs.length > 0 ? subs.filter((s) => !startsWithWildcard(s.topic)) : subs
   }
 
   async #prepare(packet: StoredPacket, matched: ReturnType<QlobberSub['match']>, publisher: Publisher): Promise<void> {
-    let subs = matched
-    // [MQTT-4.7.2-1], as for Aedes' own enqueue (create.ts followDollarRule)
-    if (packet.topic![0] === '$') subs = subs.filter((s) => !startsWithWildcard(s.topic))
+    const subs = matched
     const clients = new Set<string>()
     const entries: OutEntry[] = []
     let bytes: Buffer | undefined
@@ -438,7 +466,7 @@ export class LmdbPersistence {
       last = this.#outDb.put([clientId, entry.seq], bytes)
     }
     const counter = packet.brokerCounter!
-    this.#prepared.set(counter, { clients, entries })
+    this.#prepared.set(counter, { clients, entries, publisher })
     try {
       await last
     } catch (err) {
@@ -593,6 +621,7 @@ export class LmdbPersistence {
   async destroy(): Promise<void> {
     if (this.#destroyed) return
     this.#destroyed = true
+    clearInterval(this.#sweep)
     this.drops.flush()
     await this.#env.root.flushed
     await this.#env.release()
