@@ -664,7 +664,10 @@ export class GatewayCore {
   #routeAfterCommit(client: Client, s: Session, packet: PublishPacket, durable: Promise<unknown>, cb: (err?: Error | null) => void): void {
     // the persistence queues it only once its record is committed (a refused record queues nothing)
     const queue = this.#durableQueue
-    const ready = queue ? durable.then(() => queue.prepare(packet, client)) : durable
+    // the gateway routes it, publisher gone or not: the persistence may forget a prepared
+    // message only once this route is over (lmdb.ts #sweepPrepared), not when the client closes
+    const routing = { closed: false }
+    const ready = queue ? durable.then(() => queue.prepare(packet, routing)) : durable
     const mine = s.routeTail ? Promise.all([s.routeTail, ready]) : ready
     // a retained message's place among its topic's stores is the order it was read in
     const turn = packet.retain ? this.#retainTurn(packet.topic) : undefined
@@ -679,6 +682,7 @@ export class GatewayCore {
     const settle = (err?: Error | null): void => {
       // the last one waiting: the session's next message may go at once again
       if (s.routeTail === tail) s.routeTail = undefined
+      routing.closed = true
       cb(err)
     }
     started.then(({ done }) => done.then((err) => (err ? settle(err) : this.#drop(packet, settle)), (err: Error) => settle(err)), (err: Error) => {

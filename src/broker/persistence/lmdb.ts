@@ -96,6 +96,7 @@ export class LmdbPersistence {
   #destroyed = false
   readonly #sweepMs: number
   #sweep: NodeJS.Timeout | undefined
+  #sweepAt = PREPARED_SWEEP
 
   constructor(opts: LmdbPersistenceOptions) {
     this.#env = openDataEnv(opts.dataDir)
@@ -404,7 +405,7 @@ export class LmdbPersistence {
     // nothing to make durable: no allocation, Aedes' own enqueue handles any late subscriber
     if (subs.length === 0) return undefined
     this.#preparedPackets.add(packet)
-    if (this.#prepared.size >= PREPARED_SWEEP) this.#sweepPrepared()
+    if (this.#prepared.size >= this.#sweepAt) this.#sweepPrepared()
     if (!packet.brokerCounter || packet.brokerId !== this.#broker!.id) {
       const broker = this.#broker!
       packet.brokerId = broker.id
@@ -427,12 +428,15 @@ export class LmdbPersistence {
 
   /**
    * A prepared message whose publisher closed before its PUBACK's write is never routed by
-   * Aedes (create.ts' wrapper: held messages; the gateway routes the ones it prepares itself):
-   * its entry, keyed by number, would stay for good. Its queue entries stay, and a resumed
+   * Aedes (create.ts' wrapper: held messages): its entry, keyed by number, would stay for good.
+   * (The gateway routes the ones it prepares itself, and passes a publisher that closes when
+   * that route is over: swept before, the route would queue the message a second time.) Its queue entries stay, and a resumed
    * queue sends them (outgoingStream). Every sweep interval, and when many are waiting.
    */
   #sweepPrepared(): void {
     for (const [n, p] of this.#prepared) if (p.publisher.closed) this.#prepared.delete(n)
+    // many waiting with open publishers (QoS 1 fan-in to persistent sessions): not a scan per prepare()
+    this.#sweepAt = Math.max(PREPARED_SWEEP, 2 * this.#prepared.size)
   }
 
   /** prepared messages waiting for their route */
