@@ -15,8 +15,9 @@ const { parentPort, workerData } = require('node:worker_threads')
 // thread's id is the last part of /proc/thread-self). Best effort: elsewhere it stays.
 if (workerData.nice > 0) {
   try {
+    const os = require('node:os')
     const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())
-    if (tid > 0) require('node:os').setPriority(tid, Math.min(19, require('node:os').getPriority(tid) + workerData.nice))
+    if (tid > 0) os.setPriority(tid, Math.min(19, os.getPriority(tid) + workerData.nice))
   } catch {}
 }
 const { createHash, createHmac, verify: cryptoVerify, timingSafeEqual, constants } = require('node:crypto')

@@ -348,15 +348,11 @@ export class LmdbPersistence {
     const counter = packet.brokerId === this.#broker?.id ? packet.brokerCounter : undefined
     const prep = counter ? this.#prepared.get(counter) : undefined
     if (prep) {
-      // queued durably before the PUBACK, numbered by prepare(): Aedes kept that number (a
-      // Packet copy takes the original's), so this only confirms it. Routed now: the live
-      // copies are on their way, and a resumed queue sends these entries again (outgoingStream)
+      // queued durably before the PUBACK, under the number prepare() gave it, which the route
+      // carries. Routed now: the live copies are on their way, and a resumed queue sends these
+      // entries again (outgoingStream)
       this.#prepared.delete(counter!)
-      for (const e of prep.entries) {
-        e.packet.brokerId = packet.brokerId
-        e.packet.brokerCounter = packet.brokerCounter
-        e.pending = undefined
-      }
+      for (const e of prep.entries) e.pending = undefined
     }
     let bytes: Buffer | undefined
     let last: Promise<boolean> | undefined
@@ -448,8 +444,7 @@ export class LmdbPersistence {
     return topic[0] === '$' && subs.length > 0 ? subs.filter((s) => !startsWithWildcard(s.topic)) : subs
   }
 
-  async #prepare(packet: StoredPacket, matched: ReturnType<QlobberSub['match']>, publisher: Publisher): Promise<void> {
-    const subs = matched
+  async #prepare(packet: StoredPacket, subs: ReturnType<QlobberSub['match']>, publisher: Publisher): Promise<void> {
     const clients = new Set<string>()
     const entries: OutEntry[] = []
     let bytes: Buffer | undefined
