@@ -1,4 +1,4 @@
-import { createHash, hash as oneShotHash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { Packr } from 'msgpackr'
 import type { JournalRecord } from './types.js'
 
@@ -36,44 +36,173 @@ export function bumpMapCount(buf: Buffer, by: 1 | -1): void {
   else throw new Error('record is not a msgpack map')
 }
 
-/** What sealWith needs: the encoder, sha256, and a scratch buffer it may replace with a larger one. */
-export interface SealKit {
-  readonly pack: (value: unknown) => Buffer
-  readonly sha256Hex: (data: Uint8Array) => string
-  scratch: Buffer
+/**
+ * Seals records straight from the writer thread's flat fields (lmdb.ts' commit groups): the
+ * msgpack map is written field by field into one scratch buffer behind the previous hash, so
+ * a record costs no object, no generic encoder walk and one allocation (its stored bytes).
+ * The bytes are msgpackr's for the same record (map16 header, the shortest int, float64 for
+ * the rest, str/bin by byte length); a value that is not a string, number, boolean or null
+ * (an array, an object) goes through `pack`. Self-contained: the writer thread evaluates its
+ * source text.
+ */
+export class FlatSealer {
+  /** prev (32 raw bytes) then the record body, for the one sha256 call */
+  buf: Buffer
+  o = 0
+  /** the last sealed record's stored bytes and hash */
+  bytes: Buffer = Buffer.alloc(0)
+  hash = ''
+
+  constructor(private readonly pack: (v: unknown) => Buffer, private readonly sha256Hex: (d: Uint8Array) => string, private readonly binName: string) {
+    this.buf = Buffer.allocUnsafeSlow(64 * 1024)
+  }
+
+  /**
+   * One record: seq, ts, gw, then `names` with their values from vals[p…] (a payload named
+   * binName is two values, offset and length into `payloads`), then prev. Returns the index
+   * in vals after the record's values; `bytes` and `hash` hold the result.
+   */
+  seal(seq: number, ts: number, gw: string, names: readonly string[], vals: readonly unknown[], p: number, payloads: Buffer | undefined, prevHex: string): number {
+    this.o = 0
+    this.room(3 + 32)
+    this.buf.write(prevHex, 0, 32, 'hex')
+    this.o = 32
+    const count = names.length + 4
+    const head = this.o
+    this.buf[this.o++] = 0xde
+    this.buf[this.o++] = count >> 8
+    this.buf[this.o++] = count & 0xff
+    this.str('seq'); this.num(seq)
+    this.str('ts'); this.num(ts)
+    this.str('gw'); this.str(gw)
+    for (let j = 0; j < names.length; j++) {
+      const k = names[j]!
+      if (k === this.binName) {
+        const at = vals[p++] as number
+        const len = vals[p++] as number
+        this.str('payload')
+        this.bin(payloads!, at, len)
+      } else {
+        this.str(k)
+        this.val(vals[p++])
+      }
+    }
+    this.str('prev'); this.str(prevHex)
+    const end = this.o
+    const hash = this.sha256Hex(this.buf.subarray(0, end))
+    // + fixstr "hash", str8 header (0xd9, 64), 64 hex chars; one more map entry
+    const out = Buffer.allocUnsafe(end - head + 7 + 64)
+    this.buf.copy(out, 0, head, end)
+    out.writeUInt16BE(count + 1, 1)
+    let o = end - head
+    out[o++] = 0xa4; out[o++] = 0x68; out[o++] = 0x61; out[o++] = 0x73; out[o++] = 0x68
+    out[o++] = 0xd9; out[o++] = 64
+    out.write(hash, o, 'latin1')
+    this.bytes = out
+    this.hash = hash
+    return p
+  }
+
+  private room(n: number): void {
+    if (this.o + n <= this.buf.length) return
+    const grown = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.o + n + 1024))
+    this.buf.copy(grown, 0, 0, this.o)
+    this.buf = grown
+  }
+
+  private val(v: unknown): void {
+    switch (typeof v) {
+      case 'string': return this.str(v)
+      case 'number': return this.num(v)
+      case 'boolean': this.room(1); this.buf[this.o++] = v ? 0xc3 : 0xc2; return
+      default: {
+        if (v === null) { this.room(1); this.buf[this.o++] = 0xc0; return }
+        if (v instanceof Uint8Array) return this.bin(v, 0, v.byteLength)
+        const b = this.pack(v)
+        this.room(b.length)
+        this.buf.set(b, this.o)
+        this.o += b.length
+      }
+    }
+  }
+
+  private str(s: string): void {
+    const len = s.length
+    if (len < 32) {
+      // short ASCII (keys, ids, topics): byte by byte, no call out
+      this.room(1 + len)
+      const buf = this.buf
+      let o = this.o + 1
+      let i = 0
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i)
+        if (c >= 0x80) break
+        buf[o++] = c
+      }
+      if (i === len) {
+        buf[this.o] = 0xa0 | len
+        this.o = o
+        return
+      }
+    }
+    const n = Buffer.byteLength(s, 'utf8')
+    this.room(5 + n)
+    const buf = this.buf
+    if (n < 32) buf[this.o++] = 0xa0 | n
+    else if (n < 0x100) { buf[this.o++] = 0xd9; buf[this.o++] = n }
+    else if (n < 0x10000) { buf[this.o++] = 0xda; buf[this.o++] = n >> 8; buf[this.o++] = n & 0xff }
+    else { buf[this.o++] = 0xdb; buf.writeUInt32BE(n, this.o); this.o += 4 }
+    this.o += buf.write(s, this.o, 'utf8')
+  }
+
+  private num(v: number): void {
+    this.room(9)
+    const buf = this.buf
+    if (v >>> 0 === v) {
+      if (v < 0x80) buf[this.o++] = v
+      else if (v < 0x100) { buf[this.o++] = 0xcc; buf[this.o++] = v }
+      else if (v < 0x10000) { buf[this.o++] = 0xcd; buf[this.o++] = v >> 8; buf[this.o++] = v & 0xff }
+      else { buf[this.o++] = 0xce; buf.writeUInt32BE(v, this.o); this.o += 4 }
+    } else if (v >> 0 === v) {
+      if (v >= -0x20) buf[this.o++] = v & 0xff
+      else if (v >= -0x80) { buf[this.o++] = 0xd0; buf[this.o++] = v & 0xff }
+      else if (v >= -0x8000) { buf[this.o++] = 0xd1; buf.writeInt16BE(v, this.o); this.o += 2 }
+      else { buf[this.o++] = 0xd2; buf.writeInt32BE(v, this.o); this.o += 4 }
+    } else {
+      buf[this.o++] = 0xcb
+      buf.writeDoubleBE(v, this.o)
+      this.o += 8
+    }
+  }
+
+  private bin(src: Uint8Array, at: number, len: number): void {
+    this.room(5 + len)
+    const buf = this.buf
+    if (len < 0x100) { buf[this.o++] = 0xc4; buf[this.o++] = len }
+    else if (len < 0x10000) { buf[this.o++] = 0xc5; buf[this.o++] = len >> 8; buf[this.o++] = len & 0xff }
+    else { buf[this.o++] = 0xc6; buf.writeUInt32BE(len, this.o); this.o += 4 }
+    buf.set(src.subarray(at, at + len), this.o)
+    this.o += len
+  }
 }
+
+let sealer: FlatSealer | undefined
 
 /**
- * Encodes a record (its last key must be `prev`, holding prevHex), chains it, returns the stored
- * bytes and its hash. Self-contained but for bumpMapCount: the journal's writer thread
- * (writer.ts) evaluates the source text of both, so both threads seal records with this code.
+ * Seals one record object `{seq, ts, gw, …fields, prev}` (prev = prevHex) as the journal's
+ * writer does, into its stored bytes and hash; for tools and tests that build records by hand.
  */
-export function sealWith(kit: SealKit, record: Record<string, unknown>, prevHex: string): { bytes: Buffer; hash: string } {
-  let body = kit.pack(record)
-  // a fixmap of 15 cannot take one more entry in place: re-encode with room (map16)
-  if (body[0] === 0x8f) body = Buffer.concat([Buffer.from([0xde, 0, 15]), body.subarray(1)])
-  const need = 32 + body.length
-  if (kit.scratch.length < need) kit.scratch = Buffer.allocUnsafeSlow(need * 2)
-  // one sha256 call over prev ‖ body, no Hash object per record
-  kit.scratch.write(prevHex, 0, 32, 'hex')
-  body.copy(kit.scratch, 32)
-  const hash = kit.sha256Hex(kit.scratch.subarray(0, need))
-  // + fixstr "hash", str8 header (0xd9, 64), 64 hex chars
-  const bytes = Buffer.allocUnsafe(body.length + 7 + 64)
-  body.copy(bytes, 0)
-  let o = body.length
-  bytes[o++] = 0xa4; bytes[o++] = 0x68; bytes[o++] = 0x61; bytes[o++] = 0x73; bytes[o++] = 0x68
-  bytes[o++] = 0xd9; bytes[o++] = 64
-  bytes.write(hash, o, 'latin1')
-  bumpMapCount(bytes, 1)
-  return { bytes, hash }
-}
-
-const kit: SealKit = { pack: (v) => packr.pack(v), sha256Hex: (d) => oneShotHash('sha256', d, 'hex'), scratch: Buffer.allocUnsafeSlow(64 * 1024) }
-
-/** Encodes a record (without hash), chains it, returns the stored bytes and its hash. */
 export function sealRecord(record: Record<string, unknown>, prevHex: string): { bytes: Buffer; hash: string } {
-  return sealWith(kit, record, prevHex)
+  sealer ??= new FlatSealer((v) => packr.pack(v), (d) => createHash('sha256').update(d).digest('hex'), '\u0000none')
+  const names: string[] = []
+  const vals: unknown[] = []
+  for (const k in record) {
+    if (k === 'seq' || k === 'ts' || k === 'gw' || k === 'prev' || k === 'hash' || record[k] === undefined) continue
+    names.push(k)
+    vals.push(record[k])
+  }
+  sealer.seal(record.seq as number, record.ts as number, record.gw as string, names, vals, 0, undefined, prevHex)
+  return { bytes: sealer.bytes, hash: sealer.hash }
 }
 
 export interface OpenedRecord {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import { DATA_ENV_OPTIONS } from '../storage/env.js'
-import { bumpMapCount, sealWith } from './codec.js'
+import { FlatSealer } from './codec.js'
 
 /**
  * The journal's writer thread: it encodes each record, computes the hash chain and puts the
@@ -13,7 +13,7 @@ import { bumpMapCount, sealWith } from './codec.js'
  *
  * An eval'd script, like the verify pool's, so it runs the same under tsx, the tests and
  * dist/: msgpackr and lmdb are required by resolved path (an eval'd worker resolves from the
- * cwd), and records are sealed by codec.ts' own sealWith (and bumpMapCount), embedded by source text.
+ * cwd), and records are sealed by codec.ts' own FlatSealer, embedded by source text.
  */
 const WORKER_SOURCE = (lmdbPath: string, msgpackrPath: string): string => `
 const { parentPort, workerData } = require('node:worker_threads')
@@ -21,16 +21,15 @@ const { hash } = require('node:crypto')
 const { open } = require(${JSON.stringify(lmdbPath)})
 const { Packr } = require(${JSON.stringify(msgpackrPath)})
 const __name = (f) => f
-const bumpMapCount = ${bumpMapCount.toString()}
-const sealWith = ${sealWith.toString()}
+const FlatSealer = ${FlatSealer.toString()}
 const packr = new Packr({ useRecords: false, mapsAsObjects: true })
-const kit = { pack: (v) => packr.pack(v), sha256Hex: (d) => hash('sha256', d, 'hex'), scratch: Buffer.allocUnsafeSlow(64 * 1024) }
+const BIN_PAYLOAD = ${JSON.stringify(BIN_PAYLOAD)}
+const sealer = new FlatSealer((v) => packr.pack(v), (d) => hash('sha256', d, 'hex'), BIN_PAYLOAD)
 const root = open(workerData.env)
 const records = root.openDB({ name: 'journal', encoding: 'binary' })
 const meta = root.openDB({ name: 'journal-meta', encoding: 'msgpack' })
 const checkpoints = root.openDB({ name: 'journal-checkpoints', encoding: 'string' })
 const gw = workerData.gw
-const BIN_PAYLOAD = ${JSON.stringify(BIN_PAYLOAD)}
 let prev = workerData.prev
 let bytes = workerData.bytes
 parentPort.on('message', (m) => {
@@ -45,19 +44,11 @@ parentPort.on('message', (m) => {
     const vals = m.vals
     let p = 0
     for (let i = 0; i < m.ts.length; i++) {
-      const names = m.shapes[vals[p++]]
-      const rec = { seq: m.first + i, ts: m.ts[i], gw }
-      for (let j = 0; j < names.length; j++) {
-        const k = names[j]
-        // payloads travel in one buffer: offset and length stand in for each
-        if (k === BIN_PAYLOAD) { const at = vals[p++]; rec.payload = payloads.subarray(at, at + vals[p++]) }
-        else rec[k] = vals[p++]
-      }
-      rec.prev = prev
-      const s = sealWith(kit, rec, prev)
-      prev = s.hash
-      bytes += s.bytes.length
-      last = records.put(rec.seq, s.bytes)
+      const seq = m.first + i
+      p = sealer.seal(seq, m.ts[i], gw, m.shapes[vals[p]], vals, p + 1, payloads, prev)
+      prev = sealer.hash
+      bytes += sealer.bytes.length
+      last = records.put(seq, sealer.bytes)
     }
     const upTo = m.ts.length ? m.first + m.ts.length - 1 : m.committed
     const size = meta.put('size', { bytes, seq: upTo })
