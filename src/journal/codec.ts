@@ -87,7 +87,14 @@ export class FlatSealer {
         this.val(vals[p++])
       }
     }
-    this.str('prev'); this.str(prevHex)
+    this.str('prev')
+    if (prevHex.length === 64) {
+      // always 64 hex digits (a hash, or the genesis): no UTF-8 length to find out
+      this.room(66)
+      this.buf[this.o++] = 0xd9
+      this.buf[this.o++] = 64
+      this.o += this.buf.write(prevHex, this.o, 64, 'latin1')
+    } else this.str(prevHex)
     const end = this.o
     const hash = this.sha256Hex(this.buf.subarray(0, end))
     // + fixstr "hash", str8 header (0xd9, 64), 64 hex chars; one more map entry
@@ -128,11 +135,13 @@ export class FlatSealer {
 
   private str(s: string): void {
     const len = s.length
-    if (len < 32) {
-      // short ASCII (keys, ids, topics): byte by byte, no call out
-      this.room(1 + len)
+    if (len < 0x100) {
+      // ASCII up to 255 (keys, ids, topics): byte by byte, no call out; its header is known
+      // before the bytes (one byte a character)
+      const h = len < 32 ? 1 : 2
+      this.room(h + len)
       const buf = this.buf
-      let o = this.o + 1
+      let o = this.o + h
       let i = 0
       for (; i < len; i++) {
         const c = s.charCodeAt(i)
@@ -140,7 +149,8 @@ export class FlatSealer {
         buf[o++] = c
       }
       if (i === len) {
-        buf[this.o] = 0xa0 | len
+        if (h === 1) buf[this.o] = 0xa0 | len
+        else { buf[this.o] = 0xd9; buf[this.o + 1] = len }
         this.o = o
         return
       }
