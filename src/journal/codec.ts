@@ -42,8 +42,11 @@ export function bumpMapCount(buf: Buffer, by: 1 | -1): void {
  * a record costs no object, no generic encoder walk and one allocation (its stored bytes).
  * The bytes are msgpackr's for the same record (map16 header, the shortest int, float64 for
  * the rest, str/bin by byte length); a value that is not a string, number, boolean or null
- * (an array, an object) goes through `pack`. Self-contained: the writer thread evaluates its
- * source text.
+ * (an array, an object) goes through `pack`. One exception: a lone UTF-16 surrogate in a
+ * string becomes U+FFFD (EF BF BD, as Buffer writes it), where msgpackr's own loop for
+ * strings under 64 units writes CESU bytes (ED A0 80), which are not UTF-8. Neither keeps the
+ * value; the chain is over the stored bytes either way. Self-contained: the writer thread
+ * evaluates its source text.
  */
 export class FlatSealer {
   /** prev (32 raw bytes) then the record body, for the one sha256 call */
@@ -201,6 +204,8 @@ let sealer: FlatSealer | undefined
 /**
  * Seals one record object `{seq, ts, gw, …fields, prev}` (prev = prevHex) as the journal's
  * writer does, into its stored bytes and hash; for tools and tests that build records by hand.
+ * seq, ts and gw are required; they go first and prev last whatever the object's key order,
+ * and undefined fields are left out (as the journal leaves them out).
  */
 export function sealRecord(record: Record<string, unknown>, prevHex: string): { bytes: Buffer; hash: string } {
   sealer ??= new FlatSealer((v) => packr.pack(v), (d) => createHash('sha256').update(d).digest('hex'), '\u0000none')

@@ -63,6 +63,19 @@ t.test('payloads from the group buffer, and records of up to 40 fields', async (
   }
 })
 
+t.test('a lone surrogate is written as U+FFFD, valid UTF-8 (msgpackr writes CESU bytes under 64 units)', async (t) => {
+  const sealer = new FlatSealer((v) => packr.pack(v), sha, BIN)
+  for (const s of ['\ud800', 'ab\udc00cd', 'x'.repeat(40) + '\ud83d', '\ud800'.repeat(70)]) {
+    sealer.seal(1, 2, 'gw', ['type', 'sub'], ['connect', s], 0, undefined, GENESIS)
+    const want = Buffer.from(s, 'utf8')
+    t.ok(sealer.bytes.includes(want), `the string's bytes are Buffer's UTF-8 (${want.length} bytes)`)
+    t.notOk(sealer.bytes.includes(Buffer.from([0xed, 0xa0, 0x80])) || sealer.bytes.includes(Buffer.from([0xed, 0xb0, 0x80])), 'no CESU surrogate bytes')
+    const opened = openRecord(sealer.bytes)
+    t.equal(opened.computed, sealer.hash, 'the chain checks')
+    t.equal(opened.record.sub, want.toString('utf8'), 'decodes to the U+FFFD form')
+  }
+})
+
 t.test('a scratch buffer outgrown mid-record keeps what was written', async (t) => {
   const sealer = new FlatSealer((v) => packr.pack(v), sha, BIN)
   sealer.buf = Buffer.alloc(40)
