@@ -46,10 +46,13 @@ interface Group {
   reject(err: Error): void
 }
 
-const RESERVED = new Set(['seq', 'ts', 'gw', 'prev', 'hash'])
+/** fields the journal sets itself (SPEC §7); compared, not looked up in a Set: a record's ~12 names are tested on every append */
+const reserved = (k: string): boolean => k === 'seq' || k === 'ts' || k === 'gw' || k === 'prev' || k === 'hash'
 const TYPE = 'type'
 /** #write's note of an entry's kept fields, reused (one append at a time: nothing in between awaits) */
 const KEPT: string[] = []
+/** their values, in the same order: read once, by the for-in's fast path (a keyed load by name per field, later, is a megamorphic lookup) */
+const KEPT_VALUES: unknown[] = []
 const DROPPED_KEYS = ['count', 'reason', 'firstKept'] as const
 /** seq, ts, gw's key, type's key, prev and hash entries, the map header: what every record carries */
 const RECORD_OVERHEAD = 180
@@ -261,8 +264,9 @@ export class LmdbJournal implements Journal {
     let n = 0
     for (const k in entry) {
       const v = entry[k]
-      if (v === undefined || k === 'type' || RESERVED.has(k) || (k === 'payload' && this.#o.recordPayloads === 'none')) continue
-      KEPT[n++] = k
+      if (v === undefined || k === 'type' || reserved(k) || (k === 'payload' && this.#o.recordPayloads === 'none')) continue
+      KEPT[n] = k
+      KEPT_VALUES[n++] = v
       est += k.length + 2 + estimate(v)
     }
     const room = this.#makeRoom(est)
@@ -272,12 +276,12 @@ export class LmdbJournal implements Journal {
     }
     // a buffer_dropped record went in first: this one comes after it
     if (seq !== this.#lastSeq + 1) return this.#write(entry)
-    this.#enqueue(seq, ts, entry, est, KEPT, n)
+    this.#enqueue(seq, ts, entry.type, est, KEPT, KEPT_VALUES, n)
     return seq
   }
 
   /** The journal moves on to `seq`, and the record joins the open commit group. */
-  #enqueue(seq: number, ts: number, entry: JournalEntry, est: number, keys: readonly string[], nkeys: number): void {
+  #enqueue(seq: number, ts: number, type: string, est: number, keys: readonly string[], values: readonly unknown[], nkeys: number): void {
     this.#lastSeq = seq
     this.#pendingDelta += est
     let g = this.#group
@@ -293,7 +297,7 @@ export class LmdbJournal implements Journal {
     g.ts.push(ts)
     const vals = g.vals
     const at = vals.length
-    vals.push(0, entry.type)
+    vals.push(0, type)
     // the shape (field names in order) is most often the previous record's: compared name by
     // name, a new one is made only when it differs
     const last = g.shapes[g.shapes.length - 1]
@@ -301,7 +305,7 @@ export class LmdbJournal implements Journal {
     let n = 1
     for (let i = 0; i < nkeys; i++) {
       const k = keys[i]!
-      const v = entry[k]
+      const v = values[i]
       let name = k
       if (k === 'payload' && v instanceof Uint8Array) {
         // copied out: the payload may be a slice of a whole socket chunk, which must not travel
@@ -450,8 +454,7 @@ export class LmdbJournal implements Journal {
 
   #writeDropped(count: number, reason: string): void {
     const seq = this.#lastSeq + 1
-    const rec: JournalEntry = { type: 'buffer_dropped', count, reason, firstKept: this.#firstSeq }
-    this.#enqueue(seq, this.#clock.now(), rec, RECORD_OVERHEAD + this.#o.gw.length + 80 + reason.length, DROPPED_KEYS, DROPPED_KEYS.length)
+    this.#enqueue(seq, this.#clock.now(), 'buffer_dropped', RECORD_OVERHEAD + this.#o.gw.length + 80 + reason.length, DROPPED_KEYS, [count, reason, this.#firstSeq], DROPPED_KEYS.length)
     this.#o.logger?.warn({ event: 'buffer_dropped', count, firstKept: this.#firstSeq }, 'journal full: dropped the oldest unshipped records')
   }
 }
