@@ -41,6 +41,9 @@ if (flag('help')) {
   --profile    CPU-profile the node brokers during each scenario (not idle); profiles in
                bench/results/prof/, summarized by: npx tsx bench/profile.ts FILE.cpuprofile [--per OPS]
   --draws N    idle: N draws per broker, each on a fresh broker, brokers in turn (default 5, --quick 3)
+  --rounds N   connects, newids, connects16, fan-in, fan-out: N rounds, each running every broker in
+               turn on a fresh broker; the figures are the median round's, the ratio the median of
+               the rounds' own ratios (default 3, --quick 1)
   --idle-warmup N  idle: connects before the first sample (default 200)
   --idle-samples MS,MS…  idle: when to sample after the warm-up and after the last connection opened
                (default 1500,6000,10000,15000,20000; the last of each counts)`)
@@ -78,6 +81,14 @@ const CHURN_STEADY_FROM = 3
 const IDLE = 2000
 /** idle: draws per broker (a fresh broker each), brokers interleaved so a change in machine load hits all of them */
 const IDLE_DRAWS = Number(option('draws') ?? (quick ? 3 : 5))
+/**
+ * Throughput scenarios run in rounds, brokers in turn within each: this machine's speed drifts
+ * by 10–30 % within minutes (bare Aedes' QoS 0 fan-in went 136 → 186 → 148 k in three
+ * consecutive runs), so one broker measured a minute after the other compares drift as much as
+ * brokers. A ratio is taken within each round (neighbours in time) and the median reported.
+ */
+const ROUNDS = Number(option('rounds') ?? (quick ? 1 : 3))
+const ROUNDED: ScenarioName[] = ['connects', 'newids', 'connects16', 'fanin0', 'fanin1', 'fanout']
 /** idle: connects (their own clientIds) before the first sample, so one-time costs are not spread over the 2,000 */
 const IDLE_WARMUP = Number(option('idle-warmup') ?? 200)
 /**
@@ -508,6 +519,18 @@ async function runIdle(names: BrokerName[], load: () => Promise<Load>): Promise<
   return out
 }
 
+/**
+ * One broker's rounds of a throughput scenario: the median round's result (its CPU figures
+ * with it), every round's rate, and the rounds' ratios to bare Aedes' same round.
+ */
+function medianRound(rs: Result[]): Result {
+  const ok = rs.filter((r) => !r.error && typeof r.rate === 'number')
+  if (ok.length === 0) return rs[rs.length - 1]!
+  const sorted = [...ok].sort((a, b) => (a.rate as number) - (b.rate as number))
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)]!
+  return { ...mid, rounds: JSON.stringify(rs.map((r) => (typeof r.rate === 'number' && !r.error ? Math.round(r.rate) : null))) }
+}
+
 // ---------------------------------------------------------------- report
 
 const LABEL: Record<ScenarioName, string> = {
@@ -558,7 +581,19 @@ function ratio(s: ScenarioName, rs: Partial<Record<BrokerName, Result>>): string
     case 'latency': case 'storm': return `p99 ${((g.p99 as number) / (a.p99 as number)).toFixed(2)}×`
     case 'idle': return `${((g.rssPerConnKiB as number) / (a.rssPerConnKiB as number)).toFixed(2)}×`
     case 'slowsub': case 'churn': return '—'
-    default: return `${(((g.rate as number) / (a.rate as number)) * 100).toFixed(0)} %`
+    default: {
+      // rounds: the median of each round's own ratio (neighbours in time), and their range
+      const ar = a.rounds ? (JSON.parse(a.rounds as string) as (number | null)[]) : undefined
+      const gr = g.rounds ? (JSON.parse(g.rounds as string) as (number | null)[]) : undefined
+      if (ar && gr && ar.length === gr.length) {
+        const rs = ar.map((x, i) => (x && gr[i] ? gr[i]! / x : undefined)).filter((x): x is number => x !== undefined).sort((x, y) => x - y)
+        if (rs.length > 0) {
+          const pct = (x: number): string => (x * 100).toFixed(0)
+          return `${pct(rs[Math.floor((rs.length - 1) / 2)]!)} %${rs.length > 1 ? ` (${pct(rs[0]!)}–${pct(rs[rs.length - 1]!)})` : ''}`
+        }
+      }
+      return `${(((g.rate as number) / (a.rate as number)) * 100).toFixed(0)} %`
+    }
   }
 }
 
@@ -655,25 +690,30 @@ async function main(): Promise<void> {
         for (const name of brokers) console.log(`  ${s.padEnd(8)} ${name.padEnd(9)} ${cell(s, results[s][name])}`)
         continue
       }
-      for (const name of brokers) {
-        const b = await startBroker(name, s)
-        let r: Result
-        try {
-          r = await runProfiled(s, b, load)
-        } catch (err) {
-          r = { error: (err as Error).message }
+      const rounds = ROUNDED.includes(s) ? ROUNDS : 1
+      const byBroker = new Map<BrokerName, Result[]>(brokers.map((n) => [n, []]))
+      for (let round = 0; round < rounds; round++) {
+        for (const name of brokers) {
+          const b = await startBroker(name, s)
+          let r: Result
+          try {
+            r = await runProfiled(s, b, load)
+          } catch (err) {
+            r = { error: (err as Error).message }
+          }
+          // a broker that died during the scenario has no figure, whatever the generator counted
+          const crash = b.crashed()
+          if (crash) r = { ...r, error: crash }
+          await b.stop()
+          // a generator that died (it should not) is replaced so the other scenarios still run
+          if (load.child.exitCode !== null || load.child.signalCode !== null) load = await Load.start()
+          const crashAtStop = b.crashed()
+          if (crashAtStop && !crash) r = { ...r, crashedAtStop: crashAtStop }
+          byBroker.get(name)!.push(r)
+          console.log(`  ${s.padEnd(8)} ${name.padEnd(9)} ${rounds > 1 ? `round ${round + 1}: ` : ''}${cell(s, r)}`)
         }
-        // a broker that died during the scenario has no figure, whatever the generator counted
-        const crash = b.crashed()
-        if (crash) r = { ...r, error: crash }
-        await b.stop()
-        // a generator that died (it should not) is replaced so the other scenarios still run
-        if (load.child.exitCode !== null || load.child.signalCode !== null) load = await Load.start()
-        const crashAtStop = b.crashed()
-        if (crashAtStop && !crash) r = { ...r, crashedAtStop: crashAtStop }
-        results[s]![name] = r
-        console.log(`  ${s.padEnd(8)} ${name.padEnd(9)} ${cell(s, r)}`)
       }
+      for (const name of brokers) results[s]![name] = rounds > 1 ? medianRound(byBroker.get(name)!) : byBroker.get(name)![0]!
     }
   } finally {
     await load.stop()
@@ -681,7 +721,7 @@ async function main(): Promise<void> {
   const loadAfter = loadAverage()
   const cpuOut = cpuTable(results)
   const out = cpuOut ? `${table(results)}\n\n${cpuOut}` : table(results)
-  console.log(`\n${out}\n\ncpu a/b = broker / load generator, % of one core over the measured window; load average before ${loadBefore}, after ${loadAfter}`)
+  console.log(`\n${out}\n\ncpu a/b = broker / load generator, % of one core over the measured window; ${ROUNDS > 1 ? `throughput rows: the median of ${ROUNDS} rounds, brokers in turn, the ratio the median of the rounds' own (range); ` : ''}load average before ${loadBefore}, after ${loadAfter}`)
   const machine = { host: hostname(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), loadBefore, loadAfter }
   const dir = join(here, 'results')
   mkdirSync(dir, { recursive: true })
