@@ -271,12 +271,16 @@ export class LmdbJournal implements Journal {
     }
     const room = this.#makeRoom(est)
     if (room === 'refuse') {
+      KEPT_VALUES.fill(undefined, 0, n)
       this.#lost++
       return -1
     }
     // a buffer_dropped record went in first: this one comes after it
     if (seq !== this.#lastSeq + 1) return this.#write(entry)
     this.#enqueue(seq, ts, entry.type, est, KEPT, KEPT_VALUES, n)
+    // not kept past the append: a payload here would stay reachable (with the socket chunk it
+    // is a slice of) until a record with as many fields came along (found by review)
+    KEPT_VALUES.fill(undefined, 0, n)
     return seq
   }
 

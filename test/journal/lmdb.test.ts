@@ -152,3 +152,25 @@ t.test('retainShippedDays: shipped records older than the window are pruned, the
   t.ok(v.ok, v.problem ?? "verifies")
   t.equal(v.firstSeq, 11)
 })
+
+t.test('an appended payload is not kept by the journal once its record is written (nor the chunk it is a slice of)', async (t) => {
+  const { setFlagsFromString } = await import('node:v8')
+  const { runInNewContext } = await import('node:vm')
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const settle = async (): Promise<number> => {
+    for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setTimeout(r, 20)) }
+    return process.memoryUsage().arrayBuffers
+  }
+  const j = openJournal(t, tempDir(t))
+  await j.append({ type: 'connect', clientId: 'warm' })
+  const base = await settle()
+  // a 64-byte payload sliced from a 64 MiB read: the slice keeps the whole ArrayBuffer alive
+  j.record({ type: 'publish', clientId: 'c1', topic: 't/a', qos: 0, payload: Buffer.allocUnsafeSlow(64 * 2 ** 20).subarray(0, 64) })
+  await j.flush()
+  // shorter records after it (fewer fields than the payload's position)
+  for (let i = 0; i < 100; i++) j.record({ type: 'disconnect', clientId: `c${i}` })
+  await j.flush()
+  const grown = (await settle()) - base
+  t.ok(grown < 16 * 2 ** 20, `array buffers grew ${(grown / 2 ** 20).toFixed(1)} MiB (the 64 MiB chunk is not held)`)
+})
