@@ -67,13 +67,12 @@ const P = quick
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16)
 const CONNECT_POOL = 1000
 /**
- * connects/newids: connectors in flight. A rate is a throughput figure only with the broker
- * saturated: bare Aedes is at 16 already (its event loop ~95 % busy, the same rate at 16, 64
- * and 256), the gateway only from a few hundred on (each CONNECT's signature check is a round
- * trip to the verify worker; with 16 in flight few arrive per event-loop turn, and every turn's
- * costs, the worker's wake-up included, are paid per CONNECT). A site's devices reconnecting
- * after an outage are thousands at once. At 1,000 bare Aedes falls to about half (SYN
- * retransmits past its accept queue), so 256. `connects16` keeps the latency-bound view.
+ * connects/newids: connectors in flight. Bare Aedes' rate is the same at 16, 64 and 256; the
+ * gateway's rises with the number in flight, because each event-loop turn's costs (the verify
+ * worker's wake-up, a journal group, epoll) are shared by more CONNECTs. A site's devices
+ * reconnecting after an outage are thousands at once. At 1,000 bare Aedes falls to about half
+ * (SYN retransmits past its accept queue of 511; the gateway's is 4,096), so 256, chosen after
+ * the sweep in bench/README.md ("Connects: how many in flight"). `connects16` keeps 16.
  */
 const CONNECTORS = Number(process.env.BENCH_CONNECTORS ?? 256)
 const CHURN_ROUNDS = 8
