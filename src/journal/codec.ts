@@ -110,6 +110,10 @@ export class FlatSealer {
     out.write(hash, o, 'latin1')
     this.bytes = out
     this.hash = hash
+    // one large record (a payload of many MiB) must not keep its scratch for the thread's life:
+    // past 1 MiB, and four times what this record needed, it goes back to 64 KiB
+    // (literals: the writer thread evaluates this class's source, without the module around it)
+    if (this.buf.length > 1024 * 1024 && end * 4 < this.buf.length) this.buf = Buffer.allocUnsafeSlow(64 * 1024)
     return p
   }
 

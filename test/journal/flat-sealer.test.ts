@@ -84,3 +84,20 @@ t.test('a scratch buffer outgrown mid-record keeps what was written', async (t) 
   const want = reference({ seq: 1, ts: 2, gw: 'gw', type: 'publish', a: 'é'.repeat(50), b: big, prev: GENESIS }, GENESIS)
   t.same(sealer.bytes, want.bytes)
 })
+
+t.test('the scratch buffer goes back to 64 KiB after one large record', async (t) => {
+  const sealer = new FlatSealer((v) => packr.pack(v), sha, BIN)
+  const big = Buffer.alloc(8 * 2 ** 20, 7)
+  sealer.seal(1, 2, 'gw', ['type', 'blob'], ['publish', big], 0, undefined, GENESIS)
+  t.ok(sealer.buf.length > 8 * 2 ** 20, 'grown for the large record')
+  const first = sealer.hash
+  sealer.seal(2, 3, 'gw', ['type', 'topic'], ['publish', 'a/b'], 0, undefined, first)
+  t.equal(sealer.buf.length, 64 * 1024, 'back to 64 KiB for a small one')
+  t.same(sealer.bytes, reference({ seq: 2, ts: 3, gw: 'gw', type: 'publish', topic: 'a/b', prev: first }, first).bytes, 'and the record is right')
+  // a steady run of records of a few hundred KiB keeps its scratch (no reallocation each time)
+  const mid = Buffer.alloc(300 * 1024, 1)
+  sealer.seal(3, 4, 'gw', ['type', 'blob'], ['publish', mid], 0, undefined, sealer.hash)
+  const kept = sealer.buf
+  sealer.seal(4, 5, 'gw', ['type', 'blob'], ['publish', mid], 0, undefined, sealer.hash)
+  t.equal(sealer.buf, kept, 'kept across records of similar size')
+})
