@@ -8,7 +8,7 @@ import t from 'tap'
 import mqttPacket from 'mqtt-packet'
 import { startGateway } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
-import { connectBytes, rawClient, persistentSession, cut, publishedNumbers } from '../helpers/raw.js'
+import { connectBytes, rawClient, persistentSession, subscribedSession, cut, publishedNumbers } from '../helpers/raw.js'
 import { waitFor } from '../helpers/wait.js'
 import { MemoryJournal } from '../../src/journal/memory.js'
 import type { JournalEntry } from '../../src/journal/types.js'
@@ -29,10 +29,7 @@ t.test('lmdb: messages the gateway still routes are not swept; each is queued on
   const g = await startGateway(t, { broker: { persistence: 'lmdb' } }, { journal: new SlowJournal() })
   const store = (g.gw.core.aedes as unknown as { persistence: Store }).persistence
   const stok = await g.token({ sub: 'dup-s' })
-  const s = persistentSession(t, g.port(), 'dup-s', stok)
-  await waitFor(() => s.packets.some((p) => p.cmd === 'connack'), 5000, 'CONNACK')
-  s.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'd/#', qos: 1 }] }))
-  await waitFor(() => s.packets.some((p) => p.cmd === 'suback'), 5000, 'SUBACK')
+  const s = await subscribedSession(t, g.port(), 'dup-s', stok, 'd/#')
   cut(s)
   await sleep(100)
 

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import mqttPacket from 'mqtt-packet'
 import { startGateway } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
-import { cut, persistentSession, publishedNumbers, type RawSession } from '../helpers/raw.js'
+import { cut, persistentSession, publishedNumbers, subscribedSession, type RawSession } from '../helpers/raw.js'
 import { waitFor } from '../helpers/wait.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -46,10 +46,7 @@ t.test(`lmdb: a session resumed ${RESUMES} times while ${LANES} QoS 1 publishes 
   watch(store, (payload) => inFlight.add(payload), (payload) => inFlight.delete(payload))
   const stream = store.outgoingStream.bind(store)
   store.outgoingStream = (c) => { unrouted += inFlight.size; return stream(c) }
-  const first = persistentSession(t, g.port(), 'rp-s', tok)
-  await waitFor(() => first.packets.some((p) => p.cmd === 'connack'), 5000, 'CONNACK')
-  first.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'rp/#', qos: 1 }] }))
-  await waitFor(() => first.packets.some((p) => p.cmd === 'suback'), 5000, 'SUBACK')
+  const first = await subscribedSession(t, g.port(), 'rp-s', tok, 'rp/#')
 
   const pub = await connect(t, g.url(), { clientId: 'rp-pub', password: await g.token({ sub: 'rp-pub' }) })
   let stop = false
@@ -98,10 +95,7 @@ t.test('lmdb: a message queued before its PUBACK whose publisher closed first re
   const routed = new Set<unknown>()
   watch(store, (payload) => prepared.add(payload), (payload) => routed.add(payload))
   const tok = await g.token({ sub: 'rp-o' })
-  const s = persistentSession(t, g.port(), 'rp-o', tok)
-  await waitFor(() => s.packets.some((p) => p.cmd === 'connack'), 5000, 'CONNACK')
-  s.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'rp2/#', qos: 1 }] }))
-  await waitFor(() => s.packets.some((p) => p.cmd === 'suback'), 5000, 'SUBACK')
+  const s = await subscribedSession(t, g.port(), 'rp-o', tok, 'rp2/#')
   cut(s)
   await sleep(100)
   // each publisher sends one QoS 1 message and is gone before the gateway can acknowledge it

@@ -6,11 +6,10 @@
 // ones [MQTT-4.6.0-6], and a second time from the queue; on a cluster the second acknowledgement
 // released the message in Redis for every session, and another offline session lost it.
 import t, { type Test } from 'tap'
-import mqttPacket from 'mqtt-packet'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { TestGateway } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
-import { cut, persistentSession, publishedNumbers, type RawSession } from '../helpers/raw.js'
+import { cut, persistentSession, publishedNumbers, subscribedSession, type RawSession } from '../helpers/raw.js'
 import { gatewayPair } from '../helpers/modes.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -27,10 +26,7 @@ for (const mode of ['memory', 'lmdb', 'cluster']) {
     await tc.subscribeAsync('s/#', { qos: 1 })
     await tc.endAsync()
     const tokens = [await a.token({ sub: 'rc-s' }), await b.token({ sub: 'rc-s' })]
-    const first = persistentSession(t, b.port(), 'rc-s', tokens[1]!)
-    await waitFor(() => first.packets.some((p) => p.cmd === 'connack'), 5000, 'CONNACK')
-    first.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 's/#', qos: 1 }] }))
-    await waitFor(() => first.packets.some((p) => p.cmd === 'suback'), 5000, 'SUBACK')
+    const first = await subscribedSession(t, b.port(), 'rc-s', tokens[1]!, 's/#')
     const pub = await connect(t, a.url(), { clientId: 'rc-pub', password: await a.token({ sub: 'rc-pub' }) })
     let acked = 0
     let stop = false

@@ -1,6 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net'
 import mqttPacket, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet'
 import type { Test } from 'tap'
+import { waitFor } from './wait.js'
 
 /** A raw TCP socket to a listener, destroyed at teardown; collects parsed packets and watches close. */
 export interface RawClient {
@@ -108,6 +109,15 @@ export function persistentSession(t: Test, port: number, clientId: string, token
   t.teardown(() => { conn.mine = true; socket.destroy() })
   socket.write(connectBytes({ clientId, password: token, clean: false }))
   return conn
+}
+
+/** A persistent session connected and subscribed to `topic` at QoS 1 (its SUBACK received). */
+export async function subscribedSession(t: Test, port: number, clientId: string, token: string, topic: string): Promise<RawSession> {
+  const s = persistentSession(t, port, clientId, token)
+  await waitFor(() => s.packets.some((p) => p.cmd === 'connack'), 5000, 'CONNACK')
+  s.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] }))
+  await waitFor(() => s.packets.some((p) => p.cmd === 'suback'), 5000, 'SUBACK')
+  return s
 }
 
 /** The test ends a session's connection itself (not counted as closed by the gateway). */
