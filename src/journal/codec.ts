@@ -203,6 +203,9 @@ export class FlatSealer {
   }
 }
 
+/** fields the journal sets itself (SPEC §7); compared, not looked up in a Set: a record's ~12 names are tested on every append */
+export const reserved = (k: string): boolean => k === 'seq' || k === 'ts' || k === 'gw' || k === 'prev' || k === 'hash'
+
 let sealer: FlatSealer | undefined
 
 /**
@@ -216,7 +219,7 @@ export function sealRecord(record: Record<string, unknown>, prevHex: string): { 
   const names: string[] = []
   const vals: unknown[] = []
   for (const k in record) {
-    if (k === 'seq' || k === 'ts' || k === 'gw' || k === 'prev' || k === 'hash' || record[k] === undefined) continue
+    if (reserved(k) || record[k] === undefined) continue
     names.push(k)
     vals.push(record[k])
   }

@@ -1,7 +1,7 @@
 import { openDataEnv, type DataEnv } from '../storage/env.js'
 import { systemClock, type Clock } from '../clock.js'
 import type { Logger } from '../logger.js'
-import { GENESIS, decodeRecord, storedHash } from './codec.js'
+import { GENESIS, decodeRecord, reserved, storedHash } from './codec.js'
 import { BIN_PAYLOAD, JournalWriter } from './writer.js'
 import { chainHead, firstSeq, openJournalDbs, readShipped, type Anchor, type JournalDbs } from './store.js'
 import type { Sealer } from './seal.js'
@@ -46,8 +46,6 @@ interface Group {
   reject(err: Error): void
 }
 
-/** fields the journal sets itself (SPEC §7); compared, not looked up in a Set: a record's ~12 names are tested on every append */
-const reserved = (k: string): boolean => k === 'seq' || k === 'ts' || k === 'gw' || k === 'prev' || k === 'hash'
 const TYPE = 'type'
 /** #write's note of an entry's kept fields, reused (one append at a time: nothing in between awaits) */
 const KEPT: string[] = []

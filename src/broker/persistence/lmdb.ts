@@ -426,8 +426,9 @@ export class LmdbPersistence {
    * A prepared message whose publisher closed before its PUBACK's write is never routed by
    * Aedes (create.ts' wrapper: held messages): its entry, keyed by number, would stay for good.
    * (The gateway routes the ones it prepares itself, and passes a publisher that closes when
-   * that route is over: swept before, the route would queue the message a second time.) Its queue entries stay, and a resumed
-   * queue sends them (outgoingStream). Every sweep interval, and when many are waiting.
+   * that route is over: swept before, the route would queue the message a second time.) Its
+   * queue entries stay, and a resumed queue sends them (outgoingStream). Every sweep interval,
+   * and when many are waiting.
    */
   #sweepPrepared(): void {
     for (const [n, p] of this.#prepared) if (p.publisher.closed) this.#prepared.delete(n)
