@@ -13,7 +13,9 @@ export interface CliGateway { proc: ChildProcess; mqtt: number; admin: number }
  */
 export function spawnCliGateway(config: string, cleanups: (() => unknown)[]): Promise<CliGateway> {
   const prof = process.env.EW_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.EW_BENCH_PROF] : []
-  const proc = spawn(process.execPath, [...prof, join(ROOT, 'bin/edgewarden.js'), 'start', '--config', config], { cwd: ROOT, env: { ...process.env, EDGEWARDEN_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // the young generation the edge image and the systemd unit ship (bench/run.ts)
+  const semi = process.env.BENCH_SEMI_SPACE ?? '32'
+  const proc = spawn(process.execPath, [...prof, ...(semi ? [`--max-semi-space-size=${semi}`] : []), join(ROOT, 'bin/edgewarden.js'), 'start', '--config', config], { cwd: ROOT, env: { ...process.env, EDGEWARDEN_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
   cleanups.push(() => new Promise<void>((resolve) => {
     if (proc.exitCode !== null) return resolve()
     const force = setTimeout(() => proc.kill('SIGKILL'), 10_000)
