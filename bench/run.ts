@@ -193,8 +193,8 @@ async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
   // BENCH_GATEWAY_FLAGS / BENCH_AEDES_FLAGS: extra node flags for that child only (memory and GC experiments)
   const extra = (name === 'gateway' ? process.env.BENCH_GATEWAY_FLAGS ?? '' : name === 'aedes' ? process.env.BENCH_AEDES_FLAGS ?? '' : '').split(' ').filter(Boolean)
   // both node brokers run with the young generation the edge image and the systemd unit ship
-  // (NODE_OPTIONS there): it is the gateway's setting; bare Aedes measured the same with it or
-  // without (bench/README.md, "Fan-in: the young generation"). BENCH_SEMI_SPACE='' leaves V8's default
+  // (NODE_OPTIONS there): the gateway's setting, and bare Aedes gains from it too, so both get it
+  // (bench/README.md, "Fan-in: the young generation"). BENCH_SEMI_SPACE='' leaves V8's default
   const semi = process.env.BENCH_SEMI_SPACE ?? '32'
   const execArgv = [...TSX, '--expose-gc', ...(semi ? [`--max-semi-space-size=${semi}`] : []), ...extra]
   // both node brokers run with the malloc setting the edge image and the systemd unit ship
