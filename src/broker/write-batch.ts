@@ -49,7 +49,8 @@ function release(conn: Writable): void {
 }
 
 const BASE_WRITE = Symbol('edgewarden.baseWrite')
-type Guarded = Writable & { [BASE_WRITE]: Writable['write'] }
+const BASE_DESTROY = Symbol('edgewarden.baseDestroy')
+type Guarded = Writable & { [BASE_WRITE]: Writable['write']; [BASE_DESTROY]: Writable['destroy'] }
 
 /**
  * Every write to a batched connection, ours or not (a PUBACK, a SUBACK, a retained message sent
@@ -62,6 +63,22 @@ function guard(conn: Writable): void {
   const g = conn as Guarded
   g[BASE_WRITE] = conn.write
   conn.write = guardedWrite
+  g[BASE_DESTROY] = conn.destroy
+  conn.destroy = guardedDestroy
+}
+
+/**
+ * Aedes closes a connection with destroy() (DISCONNECT, keepalive, token expiry, shutdown, a
+ * slow reader), which drops whatever a stream still buffers: the batch's held bytes would go
+ * with it although they were written before the close. They are handed to the socket first
+ * (what the kernel takes is sent before the FIN); the releases still queued find it uncorked.
+ */
+function guardedDestroy(this: Guarded, err?: Error): Writable {
+  if (!this.destroyed && this.writableCorked > 0) {
+    const held = this.writableCorked
+    for (let i = 0; i < held; i++) this.uncork()
+  }
+  return (this[BASE_DESTROY] as (e?: Error) => Writable).call(this, err)
 }
 
 function guardedWrite(this: Guarded, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {

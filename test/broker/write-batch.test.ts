@@ -94,6 +94,30 @@ t.test('a delivery Aedes decides not to write (no write made) still releases its
   t.equal(p.out.writableLength, 0, 'a later plain write goes out at once')
 })
 
+t.test('bytes the batch holds are sent when the connection is destroyed before their release', async (t) => {
+  const p = await pair(t)
+  const refused = { n: 0 }
+  for (let i = 0; i < 8; i++) deliver(p.out, packetOf(i), refused, true)
+  // the ninth delivery's write, then Aedes closing the connection (DISCONNECT, keepalive, token
+  // expiry, shutdown) in the same turn, before that delivery's release: the stream is still corked
+  let corked = -1
+  setImmediate(() => {
+    p.out.cork()
+    p.out.write(packetOf(8))
+    process.nextTick(() => p.out.uncork())
+  })
+  setImmediate(() => {
+    corked = p.out.writableCorked
+    p.out.destroy()
+  })
+  batchWrites(p.out)
+  await turn()
+  t.equal(corked, 1, 'destroyed while corked, the nine packets held')
+  const want = Buffer.concat(Array.from({ length: 9 }, (_, i) => packetOf(i)))
+  t.ok((await arrived(p, want.length)).equals(want), 'every byte written before the close arrived, in order')
+  t.ok(p.out.destroyed, 'and the connection is closed')
+})
+
 t.test('mixed sizes: held bytes go out before a packet that would take them to the highWaterMark', async (t) => {
   const p = await pair(t)
   const refused = { n: 0 }
