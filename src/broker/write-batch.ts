@@ -23,7 +23,9 @@ import type { Writable } from 'node:stream'
 export function batchWrites(conn: Writable): void {
   // a stream that writes its chunks one by one anyway (ws' createWebSocketStream: a frame each) gains nothing
   if (typeof conn._writev !== 'function') return
-  if (conn.write !== guardedWrite) guard(conn)
+  // once: Node replaces write itself after the peer's FIN (writeAfterFIN); guarding again would
+  // take guardedDestroy for the stream's own destroy, and destroy() would call itself (found by review)
+  if (!(BASE_WRITE in conn)) guard(conn)
   conn.cork()
   setImmediate(release, conn)
 }
@@ -71,7 +73,8 @@ function guard(conn: Writable): void {
  * Aedes closes a connection with destroy() (DISCONNECT, keepalive, token expiry, shutdown, a
  * slow reader), which drops whatever a stream still buffers: the batch's held bytes would go
  * with it although they were written before the close. They are handed to the socket first
- * (what the kernel takes is sent before the FIN); the releases still queued find it uncorked.
+ * (what the kernel takes is sent before the FIN; with a write already in progress they stay
+ * queued and go with the close, as before); the releases still queued find it uncorked.
  */
 function guardedDestroy(this: Guarded, err?: Error): Writable {
   if (!this.destroyed && this.writableCorked > 0) {

@@ -5,7 +5,7 @@ import type { Test } from 'tap'
 import { batchWrites } from '../../src/broker/write-batch.js'
 
 /** A connected socket pair on 127.0.0.1; `writes` counts the sender's calls into libuv (one writev or write each). */
-async function pair(t: Test): Promise<{ out: Socket; received: () => Buffer; writes: () => number }> {
+async function pair(t: Test): Promise<{ out: Socket; received: () => Buffer; writes: () => number; peerEnd: () => Promise<void>; peerWrite: (b: Buffer) => void }> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -21,7 +21,7 @@ async function pair(t: Test): Promise<{ out: Socket; received: () => Buffer; wri
   s._writev = (...a) => { writes++; wv(...a) }
   s._write = (...a) => { writes++; w(...a) }
   t.teardown(() => { out.destroy(); inn.destroy(); server.close() })
-  return { out, received: () => Buffer.concat(chunks), writes: () => writes }
+  return { out, received: () => Buffer.concat(chunks), writes: () => writes, peerEnd: async () => { inn.end() }, peerWrite: (b: Buffer) => { inn.write(b) } }
 }
 
 /** What Aedes does per delivery: the write in an immediate of its own, corked to the next tick as mqtt-packet does; batchWrites right after. */
@@ -116,6 +116,59 @@ t.test('bytes the batch holds are sent when the connection is destroyed before t
   const want = Buffer.concat(Array.from({ length: 9 }, (_, i) => packetOf(i)))
   t.ok((await arrived(p, want.length)).equals(want), 'every byte written before the close arrived, in order')
   t.ok(p.out.destroyed, 'and the connection is closed')
+})
+
+t.test('bytes carried to the next turn are sent when the connection is destroyed in between', async (t) => {
+  const p = await pair(t)
+  const refused = { n: 0 }
+  let corked = -1
+  let held = -1
+  const closed = new Promise<void>((done) => {
+    // the close comes from I/O read in the next turn's poll phase (a DISCONNECT, a peer's reset),
+    // before that turn's immediates release what is held
+    p.out.once('data', () => {
+      corked = p.out.writableCorked
+      held = p.out.writableLength
+      p.out.destroy()
+      done()
+    })
+  })
+  for (let i = 0; i < 4; i++) deliver(p.out, packetOf(i), refused, true)
+  setImmediate(() => {
+    p.out.cork()
+    p.out.write(packetOf(4))
+    process.nextTick(() => p.out.uncork())
+  })
+  // a delivery routed from an immediate (MQEmitter's queue under load, routing after a journal
+  // commit), between the fifth write and its release: its cork and release belong to the next
+  // turn, so the five packets stay held until then
+  setImmediate(() => {
+    deliver(p.out, packetOf(5), refused, true)
+    p.peerWrite(Buffer.from('x'))
+  })
+  batchWrites(p.out)
+  await closed
+  t.equal(corked, 1, 'destroyed between turns, still corked by the routed delivery')
+  t.equal(held, 5 * 80, 'with the five packets held')
+  const want = Buffer.concat(Array.from({ length: 5 }, (_, i) => packetOf(i)))
+  t.ok((await arrived(p, want.length)).equals(want), 'every byte written before the close arrived, in order')
+})
+
+t.test("a delivery after the peer's FIN, then destroy: no recursion, the socket closes", async (t) => {
+  const p = await pair(t)
+  batchWrites(p.out)
+  await turn()
+  // the peer half-closes: Node replaces write() with writeAfterFIN on the socket itself
+  p.out.resume()
+  const ended = once(p.out, 'end')
+  p.out.on('error', () => {})
+  await p.peerEnd()
+  await ended
+  // a delivery routed while Aedes' close is still unsubscribing the client
+  batchWrites(p.out)
+  t.doesNotThrow(() => p.out.destroy(), 'destroy() returns')
+  t.ok(p.out.destroyed, 'the socket is destroyed')
+  await turn()
 })
 
 t.test('mixed sizes: held bytes go out before a packet that would take them to the highWaterMark', async (t) => {
