@@ -35,9 +35,11 @@ t.test('a connection storm from one address trips connectRatePerAddress: journal
   const N = 400
   const socks = await Promise.all(Array.from({ length: N }, () => rawClient(t, g.port()).catch(() => undefined)))
   const refusedCount = async (): Promise<number> => Number(/reason="connect_rate"\} (\d+)/.exec(await g.gw.metrics.registry.getSingleMetricAsString('edgewarden_connections_refused_total'))?.[1] ?? 0)
-  // the client side sees 'connect' at the kernel's accept; the gateway admits or refuses after
+  // the client side sees 'connect' at the kernel's accept; the gateway admits or refuses after.
+  // Every storm socket decided: refused, or open beside the steady subscriber's own connection
+  // (counting that one as a storm socket let the loop end one refusal early: a flake, seen once)
   let refused = 0
-  for (let i = 0; i < 500 && refused + g.gw.core.admission.open < N; i++) { refused = await refusedCount(); await new Promise((r) => setTimeout(r, 20)) }
+  for (let i = 0; i < 500 && refused + g.gw.core.admission.open < N + 1; i++) { refused = await refusedCount(); await new Promise((r) => setTimeout(r, 20)) }
   t.ok(refused >= N - 60, `most of the storm refused (${refused} of ${N}; burst 20, 20/s)`)
   // the connected client kept working through it
   const pub = await connect(t, g.url(), { clientId: 'ticker', password: await g.token({ sub: 'ticker' }) }).catch(() => undefined)
