@@ -13,7 +13,7 @@ import { cpus, tmpdir, totalmem, hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { JWK } from 'jose'
-import { loadAverage, rssAnonBytes, rssBytes } from './lib/proc.js'
+import { loadAverage, rssAnonBytes, rssBytes, shippedNode } from './lib/proc.js'
 import type { Scenario } from './load.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -192,16 +192,9 @@ async function startNode(name: 'aedes' | 'gateway'): Promise<Broker> {
   }
   // BENCH_GATEWAY_FLAGS / BENCH_AEDES_FLAGS: extra node flags for that child only (memory and GC experiments)
   const extra = (name === 'gateway' ? process.env.BENCH_GATEWAY_FLAGS ?? '' : name === 'aedes' ? process.env.BENCH_AEDES_FLAGS ?? '' : '').split(' ').filter(Boolean)
-  // both node brokers run with the young generation the edge image and the systemd unit ship
-  // (NODE_OPTIONS there): the gateway's setting, and bare Aedes gains from it too, so both get it
-  // (bench/README.md, "Fan-in: the young generation"). BENCH_SEMI_SPACE='' leaves V8's default
-  const semi = process.env.BENCH_SEMI_SPACE ?? '32'
-  const execArgv = [...TSX, '--expose-gc', ...(semi ? [`--max-semi-space-size=${semi}`] : []), ...extra]
-  // both node brokers run with the malloc setting the edge image and the systemd unit ship
-  // (edge-image/Dockerfile): glibc's per-thread arenas otherwise keep what the verify worker
-  // and LMDB's writer thread freed (BENCH_MALLOC_ARENA_MAX='' leaves glibc's default)
-  const arenas = process.env.BENCH_MALLOC_ARENA_MAX ?? '2'
-  const env = arenas ? { ...process.env, MALLOC_ARENA_MAX: arenas } : process.env
+  const shipped = shippedNode()
+  const execArgv = [...TSX, '--expose-gc', ...shipped.flags, ...extra]
+  const env = shipped.env
   const child = track(fork(join(here, 'broker.ts'), args, { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
   const ready = await waitMessage<{ port: number }>(child, (m) => m.type === 'ready', `${name} start`)
   let stopping = false

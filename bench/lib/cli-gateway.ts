@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { shippedNode } from './proc.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -13,10 +14,8 @@ export interface CliGateway { proc: ChildProcess; mqtt: number; admin: number }
  */
 export function spawnCliGateway(config: string, cleanups: (() => unknown)[]): Promise<CliGateway> {
   const prof = process.env.EW_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.EW_BENCH_PROF] : []
-  // the young generation and the malloc arenas the edge image and the systemd unit ship (bench/run.ts)
-  const semi = process.env.BENCH_SEMI_SPACE ?? '32'
-  const arenas = process.env.BENCH_MALLOC_ARENA_MAX ?? '2'
-  const proc = spawn(process.execPath, [...prof, ...(semi ? [`--max-semi-space-size=${semi}`] : []), join(ROOT, 'bin/edgewarden.js'), 'start', '--config', config], { cwd: ROOT, env: { ...process.env, ...(arenas ? { MALLOC_ARENA_MAX: arenas } : {}), EDGEWARDEN_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const shipped = shippedNode()
+  const proc = spawn(process.execPath, [...prof, ...shipped.flags, join(ROOT, 'bin/edgewarden.js'), 'start', '--config', config], { cwd: ROOT, env: { ...shipped.env, EDGEWARDEN_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
   cleanups.push(() => new Promise<void>((resolve) => {
     if (proc.exitCode !== null) return resolve()
     const force = setTimeout(() => proc.kill('SIGKILL'), 10_000)

@@ -59,3 +59,19 @@ export function percentile(sorted: Float64Array, p: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
   return sorted[i]!
 }
+
+/**
+ * The Node.js settings the edge image and the systemd unit ship the gateway with, for a node
+ * broker the bench starts: V8's young generation (`--max-semi-space-size=32`, NODE_OPTIONS
+ * there; bare Aedes gains from it too, so both get it: bench/README.md, "Fan-in: the young
+ * generation") and two glibc malloc arenas (per-thread arenas keep what the verify worker and
+ * the journal writer freed). BENCH_SEMI_SPACE='' / BENCH_MALLOC_ARENA_MAX='' leave the defaults.
+ */
+export function shippedNode(): { flags: string[]; env: NodeJS.ProcessEnv } {
+  const semi = process.env.BENCH_SEMI_SPACE ?? '32'
+  const arenas = process.env.BENCH_MALLOC_ARENA_MAX ?? '2'
+  return {
+    flags: semi ? [`--max-semi-space-size=${semi}`] : [],
+    env: arenas ? { ...process.env, MALLOC_ARENA_MAX: arenas } : process.env,
+  }
+}
