@@ -10,7 +10,6 @@ import { writeFileSync } from 'node:fs'
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { pathToFileURL } from 'node:url'
 import { Session } from 'node:inspector/promises'
-import { Aedes } from 'aedes'
 
 type Msg = { type: 'mem' } | { type: 'stop' } | { type: 'profile-start' } | { type: 'profile-stop'; file: string } | { type: 'heap-snapshot'; file: string }
 
@@ -18,6 +17,9 @@ const send = (m: object): void => { process.send?.(m) }
 const gc = (globalThis as { gc?: () => void }).gc
 
 async function startAedes(): Promise<{ port: number; stop(): Promise<void> }> {
+  // loaded here, not at the top: the gateway process must load aedes through src/ as it ships
+  // (src/broker/quiet-debug.ts runs first there)
+  const { Aedes } = await import('aedes')
   // deliberately the defaults, as the issue asks: no setNoDelay, no limits
   const aedes = new Aedes()
   await aedes.listen()

@@ -1,3 +1,4 @@
+import './broker/quiet-debug.js'
 import { mkdirSync } from 'node:fs'
 import { loadConfig, type LoadConfigOptions } from './config/load.js'
 import type { Config } from './config/types.js'

@@ -1,3 +1,4 @@
+import '../broker/quiet-debug.js'
 import { EventEmitter } from 'node:events'
 import { readFileSync } from 'node:fs'
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'

@@ -1,3 +1,4 @@
+import './quiet-debug.js'
 import type { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 import { Redis, type RedisOptions } from 'ioredis'

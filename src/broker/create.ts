@@ -1,3 +1,4 @@
+import './quiet-debug.js'
 import { Aedes, type AedesOptions } from 'aedes'
 import { createRequire } from 'node:module'
 import type { Readable } from 'node:stream'

@@ -1,3 +1,4 @@
+import '../broker/quiet-debug.js'
 import { Command, CommanderError } from 'commander'
 import { isEwError } from '../errors.js'
 import { VERSION } from '../version.js'

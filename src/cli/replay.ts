@@ -1,3 +1,4 @@
+import '../broker/quiet-debug.js'
 import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
 import type { JWK } from 'jose'

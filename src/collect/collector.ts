@@ -1,3 +1,4 @@
+import '../broker/quiet-debug.js'
 import { hostname } from 'node:os'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { decodeBatch } from '../journal/batch.js'
