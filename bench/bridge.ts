@@ -5,11 +5,15 @@
  *  2. bridged: QoS 1 publisher → edgewarden (child process) → out mapping → Mosquitto → the same subscriber
  *  3. drain: Mosquitto stopped, `--outage` messages queued in the gateway's outbox, Mosquitto started;
  *     the drain rate is messages / time from the restart until the subscriber has them all
+ *  and, for scale, the gateway's QoS 1 path to a local subscriber (not bridged), and a bare peer:
+ *  QoS 1 publisher → bare Aedes forwarding through MQTT.js (bench/lib/bare-bridge.ts) → Mosquitto
+ *  (`--bare N` sets its count, 0 skips it)
  *
  * `--local N` sets the not-bridged comparison's count (0 skips it).
  * Same publishers (`--pubs`, default 10, MQTT.js, 1,000 unacknowledged QoS 1 publishes each), same 200-byte payload, same
  * subscriber, one run. Targets: bridged ≥ 70 % of direct; drain ≥ 20,000 msgs/s.
  */
+import { fork } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -19,7 +23,7 @@ import { startMosquitto } from '../test/helpers/mosquitto.js'
 import { ensureDevKey } from '../src/identity/devkey.js'
 import { mintToken } from '../src/identity/mint.js'
 import { spawnCliGateway, type CliGateway } from './lib/cli-gateway.js'
-import { cpuMs } from './lib/proc.js'
+import { cpuMs, shippedNode } from './lib/proc.js'
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`)
@@ -29,6 +33,8 @@ const N = arg('n', 50_000)
 const OUTAGE = arg('outage', 100_000)
 /** messages in the not-bridged comparison (0 skips it, e.g. to profile the bridged path alone) */
 const LOCAL = arg('local', N)
+/** messages through the bare Aedes + MQTT.js peer (0 skips it) */
+const BARE = arg('bare', N)
 const PUBS = arg('pubs', 10)
 const WINDOW = 1000
 const PAYLOAD = Buffer.from(JSON.stringify({ device: 'd-1', t: 21.5, h: 40, fw: '4.2.17', status: 'ok', note: 'x'.repeat(120) }))
@@ -181,6 +187,36 @@ async function main(): Promise<void> {
   await until(() => localReceived >= LOCAL)
   const localRate = LOCAL / ((performance.now() - t0) / 1000)
 
+  // 2c. the bare peer: Aedes + one MQTT.js connection forwarding each publish, nothing else
+  let bareRate = 0
+  let bareCpu = ''
+  if (BARE > 0) {
+    const shipped = shippedNode()
+    const bare = fork(join(import.meta.dirname, 'lib', 'bare-bridge.ts'), [cloud.url], { execArgv: ['--import', 'tsx', ...shipped.flags], env: shipped.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    cleanups.push(() => new Promise<void>((resolve) => {
+      if (bare.exitCode !== null) return resolve()
+      const force = setTimeout(() => bare.kill('SIGKILL'), 5000)
+      bare.once('exit', () => { clearTimeout(force); resolve() })
+      bare.send({ type: 'stop' })
+    }))
+    const port = await new Promise<number>((resolve, reject) => {
+      bare.once('message', (m: { port: number }) => resolve(m.port))
+      bare.once('exit', (code) => reject(new Error(`bare bridge exited ${code}`)))
+    })
+    const bares = await Promise.all(Array.from({ length: PUBS }, (_, i) => connect(`mqtt://127.0.0.1:${port}`, { clientId: `bench-bare-${i}` })))
+    received = 0
+    await publishAll(bares, 'site/warmup', 2000)
+    await until(() => received >= 2000)
+    received = 0
+    t0 = performance.now()
+    meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid, bare: bare.pid })
+    await publishAll(bares, 'site/x', BARE)
+    await until(() => received >= BARE)
+    bareRate = BARE / ((performance.now() - t0) / 1000)
+    bareCpu = meter()
+    for (const c of bares) c.end(true)
+  }
+
   // 3. outage and drain
   await cloud.stop()
   for (;;) { if ((await upstream(gw.admin)).state !== 'up') break; await new Promise((r) => setTimeout(r, 20)) }
@@ -199,11 +235,12 @@ async function main(): Promise<void> {
     ['direct (publisher → Mosquitto → subscriber)', `${Math.round(directRate)} msg/s`],
     ['bridged (publisher → edgewarden → Mosquitto → subscriber)', `${Math.round(bridgedRate)} msg/s (${Math.round((bridgedRate / directRate) * 100)} % of direct; target ≥ 70 %)`],
     ['not bridged (publisher → edgewarden → local subscriber), for scale', LOCAL === 0 ? 'skipped (--local 0)' : `${Math.round(localRate)} msg/s`],
+    ['bare peer (publisher → bare Aedes + MQTT.js forward → Mosquitto → subscriber)', BARE === 0 ? 'skipped (--bare 0)' : `${Math.round(bareRate)} msg/s (${Math.round((bareRate / directRate) * 100)} % of direct; edgewarden bridged / bare ${Math.round((bridgedRate / bareRate) * 100)} %)`],
     [`queued into the outbox during the outage (${OUTAGE}, ${queued} in the outbox)`, `${Math.round(queueRate)} msg/s`],
     ['outbox drain after the cloud returned (reconnect included)', `${Math.round(drainRate)} msg/s (${drainSec.toFixed(2)} s; target ≥ 20,000)`],
   ]
   for (const [k, v] of rows) console.log(`${k.padEnd(72)} ${v}`)
-  console.log(`CPU (% of one core; the machine has ${availableParallelism()}): direct: ${directCpu}; bridged: ${bridgedCpu}`)
+  console.log(`CPU (% of one core; the machine has ${availableParallelism()}): direct: ${directCpu}; bridged: ${bridgedCpu}${BARE > 0 ? `; bare peer: ${bareCpu}` : ''}`)
   console.log(`load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}; N=${N}, ${PUBS} publishers, payload ${PAYLOAD.length} B, window ${WINDOW}`)
 }
 

@@ -80,19 +80,31 @@ async function connects(s: Extract<Scenario, { kind: 'connects' }>): Promise<obj
   const deadline = s.durationMs ? performance.now() + s.durationMs : Infinity
   if (s.warmup === 0) { t0 = performance.now(); cpu = loadCpu(); broker.start() }
 
+  // where a connect's time goes, from this side (sums over the timed connects, ms):
+  // TCP connect, CONNECT → CONNACK, DISCONNECT → close
+  const phases = { tcp: 0, connack: 0, close: 0 }
   const once = (pkt: Buffer): Promise<void> => new Promise((resolve) => {
+    const started = performance.now()
+    let sent = 0
+    let ended = 0
     const sock = netConnect({ port: s.port, host: '127.0.0.1', noDelay: true })
     let acked = false
-    sock.once('connect', () => sock.write(pkt))
+    sock.once('connect', () => { sent = performance.now(); sock.write(pkt) })
     sock.on('data', (b: Buffer) => {
       if (acked) return
       acked = true
       if (b[0] !== 0x20 || b[3] !== 0) { refused++; sock.destroy(); return }
+      ended = performance.now()
       sock.end(DISCONNECT)
     })
     sock.on('error', () => { errors++ })
     sock.once('close', () => {
       if (!acked) errors++
+      if (t0 > 0 && ended > 0) {
+        phases.tcp += sent - started
+        phases.connack += ended - sent
+        phases.close += performance.now() - ended
+      }
       if (++done === s.warmup) { t0 = performance.now(); cpu = loadCpu(); broker.start() }
       resolve()
     })
@@ -105,7 +117,7 @@ async function connects(s: Extract<Scenario, { kind: 'connects' }>): Promise<obj
   const timed = done - s.warmup
   const brokerCpu = broker.stop()
   // broker CPU time per CONNECT (all its threads): less sensitive to a busy machine than the rate
-  return { rate: timed / seconds, connections: timed, seconds, refused, errors, brokerCpu, loadCpu: cpu(), brokerUsPerOp: (brokerCpu / 100) * seconds * 1e6 / timed, brokerMainUsPerOp: (broker.main / 100) * seconds * 1e6 / timed }
+  return { rate: timed / seconds, connections: timed, seconds, refused, errors, brokerCpu, loadCpu: cpu(), brokerUsPerOp: (brokerCpu / 100) * seconds * 1e6 / timed, brokerMainUsPerOp: (broker.main / 100) * seconds * 1e6 / timed, phasesMs: { tcp: phases.tcp / timed, connack: phases.connack / timed, close: phases.close / timed } }
 }
 
 // ---------------------------------------------------------------- throughput (fan-in, fan-out)
