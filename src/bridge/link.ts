@@ -48,8 +48,6 @@ export type PublishCallback = (err?: Error) => void
 
 interface Pending { cb: PublishCallback | undefined }
 
-const MQTTJS_DEBUG = /mqttjs/.test(process.env.DEBUG ?? '')
-const noLog = (): void => {}
 
 const realTimers: Timers = {
   setTimeout: (fn, ms) => { const h = setTimeout(fn, ms); h.unref(); return h },
@@ -215,8 +213,8 @@ export class UpstreamLink extends EventEmitter {
       resubscribe: false,
       connectTimeout: this.#o.connectTimeoutMs ?? 10_000,
       queueQoSZero: false,
-      // MQTT.js calls its debug logger several times per publish; DEBUG=mqttjs* keeps it
-      ...(MQTTJS_DEBUG ? {} : { log: noLog }),
+      // MQTT.js calls its debug logger several times per publish: unless DEBUG names
+      // mqttjs:client at start, src/broker/quiet-debug.ts makes it an empty function
     })
   }
 

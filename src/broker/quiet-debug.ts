@@ -7,9 +7,10 @@
  * profile, bench/README.md). This module must be evaluated before aedes, mqtt-packet, mqtt or
  * ioredis load `debug` (import it first in each module that imports them). It replaces the
  * package's factory in Node's CommonJS cache: a namespace that `DEBUG` enables at start gets
- * the real logger; any other gets an empty function. Enabling a namespace later, with
+ * the real logger; any other gets an almost empty function. Enabling a namespace later, with
  * `debug.enable()`, no longer reaches loggers created while it was off: set `DEBUG` before
- * starting the gateway.
+ * starting the gateway (`logger.enabled = true` on one logger and the module's `log`,
+ * `formatters` and `names` still work as in debug).
  */
 import { createRequire } from 'node:module'
 
@@ -29,18 +30,35 @@ function quiet(real: DebugFactory): DebugFactory {
   const factory = ((namespace: string): DebugLogger => {
     const logger = real(namespace)
     if (logger.enabled) return logger
-    const off = (() => {}) as unknown as DebugLogger
+    // the real logger, only once `enabled = true` turns this one on (as debug allows);
+    // a fixed arity: forwarding `...args` would allocate the array this module avoids
+    let live: DebugLogger | undefined
+    const off = function (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown) {
+      if (live !== undefined) live(a, b, c, d, e, f)
+    } as unknown as DebugLogger
     off.namespace = namespace
-    off.enabled = false
+    Object.defineProperty(off, 'enabled', {
+      enumerable: true,
+      get: () => live !== undefined,
+      set: (v: boolean) => {
+        logger.enabled = v
+        live = v ? logger : undefined
+      },
+    })
+    Object.defineProperty(off, 'log', { enumerable: true, get: () => logger.log, set: (fn: unknown) => { logger.log = fn } })
     off.extend = (sub: string, delimiter = ':') => factory(namespace + delimiter + sub)
     off.destroy = () => {}
     return off
   }) as DebugFactory
-  Object.assign(factory, real)
+  // the module's settings (`require('debug').log = fn`, formatters, names) read and write the
+  // real factory's: its loggers look them up there
+  for (const key of Object.keys(real)) {
+    Object.defineProperty(factory, key, { enumerable: true, configurable: true, get: () => real[key], set: (v: unknown) => { real[key] = v } })
+  }
   // Code that reaches the factory through these (`require('debug').default`) gets ours too.
-  factory.default = factory
-  factory.debug = factory
-  factory[QUIET as unknown as string] = true
+  Object.defineProperty(factory, 'default', { value: factory, enumerable: true })
+  Object.defineProperty(factory, 'debug', { value: factory, enumerable: true })
+  Object.defineProperty(factory, QUIET, { value: true })
   return factory
 }
 
@@ -56,7 +74,7 @@ export function quietDebug(packages: readonly string[] = ['mqtt-packet', 'mqtt',
       continue // the package, or its debug, is not installed
     }
     const real = require(path) as DebugFactory
-    if (real[QUIET as unknown as string]) continue
+    if ((real as unknown as Record<symbol, unknown>)[QUIET]) continue
     const cached = require.cache[path]
     if (!cached) continue
     cached.exports = quiet(real)

@@ -63,7 +63,6 @@ export const VERIFY_NICE = Number(process.env.EW_VERIFY_NICE ?? 10)
 
 /** Worker threads for the asymmetric check: the one auto default leaves a core to the event loop. */
 export function defaultVerifyThreads(): number {
-  if (process.env.EW_VERIFY_THREADS !== undefined) return Number(process.env.EW_VERIFY_THREADS)
   return Math.max(0, Math.min(2, availableParallelism() - 1))
 }
 

@@ -1,5 +1,8 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -49,4 +52,46 @@ t.test('a namespace DEBUG enables at start keeps its real logger', async (t) => 
   const out = await child({ entry: 'src/index.ts', env: { DEBUG: 'mqtt-packet:parser' } })
   t.match(out, /mqtt-packet:parser/)
   t.notMatch(out, /mqtt-packet:writeToStream/, 'the other namespace was quiet at start and stays quiet')
+})
+
+t.test('every module that loads a package using debug imports quiet-debug first', async (t) => {
+  // packages whose own code, or a dependency's, creates debug loggers at load time
+  const users = /^(aedes|mqtt|mqtt-packet|ioredis|mqemitter-redis|aedes-persistence-redis)(\/|$)/
+  const files = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+  let checked = 0
+  for (const f of files) {
+    const text = readFileSync(join(root, 'src', f), 'utf8')
+    const imports = [...text.matchAll(/^import\s+(type\s+)?(?:[^'"]*?\s+from\s+)?['"]([^'"]+)['"]/gm)]
+    const loads = imports.some((m) => !m[1] && users.test(m[2]!)) || /(?:require|import)\(['"](aedes|mqtt|mqtt-packet|ioredis|mqemitter-redis|aedes-persistence-redis)['"]\)/.test(text)
+    if (!loads) continue
+    checked++
+    t.match(imports[0]?.[2] ?? '', /quiet-debug\.js$/, `src/${f}: quiet-debug is its first import`)
+  }
+  t.ok(checked >= 5, `${checked} modules checked`)
+})
+
+t.test("debug's API keeps working through the quiet factory", async (t) => {
+  const { quietDebug } = await import('../../src/broker/quiet-debug.js')
+  quietDebug()
+  const require = createRequire(root + 'package.json')
+  const d = createRequire(require.resolve('mqtt-packet'))('debug') as ((ns: string) => ((...a: unknown[]) => void) & { enabled: boolean; namespace: string; extend(s: string): { namespace: string } }) & { log: unknown; default: unknown }
+  t.equal(d.default, d)
+  const lines: unknown[][] = []
+  const saved = d.log
+  t.teardown(() => { d.log = saved })
+  // the module's sink: its loggers read it from the real factory
+  d.log = (...a: unknown[]) => { lines.push(a) }
+  const off = d('ew-quiet-test:off')
+  t.equal(off.enabled, false)
+  off('not printed %s', 1)
+  t.equal(lines.length, 0)
+  off.enabled = true
+  off('printed %s', 2)
+  t.equal(lines.length, 1, 'enabled = true turns one logger on, as in debug')
+  t.match(String(lines[0]![0]), /ew-quiet-test:off printed/)
+  t.equal(lines[0]![1], 2, 'the arguments reach the real logger')
+  off.enabled = false
+  off('not printed %s', 3)
+  t.equal(lines.length, 1)
+  t.equal(off.extend('sub').namespace, 'ew-quiet-test:off:sub')
 })
