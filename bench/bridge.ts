@@ -200,8 +200,9 @@ async function main(): Promise<void> {
       bare.send({ type: 'stop' })
     }))
     const port = await new Promise<number>((resolve, reject) => {
-      bare.once('message', (m: { port: number }) => resolve(m.port))
-      bare.once('exit', (code) => reject(new Error(`bare bridge exited ${code}`)))
+      const timer = setTimeout(() => reject(new Error('bare bridge: not ready in 30 s')), 30_000)
+      bare.once('message', (m: { port: number }) => { clearTimeout(timer); resolve(m.port) })
+      bare.once('exit', (code) => { clearTimeout(timer); reject(new Error(`bare bridge exited ${code}`)) })
     })
     const bares = await Promise.all(Array.from({ length: PUBS }, (_, i) => connect(`mqtt://127.0.0.1:${port}`, { clientId: `bench-bare-${i}` })))
     received = 0

@@ -4,11 +4,14 @@
  * No authentication, policy, journal or durable outbox: the local PUBACK does not wait for
  * anything, and a message not yet acknowledged by the cloud is lost if this process dies.
  * It is the floor of what Aedes + MQTT.js (the stack edgewarden is built on) cost per bridged
- * message on this machine, measured in the same run as the gateway.
+ * message on this machine, measured in the same run as the gateway. It gets the gateway's
+ * quiet debug loggers (src/broker/quiet-debug.ts) so that the two differ only in what the
+ * gateway does per message.
  *
  * Child process: argv[2] = the cloud URL; sends {type:'ready', port} over IPC once the
  * forwarding connection is up; exits on {type:'stop'}.
  */
+import '../../src/broker/quiet-debug.js'
 import { createServer, type AddressInfo } from 'node:net'
 import { Aedes } from 'aedes'
 import mqtt from 'mqtt'
@@ -28,6 +31,8 @@ async function main(): Promise<void> {
   const server = createServer(aedes.handle)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   process.send!({ type: 'ready', port: (server.address() as AddressInfo).port })
+  // the bench died without stopping us: do not linger
+  process.on('disconnect', () => process.exit(0))
   process.on('message', (m: { type?: string }) => {
     if (m.type !== 'stop') return
     server.close()
