@@ -18,7 +18,7 @@ import mqtt from 'mqtt'
 
 async function main(): Promise<void> {
   const cloudUrl = process.argv[2]!
-  const up = mqtt.connect(cloudUrl, { protocolVersion: 4, clientId: 'bench-bare-bridge', clean: true, reconnectPeriod: 100, log: () => {} })
+  const up = mqtt.connect(cloudUrl, { protocolVersion: 4, clientId: 'bench-bare-bridge', clean: true, reconnectPeriod: 100 })
   up.on('error', () => {})
   await new Promise<void>((resolve) => up.once('connect', () => resolve()))
   const aedes = new Aedes()

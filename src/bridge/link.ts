@@ -48,7 +48,6 @@ export type PublishCallback = (err?: Error) => void
 
 interface Pending { cb: PublishCallback | undefined }
 
-
 const realTimers: Timers = {
   setTimeout: (fn, ms) => { const h = setTimeout(fn, ms); h.unref(); return h },
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
