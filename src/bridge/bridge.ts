@@ -41,12 +41,18 @@ type DropReason = 'drop-oldest' | 'too_large' | 'buffer_full' | 'rejected'
 /** messages on their way to the cloud at once; a window, so a slow PUBACK does not stall the drain */
 const WINDOW = 512
 const DROP_REPORT_MS = 1000
+/** once the cloud was too slow to acknowledge in time (or a backlog is draining), messages are stored first this long */
+const STORE_FIRST_MS = 1000
+/** via the cloud only while this few stored messages are ahead: behind a backlog a PUBACK would wait for the whole drain */
+const VIA_CLOUD_MAX_STORED = 2 * WINDOW
 
 /**
  * The cloud bridge: local messages matching `upstream.out` are rendered to their cloud
- * topic, queued durably in the outbox (the local QoS 1 PUBACK waits for that commit, see
- * accept()), and
- * drained in order over the link, leaving the outbox only when the cloud acknowledges.
+ * topic, queued in the outbox and drained in order over the link, leaving the outbox only
+ * when the cloud acknowledges. The local QoS 1 PUBACK waits until the message is safe (see
+ * accept()): while the link is up and keeps up, that is the cloud's PUBACK and nothing is
+ * written; otherwise (link down, a backlog, no cloud PUBACK within `buffer.storeAfterMs`)
+ * it is the outbox's LMDB commit.
  * Cloud messages matching `upstream.in` are judged by policy as the `upstream` identity
  * and published into the local broker; they are never bridged back out.
  */
@@ -67,6 +73,9 @@ export class Bridge {
   #pumpScheduled = false
   #resentSeen = 0
   #stopped = false
+  #sweep: NodeJS.Timeout | undefined
+  /** until then (clock ms) messages are stored first */
+  #storeFirstUntil = 0
 
   constructor(d: BridgeDeps) {
     if (!d.config.upstream) throw new Error('Bridge needs config.upstream')
@@ -78,12 +87,17 @@ export class Bridge {
     this.outbox = Outbox.open(d.config.gateway.dataDir, this.#cfg.buffer, d.clock)
     this.outbox.onDrop = (count, bytes) => this.#noteDrop('drop-oldest', count, bytes)
     this.outbox.onCommitted = () => { if (this.#inflight <= WINDOW / 2) this.#schedulePump() }
+    this.outbox.onWriteFailed = (err) => this.#log.error({ event: 'outbox_write_failed', err: err.message }, 'could not write a message for the cloud; it waits in memory for the cloud\'s PUBACK')
     this.#metrics = createBridgeMetrics(d.registry, this, d.clock)
     this.link.on('up', () => {
       this.outbox.rewind()
       this.#schedulePump()
     })
-    this.link.on('down', () => this.outbox.rewind())
+    // what was sent ahead of any write is written now: the link may stay down for long
+    this.link.on('down', () => {
+      this.outbox.rewind()
+      this.outbox.storeUnacknowledged()
+    })
   }
 
   /** Subscribes inside the broker and on the cloud, then starts the link. */
@@ -95,6 +109,20 @@ export class Bridge {
     }
     for (const m of this.mappings.in) this.link.subscribe(m.remote, m.qos, (topic, payload, p) => this.#inboundMessage(m, topic, payload, p.qos))
     this.link.start()
+    const after = this.#cfg.buffer.storeAfterMs
+    if (after > 0) {
+      // marks of how far the drain had sent, so the sweep knows what has been with the cloud for `after` ms
+      const marks: { at: number; seq: number }[] = []
+      this.#sweep = setInterval(() => {
+        const now = this.#d.clock.now()
+        marks.push({ at: now, seq: this.outbox.sentUpTo })
+        let upTo = 0
+        while (marks.length > 0 && marks[0]!.at <= now - after) upTo = marks.shift()!.seq
+        // the cloud is slow to acknowledge: its PUBACK is not worth waiting for, for a while
+        if (upTo > 0 && this.outbox.storeUnacknowledged(upTo) > 0) this.#storeFirstUntil = now + STORE_FIRST_MS
+      }, Math.max(5, Math.floor(after / 4)))
+      this.#sweep.unref()
+    }
     if (this.outbox.depth > 0) this.#log.info({ event: 'outbox_resumed', messages: this.outbox.depth, bytes: this.outbox.bytes }, 'messages from a previous run are waiting for the cloud')
   }
 
@@ -126,6 +154,7 @@ export class Bridge {
   async stop(): Promise<void> {
     if (this.#stopped) return
     this.#stopped = true
+    if (this.#sweep) clearInterval(this.#sweep)
     // a closed broker routes nothing more (and its emitter may never call back)
     if (!(this.#d.aedes as { closed?: boolean }).closed) {
       for (const h of this.#handlers) await new Promise<void>((resolve) => this.#d.aedes.unsubscribe(h.filter, h.fn, () => resolve()))
@@ -138,17 +167,20 @@ export class Bridge {
   /**
    * The publish path (gateway.ts #authorizePublish, after policy and masking) hands every
    * allowed client publish here: each out mapping that takes it queues the cloud's view.
-   * The promise resolves once the outbox holds it durably (the local PUBACK waits for
-   * it) and never rejects: a failed write is logged and counted as dropped.
+   * The promise resolves once the message is safe, in the cloud or in the outbox's LMDB
+   * (the local PUBACK waits for it), and never rejects: a failed write is logged and
+   * counted as dropped.
    */
   accept(packet: { readonly topic: string; readonly payload: Buffer | string; readonly qos: number; readonly retain: boolean }): Promise<unknown> | undefined {
     if (this.#stopped) return undefined
     let pending: Promise<unknown> | undefined
     let payload: Buffer | undefined
+    let viaCloud: boolean | undefined
     for (const m of this.mappings.out) {
       if (!this.#takes(m, packet.topic)) continue
       payload ??= this.#view(packet)
-      const p = this.#enqueue(m, packet.topic, payload, packet.retain)
+      viaCloud ??= this.#viaCloud()
+      const p = this.#enqueue(m, packet.topic, payload, packet.retain, viaCloud)
       pending = pending ? Promise.all([pending, p]) : p
     }
     return pending
@@ -162,6 +194,13 @@ export class Bridge {
     void this.#enqueue(m, packet.topic, this.#view(packet), packet.retain).then(cb)
   }
 
+  /** send ahead of any write and let the cloud's PUBACK make it safe: the link is up and keeping up */
+  #viaCloud(): boolean {
+    if (this.#cfg.buffer.storeAfterMs === 0 || !this.link.connected) return false
+    if (this.outbox.stored >= VIA_CLOUD_MAX_STORED) return false
+    return this.#storeFirstUntil === 0 || this.#d.clock.now() >= this.#storeFirstUntil
+  }
+
   #takes(m: OutMapping, topic: string): boolean {
     // $-trees (status, held messages, $SYS) leave only through a mapping that names them
     if (topic.charCodeAt(0) === 36 && !m.dollar) return false
@@ -173,14 +212,14 @@ export class Bridge {
     return typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
   }
 
-  #enqueue(m: OutMapping, topic: string, payload: Buffer, retain: boolean): Promise<unknown> {
+  #enqueue(m: OutMapping, topic: string, payload: Buffer, retain: boolean, viaCloud = false): Promise<unknown> {
     const remote = m.remote(topic)
     if (remote === undefined || !isValidTopic(remote)) {
       this.#log.warn({ event: 'bridge_topic_invalid', topic, mapping: m.local }, 'out mapping rendered no valid cloud topic; message not bridged')
       this.#noteDrop('rejected', 1, payload.length)
       return Promise.resolve()
     }
-    return this.outbox.enqueue(remote, payload, m.qos, m.retain ?? retain).catch((err: Error) => {
+    return this.outbox.enqueue(remote, payload, m.qos, m.retain ?? retain, viaCloud).catch((err: Error) => {
       this.#log.error({ event: 'outbox_write_failed', err: err.message }, 'could not queue a message for the cloud')
       this.#noteDrop('rejected', 1, payload.length)
     })

@@ -16,6 +16,15 @@ export function createBridgeMetrics(registry: Registry, b: { readonly link: Upst
       this.set(ts === undefined ? 0 : Math.max(0, (clock.now() - ts) / 1000))
     },
   })
+  let written = 0
+  new Counter({
+    name: 'edgewarden_outbox_written_total', help: 'bridged messages written to the outbox (link down, a backlog, or no cloud PUBACK within storeAfterMs); the rest went to the cloud with nothing written', registers,
+    collect() {
+      const now = b.outbox.written
+      this.inc(now - written)
+      written = now
+    },
+  })
   new Gauge({ name: 'edgewarden_upstream_inflight', help: 'bridged messages sent and waiting for the cloud PUBACK', registers, collect() { this.set(b.inflight) } })
   return {
     sent: new Counter({ name: 'edgewarden_upstream_sent_total', help: 'bridged messages the cloud acknowledged', registers }),

@@ -27,11 +27,26 @@ const COMPACT_AT = 4096
 /** payload bytes of queued messages also kept in memory, so the drain need not read them back */
 const HOT_MAX_BYTES = 8 * 1024 * 1024
 
+// where a message is: only in memory (sent ahead of any write), being written, or in LMDB
+const MEMORY = 0
+const WRITING = 1
+const DISK = 2
+
 /**
- * The durable store-and-forward queue (LMDB named DB `outbox` in the shared data env,
- * key = monotonic sequence, msgpackr values). A message is acknowledged to the local
- * publisher once its put has committed, and leaves only when ack(seq) says the cloud
- * acknowledged it, or when drop-oldest makes room.
+ * The store-and-forward queue (LMDB named DB `outbox` in the shared data env, key =
+ * monotonic sequence, msgpackr values). Every message gets a sequence and leaves only when
+ * ack(seq) says the cloud acknowledged it, or when drop-oldest makes room. The promise
+ * enqueue() returns is what the local PUBACK waits for; it resolves once the message is
+ * safe: written to LMDB, or acknowledged by the cloud.
+ *
+ * Two ways in (enqueue's `viaCloud`):
+ *  - store first: the message is written, and taken for sending once the write committed;
+ *  - via the cloud (the link is up): the message is held in memory and taken at once; the
+ *    cloud's PUBACK resolves it and nothing is written. A message the cloud has not
+ *    acknowledged in time (storeUnacknowledged(), the bridge's sweep and the link going
+ *    down) or when the outbox closes is written after all, under its own sequence, so
+ *    order on disk is still queue order.
+ * Either way an acknowledged message is in the cloud or on disk.
  *
  * An in-memory index (sizes and times per sequence) keeps depth, bytes and the oldest age
  * exact without reading LMDB, and tells which handed-out or dropped sequences are gone
@@ -50,24 +65,40 @@ export class Outbox {
   #head = 0
   #sizes: number[] = []
   #times: number[] = []
-  /** the message itself while it is held in memory (queued by this process, not yet taken) */
+  /** the message itself while it is held in memory (queued by this process, not yet taken; or not yet written) */
   #hot: (OutboxMessage | undefined)[] = []
+  /** MEMORY, WRITING or DISK */
+  #where: number[] = []
+  /** what the local PUBACK of a message held via the cloud waits for, until it is safe */
+  #waiting: (((safe: boolean) => void) | undefined)[] = []
   #hotBytes = 0
   #count = 0
   #bytes = 0
-  /** sequences below this are durably in LMDB (puts resolve in order) */
+  /** waiting messages that are (being) written: the backlog on disk */
+  #storedCount = 0
+  /** sequences below this may be taken: written, or held in memory via the cloud (puts resolve in order) */
   #committed = 1
   /** next sequence take() looks at */
   #cursor = 1
   /** highest sequence ever handed out: taking one at or below it again is a resend */
   #handedOut = 0
+  /** sequences queued via the cloud, oldest first, for storeUnacknowledged() (stale entries skipped there) */
+  #viaCloud: number[] = []
+  #viaCloudHead = 0
+  /** the newest message queued via the cloud, and its promise: a stored message after it is acknowledged after it */
+  #lastViaCloud = 0
+  #lastViaCloudSafe: Promise<boolean> | undefined
   #closed = false
   /** called on every committed enqueue (the drainer wakes up) */
   onCommitted: (() => void) | undefined
   /** called when drop-oldest (or an oversized message) drops messages */
   onDrop: ((count: number, bytes: number) => void) | undefined
+  /** called when writing a message held in memory failed (it stays in memory, its PUBACK waits for the cloud) */
+  onWriteFailed: ((err: Error) => void) | undefined
   /** messages handed out again after a rewind (sent twice: QoS 1 duplicates) */
   resent = 0
+  /** messages written to LMDB (stored first, or written after all) */
+  written = 0
 
   private constructor(env: DataEnv, limits: OutboxLimits, clock: Clock, name: string) {
     this.#env = env
@@ -90,15 +121,10 @@ export class Outbox {
         first = false
       }
       // gaps (acked out of order before a crash) are gone entries
-      while (this.#base + this.#sizes.length < key) {
-        this.#sizes.push(GONE)
-        this.#times.push(0)
-        this.#hot.push(undefined)
-      }
+      while (this.#base + this.#sizes.length < key) this.#push(GONE, 0, undefined, DISK, undefined)
       const size = value[1].length + value[2].length
-      this.#sizes.push(size)
-      this.#times.push(value[0])
-      this.#hot.push(undefined)
+      this.#push(size, value[0], undefined, DISK, undefined)
+      this.#storedCount++
       this.#count++
       this.#bytes += size
     }
@@ -106,11 +132,21 @@ export class Outbox {
     this.#cursor = this.#base
   }
 
+  #push(size: number, ts: number, hot: OutboxMessage | undefined, where: number, waiting: ((safe: boolean) => void) | undefined): void {
+    this.#sizes.push(size)
+    this.#times.push(ts)
+    this.#hot.push(hot)
+    this.#where.push(where)
+    this.#waiting.push(waiting)
+  }
+
   get #tail(): number { return this.#base + this.#sizes.length }
 
   /** messages waiting (queued or sent and not yet acknowledged) */
   get depth(): number { return this.#count }
   get bytes(): number { return this.#bytes }
+  /** of those, the ones written to LMDB (or being written): none but the cloud's PUBACKs outstanding when the link keeps up */
+  get stored(): number { return this.#storedCount }
 
   /** false while a `block` outbox is at its limit: the gateway refuses new mapped publishes */
   get writable(): boolean {
@@ -129,11 +165,14 @@ export class Outbox {
   }
 
   /**
-   * Queues a message; resolves once it is durable (the local PUBACK waits for this).
-   * Under drop-oldest, the oldest messages make room first; a message larger than the
-   * whole byte budget is dropped itself (resolves false).
+   * Queues a message; resolves once it is safe (the local PUBACK waits for this): written
+   * to LMDB, or, with `viaCloud`, acknowledged by the cloud (or written after all). Via the
+   * cloud applies only while no write is pending ahead of it and the memory budget allows;
+   * otherwise the message is stored first. Under drop-oldest, the oldest messages make
+   * room first; a message larger than the whole byte budget is dropped itself (resolves
+   * false), as is one dropped while it waited in memory.
    */
-  enqueue(topic: string, payload: Buffer, qos: 0 | 1, retain: boolean): Promise<boolean> {
+  enqueue(topic: string, payload: Buffer, qos: 0 | 1, retain: boolean, viaCloud = false): Promise<boolean> {
     if (this.#closed) return Promise.reject(new Error('outbox closed'))
     const size = topic.length + payload.length
     if (size > this.limits.maxBytes) {
@@ -143,17 +182,31 @@ export class Outbox {
     if (this.limits.onFull === 'drop-oldest') this.#makeRoom(size)
     const seq = this.#tail
     const ts = this.#clock.now()
-    this.#sizes.push(size)
-    this.#times.push(ts)
     this.#count++
     this.#bytes += size
-    const value: Stored = [ts, topic, payload, (qos ? 1 : 0) | (retain ? 2 : 0)]
+    if (viaCloud && this.#committed === seq && this.#hotBytes + size <= HOT_MAX_BYTES) {
+      // not copied: it leaves memory when the cloud acknowledges it or it is written, soon either way
+      let resolve!: (safe: boolean) => void
+      const safe = new Promise<boolean>((r) => { resolve = r })
+      this.#push(size, ts, { seq, ts, topic, payload, qos, retain }, MEMORY, resolve)
+      this.#hotBytes += size
+      this.#viaCloud.push(seq)
+      this.#lastViaCloud = seq
+      this.#lastViaCloudSafe = safe
+      this.#committed = seq + 1
+      this.onCommitted?.()
+      return safe
+    }
+    let hot: OutboxMessage | undefined
     if (this.#hotBytes + size <= HOT_MAX_BYTES) {
       // a copy: the payload may be a slice of a whole socket chunk, which must not be held
-      this.#hot.push({ seq, ts, topic, payload: Buffer.from(payload), qos, retain })
+      hot = { seq, ts, topic, payload: Buffer.from(payload), qos, retain }
       this.#hotBytes += size
-    } else this.#hot.push(undefined)
-    return this.#db.put(seq, value).then(() => {
+    }
+    this.#push(size, ts, hot, DISK, undefined)
+    this.#storedCount++
+    this.written++
+    const stored = this.#db.put(seq, [ts, topic, payload, (qos ? 1 : 0) | (retain ? 2 : 0)]).then(() => {
       if (seq + 1 > this.#committed) this.#committed = seq + 1
       this.onCommitted?.()
       return true
@@ -162,6 +215,7 @@ export class Outbox {
       const i = seq - this.#base
       if (i >= 0 && this.#sizes[i] !== GONE) {
         this.#count--
+        this.#storedCount--
         this.#bytes -= this.#sizes[i]!
         this.#sizes[i] = GONE
         this.#cool(i)
@@ -169,6 +223,10 @@ export class Outbox {
       }
       throw err
     })
+    // PUBACKs in the order the messages came: not before an earlier one still waiting for the cloud
+    const i = this.#lastViaCloud - this.#base
+    if (i >= 0 && this.#waiting[i] !== undefined) return Promise.all([this.#lastViaCloudSafe, stored]).then((r) => r[1])
+    return stored
   }
 
   #makeRoom(size: number): void {
@@ -178,7 +236,7 @@ export class Outbox {
       this.#skipGone()
       const seq = this.#base + this.#head
       bytes += this.#sizes[this.#head]!
-      this.#remove(seq)
+      this.#remove(seq, false)
       count++
     }
     if (count > 0) this.onDrop?.(count, bytes)
@@ -191,34 +249,43 @@ export class Outbox {
   take(n: number): OutboxMessage[] {
     const out: OutboxMessage[] = []
     let seq = this.#cursor
-    // held in memory: no LMDB read
-    for (; seq < this.#committed && out.length < n; seq++) {
+    while (seq < this.#committed && out.length < n) {
       const i = seq - this.#base
-      if (this.#sizes[i] === GONE) continue
+      if (this.#sizes[i] === GONE) { seq++; continue }
       const m = this.#hot[i]
-      if (m === undefined) break
-      this.#cool(i)
+      if (m === undefined) { seq = this.#read(seq, n, out); continue }
+      // held in memory: no LMDB read (a message not yet written stays there until it is safe)
+      if (this.#where[i] === DISK) this.#cool(i)
       this.#handOut(seq)
       out.push(m)
-    }
-    if (seq < this.#committed && out.length < n) {
-      let next = this.#committed
-      for (const { key, value } of this.#db.getRange({ start: seq, end: this.#committed })) {
-        const i = key - this.#base
-        if (i < 0 || this.#sizes[i] === GONE) continue
-        if (out.length === n) {
-          next = key
-          break
-        }
-        this.#cool(i)
-        this.#handOut(key)
-        const flags = value[3]
-        out.push({ seq: key, ts: value[0], topic: value[1], payload: value[2], qos: (flags & 1) as 0 | 1, retain: (flags & 2) !== 0 })
-      }
-      seq = next
+      seq++
     }
     this.#cursor = seq
     return out
+  }
+
+  /** Reads written messages from `seq` on into `out`; returns where take() goes on: a message held in memory, or the end. */
+  #read(seq: number, n: number, out: OutboxMessage[]): number {
+    let expect = seq
+    for (const { key, value } of this.#db.getRange({ start: seq, end: this.#committed })) {
+      // a waiting message with no record is one held in memory: take() hands it out from there
+      for (; expect < key; expect++) if (this.#live(expect)) return expect
+      expect = key + 1
+      const i = key - this.#base
+      if (i < 0 || this.#sizes[i] === GONE) continue
+      if (out.length === n || this.#hot[i] !== undefined) return key
+      this.#handOut(key)
+      const flags = value[3]
+      out.push({ seq: key, ts: value[0], topic: value[1], payload: value[2], qos: (flags & 1) as 0 | 1, retain: (flags & 2) !== 0 })
+    }
+    for (; expect < this.#committed; expect++) if (this.#live(expect)) return expect
+    return this.#committed
+  }
+
+  /** waiting and held in memory (a waiting message neither there nor in LMDB cannot be sent: skipped) */
+  #live(seq: number): boolean {
+    const i = seq - this.#base
+    return this.#sizes[i] !== GONE && this.#hot[i] !== undefined
   }
 
   #handOut(seq: number): void {
@@ -238,7 +305,7 @@ export class Outbox {
   ack(seq: number): void {
     const i = seq - this.#base
     if (i < 0 || i >= this.#sizes.length || this.#sizes[i] === GONE) return
-    this.#remove(seq)
+    this.#remove(seq, true)
   }
 
   /** The link dropped: every handed-out, unacknowledged message is taken again, in order. */
@@ -247,15 +314,77 @@ export class Outbox {
     this.#cursor = this.#base + this.#head
   }
 
-  #remove(seq: number): void {
+  /** the highest sequence handed out so far: every message up to it has been sent at least once */
+  get sentUpTo(): number { return this.#handedOut }
+
+  /**
+   * Writes the messages held in memory via the cloud, up to sequence `upTo` (default: all of
+   * them). Their PUBACKs go out once written. Returns how many were written.
+   */
+  storeUnacknowledged(upTo = Infinity): number {
+    let n = 0
+    const q = this.#viaCloud
+    while (this.#viaCloudHead < q.length) {
+      const seq = q[this.#viaCloudHead]!
+      if (seq > upTo) break
+      const i = seq - this.#base
+      if (i >= 0 && this.#sizes[i] !== GONE && this.#where[i] === MEMORY) {
+        this.#write(seq, i)
+        n++
+      }
+      this.#viaCloudHead++
+    }
+    if (this.#viaCloudHead >= COMPACT_AT && this.#viaCloudHead * 2 >= q.length) {
+      q.splice(0, this.#viaCloudHead)
+      this.#viaCloudHead = 0
+    }
+    return n
+  }
+
+  #write(seq: number, i: number): void {
+    const m = this.#hot[i]!
+    this.#where[i] = WRITING
+    this.#storedCount++
+    this.written++
+    this.#db.put(seq, [m.ts, m.topic, m.payload, (m.qos ? 1 : 0) | (m.retain ? 2 : 0)]).then(() => {
+      const j = seq - this.#base
+      if (j < 0 || this.#sizes[j] === GONE || this.#where[j] !== WRITING) return
+      this.#where[j] = DISK
+      // from now on read back from LMDB if it has to be sent again
+      this.#cool(j)
+      this.#settle(j, true)
+    }, (err: Error) => {
+      const j = seq - this.#base
+      if (j >= 0 && this.#sizes[j] !== GONE && this.#where[j] === WRITING) {
+        // not retried: it waits in memory for the cloud's PUBACK (its local PUBACK too)
+        this.#where[j] = MEMORY
+        this.#storedCount--
+      }
+      this.onWriteFailed?.(err)
+    })
+  }
+
+  #settle(i: number, safe: boolean): void {
+    const resolve = this.#waiting[i]
+    if (resolve === undefined) return
+    this.#waiting[i] = undefined
+    resolve(safe)
+  }
+
+  #remove(seq: number, delivered: boolean): void {
     const i = seq - this.#base
     this.#count--
     this.#bytes -= this.#sizes[i]!
     this.#sizes[i] = GONE
     this.#cool(i)
-    // not awaited: lmdb-js batches removals; the index already says gone (a failed removal
-    // only means the message comes back after a restart: a QoS 1 duplicate, never a loss)
-    this.#db.remove(seq).catch(() => {})
+    // not awaited: lmdb-js batches removals (after the put, if one is still pending); the
+    // index already says gone (a failed removal only means the message comes back after a
+    // restart: a QoS 1 duplicate, never a loss)
+    if (this.#where[i] !== MEMORY) {
+      this.#storedCount--
+      this.#db.remove(seq).catch(() => {})
+    }
+    this.#settle(i, delivered)
     this.#skipGone()
   }
 
@@ -265,14 +394,17 @@ export class Outbox {
       this.#sizes.splice(0, this.#head)
       this.#times.splice(0, this.#head)
       this.#hot.splice(0, this.#head)
+      this.#where.splice(0, this.#head)
+      this.#waiting.splice(0, this.#head)
       this.#base += this.#head
       this.#head = 0
     }
   }
 
-  /** Waits for every queued write and removal, then releases the data env. */
+  /** Writes what is held only in memory, waits for every queued write and removal, then releases the data env. */
   async close(): Promise<void> {
     if (this.#closed) return
+    this.storeUnacknowledged()
     this.#closed = true
     await this.#db.committed
     await this.#env.release()

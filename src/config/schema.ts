@@ -187,6 +187,8 @@ export const configSchema = {
             maxMessages: { type: 'integer', minimum: 1, default: 1000000 },
             maxBytes: size('512MB'),
             onFull: { enum: ['block', 'drop-oldest'], default: 'drop-oldest' },
+            // while the link is up a message is sent first; unacknowledged this long, it is written (0: always written first)
+            storeAfterMs: { type: 'integer', minimum: 0, maximum: 60000, default: 100 },
           },
         },
         audit: {

@@ -50,7 +50,7 @@ export interface UpstreamConfig {
   readonly reconnect: { readonly minMs: number; readonly maxMs: number }
   readonly out: readonly { readonly local: string; readonly remote: string; readonly qos: 0 | 1; readonly retain?: boolean }[]
   readonly in: readonly { readonly remote: string; readonly local: string; readonly qos: 0 | 1 }[]
-  readonly buffer: { readonly maxMessages: number; readonly maxBytes: number; readonly onFull: 'block' | 'drop-oldest' }
+  readonly buffer: { readonly maxMessages: number; readonly maxBytes: number; readonly onFull: 'block' | 'drop-oldest'; readonly storeAfterMs: number }
   readonly audit: { readonly topic?: string; readonly batchRecords: number; readonly batchMs: number }
 }
 

@@ -2,6 +2,7 @@ import t from 'tap'
 import { Outbox } from '../../src/bridge/outbox.js'
 import { ManualClock } from '../../src/clock.js'
 import { tempDir } from '../helpers/gateway.js'
+import { waitFor } from './util.js'
 
 const limits = { maxMessages: 1000, maxBytes: 1 << 20, onFull: 'drop-oldest' as const }
 const p = (s: string) => Buffer.from(s)
@@ -130,4 +131,105 @@ t.test('held in memory until taken: a copy of the payload; past the memory budge
   // the memory budget is free again: new messages are held and taken as before
   await o.enqueue('t/after', p('z'), 0, false)
   t.same(o.take(10).map((m) => [m.topic, m.payload.toString(), m.qos]), [['t/after', 'z', 0]])
+})
+
+t.test('via the cloud: taken at once, safe on the cloud\'s PUBACK, nothing written', async (t) => {
+  const dir = tempDir(t)
+  const o = Outbox.open(dir, limits, new ManualClock())
+  const settled: number[] = []
+  const safe = [0, 1, 2].map((i) => o.enqueue('t/' + i, p('m' + i), 1, false, true).then((v) => { settled.push(i); return v }))
+  t.equal(o.available, true, 'takeable without waiting for a commit')
+  const sent = o.take(10)
+  t.same(sent.map((m) => m.topic), ['t/0', 't/1', 't/2'])
+  await new Promise((r) => setTimeout(r, 20))
+  t.same(settled, [], 'not safe before the cloud acknowledges')
+  o.ack(sent[0]!.seq)
+  o.ack(sent[1]!.seq)
+  t.equal(await safe[0], true)
+  t.equal(await safe[1], true)
+  t.same(settled, [0, 1])
+  t.equal(o.written, 0, 'nothing written')
+  t.equal(o.stored, 0)
+  t.equal(o.depth, 1)
+  o.rewind()
+  t.same(o.take(10).map((m) => m.payload.toString()), ['m2'], 'the unacknowledged one is sent again from memory')
+  o.ack(sent[2]!.seq)
+  await safe[2]
+  await o.close()
+  const again = Outbox.open(dir, limits, new ManualClock())
+  t.teardown(() => again.close())
+  t.equal(again.depth, 0, 'the cloud has them all: nothing left on disk')
+})
+
+t.test('via the cloud, not acknowledged: written in queue order with the stored ones, safe once written; a PUBACK never overtakes an earlier one', async (t) => {
+  const dir = tempDir(t)
+  const o = Outbox.open(dir, limits, new ManualClock())
+  const order: string[] = []
+  const track = (name: string, pr: Promise<boolean>) => pr.then((v) => { order.push(name); return v })
+  await o.enqueue('t/a', p('a'), 1, false)
+  const b = track('b', o.enqueue('t/b', p('b'), 1, false, true))
+  const c = track('c', o.enqueue('t/c', p('c'), 1, false, true))
+  t.equal(o.sentUpTo, 0)
+  t.same(o.take(10).map((m) => m.topic), ['t/a', 't/b', 't/c'])
+  t.equal(o.sentUpTo, 3)
+  // stored first (e.g. the sweep found the cloud slow) while b and c wait for the cloud
+  const d = track('d', o.enqueue('t/d', p('d'), 1, false))
+  await new Promise((r) => setTimeout(r, 30))
+  t.same(order, [], 'd is written, but its PUBACK waits for b and c')
+  t.equal(o.storeUnacknowledged(2), 1, 'only b: c was queued after sequence 2')
+  t.equal(await b, true)
+  t.same(order, ['b'])
+  t.equal(o.stored, 3, 'a, b and d are (being) written')
+  t.equal(o.storeUnacknowledged(), 1, 'c')
+  await Promise.all([c, d])
+  t.same(order, ['b', 'c', 'd'])
+  t.equal(o.written, 4)
+  // a power cut now: what was acknowledged locally is all on disk, in order
+  await o.close()
+  const again = Outbox.open(dir, limits, new ManualClock())
+  t.teardown(() => again.close())
+  t.same(again.take(10).map((m) => m.payload.toString()), ['a', 'b', 'c', 'd'])
+})
+
+t.test('a resend after a rewind mixes LMDB and memory in order; close writes what only memory held', async (t) => {
+  const dir = tempDir(t)
+  const o = Outbox.open(dir, limits, new ManualClock())
+  for (const s of ['1', '2', '3']) await o.enqueue('t', p(s), 1, false)
+  t.same(o.take(10).map((m) => m.payload.toString()), ['1', '2', '3'], 'stored ones taken (and let go from memory)')
+  void o.enqueue('t', p('4'), 1, false, true)
+  void o.enqueue('t', p('5'), 1, false, true)
+  // their PUBACKs wait for 4 and 5: wait for the writes instead
+  void o.enqueue('t', p('6'), 1, false)
+  void o.enqueue('t', p('7'), 1, false)
+  await waitFor(() => o.stored === 5, 'two stored')
+  await new Promise((r) => setTimeout(r, 50))
+  t.same(o.take(10).map((m) => m.payload.toString()), ['4', '5', '6', '7'])
+  o.rewind()
+  t.same(o.take(10).map((m) => m.payload.toString()), ['1', '2', '3', '4', '5', '6', '7'], 'LMDB, memory, LMDB: queue order')
+  o.rewind()
+  t.same(o.take(2).map((m) => m.payload.toString()), ['1', '2'], 'a short take stops in LMDB')
+  t.same(o.take(3).map((m) => m.payload.toString()), ['3', '4', '5'], 'and goes on into memory')
+  await o.close()
+  const again = Outbox.open(dir, limits, new ManualClock())
+  t.teardown(() => again.close())
+  t.same(again.take(10).map((m) => m.payload.toString()), ['1', '2', '3', '4', '5', '6', '7'], 'the two held only in memory were written at close')
+})
+
+t.test('via the cloud applies only when no write is pending ahead; drop-oldest settles a dropped one as not delivered', async (t) => {
+  const o = Outbox.open(tempDir(t), { maxMessages: 2, maxBytes: 1 << 20, onFull: 'drop-oldest' }, new ManualClock())
+  t.teardown(() => o.close())
+  const stored = o.enqueue('t', p('s'), 1, false)
+  const behind = o.enqueue('t', p('v'), 1, false, true)
+  t.equal(o.stored, 2, 'behind a pending write it is stored first: the drain must not take it before the earlier one')
+  await Promise.all([stored, behind])
+  t.same(o.take(10).map((m) => m.payload.toString()), ['s', 'v'])
+  for (const m of o.take(10)) o.ack(m.seq)
+  o.rewind()
+  for (const m of o.take(10)) o.ack(m.seq)
+  t.equal(o.depth, 0)
+  const first = o.enqueue('t', p('x'), 1, false, true)
+  void o.enqueue('t', p('y'), 1, false, true)
+  void o.enqueue('t', p('z'), 1, false, true)
+  t.equal(await first, false, 'pushed out before the cloud had it: settled, not delivered')
+  t.equal(o.depth, 2)
 })

@@ -8,7 +8,7 @@ import { OPEN_POLICY_DIR, tempDir } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
 import { ensureDevKey } from '../../src/identity/devkey.js'
 import { mintToken } from '../../src/identity/mint.js'
-import { waitFor, cloudSubscriber, publishSeq } from '../bridge/util.js'
+import { waitFor, cloudSubscriber, publishSeq, type Received } from '../bridge/util.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const N = Number(process.env.EW_BRIDGE_KILL_N ?? 5_000)
@@ -99,6 +99,68 @@ t.test(`kill -9 during a cloud outage: the ${N} queued messages survive and arri
     if (got[i]!.payload.toString() !== String(i) || got[i]!.topic !== `up/site/${i % 5}/telemetry`) { bad = i; break }
   }
   t.equal(bad, -1, 'all arrived in the order they were queued')
+  second.proc.kill('SIGTERM')
+  await new Promise((r) => second.proc.once('exit', r))
+})
+
+t.test('with the cloud up nothing is written; with the cloud stalled, PUBACKs still come (written after storeAfterMs), and a kill -9 loses none of them', async (t) => {
+  const cloud = await startMosquitto(t, { persistence: true })
+  const got = await cloudSubscriber(t, cloud.url, 'up/#')
+  const dataDir = tempDir(t)
+  const key = await ensureDevKey(dataDir)
+  const config = join(dataDir, 'edgewarden.yaml')
+  writeFileSync(config, [
+    `gateway: { id: gw-stall, dataDir: '${dataDir}' }`,
+    'listeners: [ { type: mqtt, host: 127.0.0.1, port: 0 } ]',
+    'admin: { host: 127.0.0.1, port: 0 }',
+    'broker: { persistence: memory }',
+    `policies: { dir: '${OPEN_POLICY_DIR}', watch: false }`,
+    'log: { level: warn }',
+    'upstream:',
+    `  url: ${cloud.url}`,
+    '  keepaliveSec: 60',
+    '  reconnect: { minMs: 50, maxMs: 250 }',
+    "  out: [ { local: 'site/#', remote: 'up/${topic}', qos: 1 } ]",
+    '  buffer: { storeAfterMs: 100 }',
+  ].join('\n') + '\n')
+  const written = async (c: Child): Promise<number> => Number(/edgewarden_outbox_written_total (\d+)/.exec(await (await fetch(`http://127.0.0.1:${c.adminPort}/metrics`)).text())?.[1])
+
+  const first = await startChild(t, config)
+  await poll(first, (u) => u.state === 'up', 'link up')
+  const dev = await connect(t, `mqtt://127.0.0.1:${first.mqttPort}`, { clientId: 'sensor-1', password: await mintToken(key.privateJwk, { sub: 'sensor-1', ttlSec: 600 }) })
+  await publishSeq(dev, () => 'site/warm', 500)
+  await waitFor(() => got.length >= 500, 'the cloud got the first 500')
+  t.equal((await upstreamOf(first)).outbox.messages, 0, 'acknowledged by the cloud: nothing waits')
+  t.equal(await written(first), 0, 'the cloud kept up: not one message written to the outbox')
+
+  // the cloud stalls: its socket stays open (the link is up) but nothing is acknowledged
+  const n = 2000
+  process.kill(cloud.pid!, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(cloud.pid!, 'SIGCONT') } catch { /* gone */ } })
+  await publishSeq(dev, () => 'site/stalled', n)
+  const u = await upstreamOf(first)
+  t.equal(u.state, 'up', 'the link never noticed')
+  t.equal(u.outbox.messages, n, 'every PUBACKed message waits in the outbox')
+  t.equal(await written(first), n, 'each one written before its PUBACK')
+  dev.end(true)
+  first.proc.kill('SIGKILL')
+  await new Promise((r) => first.proc.once('exit', r))
+
+  process.kill(cloud.pid!, 'SIGCONT')
+  const second = await startChild(t, config)
+  t.equal((await upstreamOf(second)).outbox.messages, n, 'all of them survived kill -9')
+  await poll(second, (x) => x.outbox.messages === 0, 'outbox drained', 60_000)
+  const stalled = (): Received[] => got.filter((m) => m.topic === 'up/site/stalled')
+  await waitFor(() => new Set(stalled().map((m) => m.payload.toString())).size >= n, `cloud got all ${n}`, 30_000)
+  // what the dead connection had sent to the stalled broker may arrive too: QoS 1 duplicates
+  const firsts: number[] = []
+  const seen = new Set<string>()
+  for (const m of stalled()) {
+    const p = m.payload.toString()
+    if (!seen.has(p)) { seen.add(p); firsts.push(Number(p)) }
+  }
+  t.same(firsts, Array.from({ length: n }, (_, i) => i), 'none lost, first arrivals in order')
+  t.comment(`copies received ${stalled().length} for ${n} messages`)
   second.proc.kill('SIGTERM')
   await new Promise((r) => second.proc.once('exit', r))
 })

@@ -102,3 +102,34 @@ t.test('the link drops in the middle of a drain: every message arrives, duplicat
   t.ok(duplicates <= resent, `duplicates (${duplicates}) ≤ messages resent after the drop (${resent})`)
   t.comment(`copies received ${got.length} for ${n} messages (${got.filter((m) => m.dup).length} redelivered by mosquitto with the dup flag); resent by the bridge ${resent}`)
 })
+
+t.test('the cloud goes away while messages are held in memory for its PUBACK: they are written, acknowledged, and all arrive in order', async (t) => {
+  const n = Math.round(N / 2)
+  const cloud = await startMosquitto(t, { persistence: true })
+  const got = await cloudSubscriber(t, cloud.url, 'up/#')
+  const g = await startGateway(t, { upstream: { url: cloud.url, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }] } })
+  const bridge = g.gw.bridge!
+  await waitFor(() => bridge.link.connected, 'link up')
+  const dev = await connect(t, g.url(), { clientId: 'sensor-1', password: await g.token({ sub: 'sensor-1' }) })
+  let acked = 0
+  const burst = publishSeq(dev, () => 'site/a', n, 2000)
+  dev.on('packetreceive', (p) => { if (p.cmd === 'puback') acked++ })
+  await waitFor(() => acked > n / 10, 'a tenth acknowledged (via the cloud)', 30_000)
+  t.equal(bridge.outbox.written, 0, 'so far nothing written')
+  await cloud.stop()
+  await burst
+  t.ok(bridge.outbox.written > 0, `the ones held in memory when the link dropped, and the rest, were written (${bridge.outbox.written})`)
+  await cloud.start()
+  await waitFor(() => bridge.outbox.depth === 0, 'outbox drained', 60_000)
+  const firsts: number[] = []
+  const seen = new Set<string>()
+  await waitFor(() => {
+    for (const m of got) {
+      const p = m.payload.toString()
+      if (!seen.has(p)) { seen.add(p); firsts.push(Number(p)) }
+    }
+    got.length = 0
+    return seen.size >= n
+  }, 'every message at least once', 60_000)
+  t.same(firsts, Array.from({ length: n }, (_, i) => i), 'none lost, first arrivals in order')
+})
