@@ -43,15 +43,13 @@ const WINDOW = 512
 const DROP_REPORT_MS = 1000
 /** once the cloud was too slow to acknowledge in time (or a backlog is draining), messages are stored first this long */
 const STORE_FIRST_MS = 1000
-/** via the cloud only while this few stored messages are ahead: behind a backlog a PUBACK would wait for the whole drain */
-const VIA_CLOUD_MAX_STORED = 2 * WINDOW
 
 /**
  * The cloud bridge: local messages matching `upstream.out` are rendered to their cloud
  * topic, queued in the outbox and drained in order over the link, leaving the outbox only
  * when the cloud acknowledges. The local QoS 1 PUBACK waits until the message is safe (see
- * accept()): while the link is up and keeps up, that is the cloud's PUBACK and nothing is
- * written; otherwise (link down, a backlog, no cloud PUBACK within `buffer.storeAfterMs`)
+ * accept()): while the link is up and acknowledges in time, that is the cloud's PUBACK and
+ * nothing is written; otherwise (link down, no cloud PUBACK within `buffer.storeAfterMs`)
  * it is the outbox's LMDB commit.
  * Cloud messages matching `upstream.in` are judged by policy as the `upstream` identity
  * and published into the local broker; they are never bridged back out.
@@ -113,14 +111,22 @@ export class Bridge {
     if (after > 0) {
       // marks of how far the drain had sent, so the sweep knows what has been with the cloud for `after` ms
       const marks: { at: number; seq: number }[] = []
-      this.#sweep = setInterval(() => {
+      const every = Math.max(5, Math.floor(after / 4))
+      let last = this.#d.clock.now()
+      const sweep = (): void => {
         const now = this.#d.clock.now()
+        // a late tick means this event loop was busy (a burst of intake): the PUBACKs may be
+        // unread in the socket, so the wait was ours, not the cloud's
+        const late = now - last > every + after / 2
+        last = now
         marks.push({ at: now, seq: this.outbox.sentUpTo })
         let upTo = 0
         while (marks.length > 0 && marks[0]!.at <= now - after) upTo = marks.shift()!.seq
         // the cloud is slow to acknowledge: its PUBACK is not worth waiting for, for a while
-        if (upTo > 0 && this.outbox.storeUnacknowledged(upTo) > 0) this.#storeFirstUntil = now + STORE_FIRST_MS
-      }, Math.max(5, Math.floor(after / 4)))
+        if (!late && upTo > 0 && this.outbox.storeUnacknowledged(upTo) > 0) this.#storeFirstUntil = now + STORE_FIRST_MS
+      }
+      // after the poll phase: PUBACKs that arrived while timers waited are read first
+      this.#sweep = setInterval(() => setImmediate(sweep), every)
       this.#sweep.unref()
     }
     if (this.outbox.depth > 0) this.#log.info({ event: 'outbox_resumed', messages: this.outbox.depth, bytes: this.outbox.bytes }, 'messages from a previous run are waiting for the cloud')
@@ -194,10 +200,11 @@ export class Bridge {
     void this.#enqueue(m, packet.topic, this.#view(packet), packet.retain).then(cb)
   }
 
-  /** send ahead of any write and let the cloud's PUBACK make it safe: the link is up and keeping up */
+  /** send ahead of any write and let the cloud's PUBACK make it safe: the link is up and acknowledging in time */
   #viaCloud(): boolean {
+    // also behind a stored backlog: its PUBACK then paces the publisher to the drain, where writing
+    // first under a sustained overload would grow the backlog until the buffer limits drop messages
     if (this.#cfg.buffer.storeAfterMs === 0 || !this.link.connected) return false
-    if (this.outbox.stored >= VIA_CLOUD_MAX_STORED) return false
     return this.#storeFirstUntil === 0 || this.#d.clock.now() >= this.#storeFirstUntil
   }
 
