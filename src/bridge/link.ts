@@ -205,6 +205,9 @@ export class UpstreamLink extends EventEmitter {
       ...this.#tls,
       rejectUnauthorized: cfg.rejectUnauthorized,
       keepalive: cfg.keepaliveSec,
+      // a PINGREQ every keepalive even while PUBACKs flow, rather than a clearTimeout and a
+      // setTimeout for each PUBACK received (~0.8 µs a bridged message)
+      reschedulePings: false,
       // a persistent session: the cloud keeps our subscriptions and queues commands while we are away
       clean: false,
       protocolVersion: 4,
