@@ -1,5 +1,5 @@
 import { promisify } from 'node:util'
-import { gunzip, gzip } from 'node:zlib'
+import { constants, gunzip, gzip } from 'node:zlib'
 import { packr } from './codec.js'
 
 const gzipAsync = promisify(gzip)
@@ -21,8 +21,16 @@ export interface AuditBatch {
   readonly checkpoint: string
 }
 
+/**
+ * Level 1 (fastest): on a bridged stream every journal record is shipped, and level 6 cost
+ * 1.95 µs of CPU per record against 0.75 at level 1, for 5 % fewer bytes (records carry 32
+ * incompressible hash bytes each). One output chunk for a whole batch: fewer round trips
+ * between the zlib thread and the event loop.
+ */
+const GZIP = { level: constants.Z_BEST_SPEED, chunkSize: 256 * 1024 }
+
 export function encodeBatch(b: AuditBatch): Promise<Buffer> {
-  return gzipAsync(packr.pack(b))
+  return gzipAsync(packr.pack(b), GZIP)
 }
 
 /** Throws on anything that is not a well-formed batch (hostile input from the wire). */
