@@ -83,7 +83,7 @@ export interface GatewayParts {
 export interface PublishTap {
   /** why a publish must be refused (a `block` outbox is full and the topic is bridged), or undefined */
   refusal(topic: string): string | undefined
-  /** queues the packet for the cloud when a mapping takes it; resolves once durable, never rejects */
+  /** queues the packet for the cloud when a mapping takes it; resolves once safe (acknowledged by the cloud, or written), never rejects */
   accept(packet: { readonly topic: string; readonly payload: Buffer | string; readonly qos: number; readonly retain: boolean }): Promise<unknown> | undefined
 }
 
@@ -484,10 +484,10 @@ export class GatewayCore {
     const entry: JournalEntry = masked
       ? { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.p.config.journal.recordPayloads === 'sealed' ? payload : this.maskedView(packet), masks: masked.masks, masked: masked.counts }
       : { type: 'publish', session: s.id, clientId: id.clientId, sub: id.sub, kind: id.kind, topic, qos: packet.qos, retain: packet.retain, bytes: payload.length, rule: decision.ruleId, payload: this.#monitor && this.p.masker && this.p.config.journal.recordPayloads !== 'sealed' ? this.maskedView(packet) : payload }
-    // the bridge queues the cloud's view durably before the PUBACK: QoS 1 end to end
+    // the PUBACK waits until the bridge has the cloud's view safe (the cloud's PUBACK, or the outbox's commit): QoS 1 end to end
     const bridged = this.bridgeTap?.accept(packet)
     if (packet.qos > 0) {
-      // Aedes writes PUBACK right after this callback: acknowledge only what the journal (and the outbox) holds
+      // Aedes writes PUBACK right after this callback: acknowledge only what the journal holds (and the cloud or the outbox)
       const durable = bridged ? Promise.all([this.p.journal.append(entry), bridged]) : this.p.journal.append(entry)
       if (packet.qos === 1) return this.#routeQos1(client, s, packet, durable, cb)
       durable.then(() => cb(null), (err: Error) => cb(err))

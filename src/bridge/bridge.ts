@@ -41,8 +41,9 @@ type DropReason = 'drop-oldest' | 'too_large' | 'buffer_full' | 'rejected'
 /** messages on their way to the cloud at once; a window, so a slow PUBACK does not stall the drain */
 const WINDOW = 512
 const DROP_REPORT_MS = 1000
-/** once the cloud was too slow to acknowledge in time (or a backlog is draining), messages are stored first this long */
+/** once the cloud was too slow to acknowledge in time, messages are written first this long; doubled each time it is slow again right after, up to the max */
 const STORE_FIRST_MS = 1000
+const STORE_FIRST_MAX_MS = 60_000
 
 /**
  * The cloud bridge: local messages matching `upstream.out` are rendered to their cloud
@@ -72,8 +73,9 @@ export class Bridge {
   #resentSeen = 0
   #stopped = false
   #sweep: NodeJS.Timeout | undefined
-  /** until then (clock ms) messages are stored first */
+  /** until then (clock ms) messages are written first */
   #storeFirstUntil = 0
+  #storeFirstMs = STORE_FIRST_MS
 
   constructor(d: BridgeDeps) {
     if (!d.config.upstream) throw new Error('Bridge needs config.upstream')
@@ -115,15 +117,20 @@ export class Bridge {
       let last = this.#d.clock.now()
       const sweep = (): void => {
         const now = this.#d.clock.now()
-        // a late tick means this event loop was busy (a burst of intake): the PUBACKs may be
-        // unread in the socket, so the wait was ours, not the cloud's
+        // a late tick means this event loop was busy (a burst of intake): PUBACKs may be unread
+        // in the socket, so the wait was ours, not the cloud's: measure again from here
         const late = now - last > every + after / 2
         last = now
-        marks.push({ at: now, seq: this.outbox.sentUpTo })
+        if (late) marks.length = 0
         let upTo = 0
         while (marks.length > 0 && marks[0]!.at <= now - after) upTo = marks.shift()!.seq
-        // the cloud is slow to acknowledge: its PUBACK is not worth waiting for, for a while
-        if (!late && upTo > 0 && this.outbox.storeUnacknowledged(upTo) > 0) this.#storeFirstUntil = now + STORE_FIRST_MS
+        marks.push({ at: now, seq: this.outbox.sentUpTo })
+        if (upTo === 0 || this.outbox.storeUnacknowledged(upTo) === 0 || now < this.#storeFirstUntil) return
+        // the cloud is slow to acknowledge: its PUBACK is not worth waiting for, for a while; found
+        // slow again as soon as that while is over (a slow WAN), for twice as long
+        const again = now - this.#storeFirstUntil < 4 * after
+        this.#storeFirstMs = again ? Math.min(this.#storeFirstMs * 2, STORE_FIRST_MAX_MS) : STORE_FIRST_MS
+        this.#storeFirstUntil = now + this.#storeFirstMs
       }
       // after the poll phase: PUBACKs that arrived while timers waited are read first
       this.#sweep = setInterval(() => setImmediate(sweep), every)

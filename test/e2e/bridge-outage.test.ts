@@ -3,6 +3,7 @@ import { startMosquitto } from '../helpers/mosquitto.js'
 import { startGateway, tempDir } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
 import { waitFor, cloudSubscriber, publishSeq } from '../bridge/util.js'
+import { ManualClock } from '../../src/clock.js'
 
 // the issue's figure is 50,000; CI runs fewer to stay fast (EW_BRIDGE_OUTAGE_N=50000 for the full run)
 const N = Number(process.env.EW_BRIDGE_OUTAGE_N ?? 10_000)
@@ -132,4 +133,58 @@ t.test('the cloud goes away while messages are held in memory for its PUBACK: th
     return seen.size >= n
   }, 'every message at least once', 60_000)
   t.same(firsts, Array.from({ length: n }, (_, i) => i), 'none lost, first arrivals in order')
+})
+
+t.test('a cloud slow to acknowledge: messages written after storeAfterMs, then written first for 1 s, 2 s… (manual clock, a stalled Mosquitto)', async (t) => {
+  const cloud = await startMosquitto(t, { persistence: true })
+  const got = await cloudSubscriber(t, cloud.url, 'up/#')
+  const clock = new ManualClock(Date.now())
+  const g = await startGateway(t, { upstream: { url: cloud.url, keepaliveSec: 60, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }], buffer: { storeAfterMs: 100 } } }, { clock })
+  const bridge = g.gw.bridge!
+  await waitFor(() => bridge.link.connected, 'link up')
+  const dev = await connect(t, g.url(), { clientId: 'sensor-1', password: await g.token({ sub: 'sensor-1' }) })
+  process.kill(cloud.pid!, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(cloud.pid!, 'SIGCONT') } catch { /* gone */ } })
+  let acked = 0
+  const send = (p: string): Promise<unknown> => dev.publishAsync('site/a', p, { qos: 1 }).then(() => acked++)
+  // the sweep looks every 25 ms (real time) at the clock, and takes a jump of more than 75 ms
+  // between two looks for its own event loop having been busy: the clock moves in small steps
+  const ticks = (): Promise<void> => new Promise((r) => setTimeout(r, 120))
+  const age = async (ms: number): Promise<void> => {
+    for (let done = 0; done < ms; done += 20) {
+      clock.advance(20)
+      await new Promise((r) => setTimeout(r, 30))
+    }
+  }
+
+  const a = send('a')
+  await waitFor(() => bridge.outbox.depth === 1, 'a queued')
+  await ticks()
+  t.equal(bridge.outbox.written, 0, 'a waits in memory for the cloud')
+  t.equal(acked, 0, 'and so does its PUBACK')
+  await age(160)
+  await a
+  t.equal(bridge.outbox.written, 1, 'unacknowledged 100 ms after it was sent: written, then acknowledged')
+
+  await send('b')
+  t.equal(bridge.outbox.written, 2, 'within the next second: written first')
+  await age(1100)
+  const c = send('c')
+  await ticks()
+  t.equal(bridge.outbox.written, 2, 'the second over: c sent first again')
+  await age(160)
+  await c
+  t.equal(bridge.outbox.written, 3, 'slow again right away')
+  await age(1100)
+  await send('d')
+  t.equal(bridge.outbox.written, 4, 'so this time two seconds of writing first')
+  await age(1000)
+  const e = send('e')
+  await ticks()
+  t.equal(bridge.outbox.written, 4, 'after them, sent first again')
+  process.kill(cloud.pid!, 'SIGCONT')
+  await e
+  await waitFor(() => bridge.outbox.depth === 0, 'outbox drained', 30_000)
+  await waitFor(() => new Set(got.map((m) => m.payload.toString())).size === 5, 'the cloud has all five', 30_000)
+  t.same([...new Set(got.map((m) => m.payload.toString()))], ['a', 'b', 'c', 'd', 'e'], 'in order')
 })
