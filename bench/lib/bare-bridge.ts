@@ -18,7 +18,7 @@ import mqtt from 'mqtt'
 
 async function main(): Promise<void> {
   const cloudUrl = process.argv[2]!
-  // reschedulePings: false as the gateway's link has it (one timer reset fewer per PUBACK)
+  // reschedulePings: false as the gateway's link has it (which reschedules at most once a second instead)
   const up = mqtt.connect(cloudUrl, { protocolVersion: 4, clientId: 'bench-bare-bridge', clean: true, reconnectPeriod: 100, reschedulePings: false })
   up.on('error', () => {})
   await new Promise<void>((resolve) => up.once('connect', () => resolve()))

@@ -76,6 +76,9 @@ export class Bridge {
   /** until then (clock ms) messages are written first */
   #storeFirstUntil = 0
   #storeFirstMs = STORE_FIRST_MS
+  /** the sweep's marks: how far the drain had sent at a time, so it knows what the cloud has held for storeAfterMs */
+  readonly #marks: { at: number; seq: number }[] = []
+  #lastSweep = 0
 
   constructor(d: BridgeDeps) {
     if (!d.config.upstream) throw new Error('Bridge needs config.upstream')
@@ -90,6 +93,8 @@ export class Bridge {
     this.outbox.onWriteFailed = (err) => this.#log.error({ event: 'outbox_write_failed', err: err.message }, 'could not write a message for the cloud; it waits in memory for the cloud\'s PUBACK')
     this.#metrics = createBridgeMetrics(d.registry, this, d.clock)
     this.link.on('up', () => {
+      // what was sent before the drop is sent again now: its age starts over
+      this.#marks.length = 0
       this.outbox.rewind()
       this.#schedulePump()
     })
@@ -111,29 +116,7 @@ export class Bridge {
     this.link.start()
     const after = this.#cfg.buffer.storeAfterMs
     if (after > 0) {
-      // marks of how far the drain had sent, so the sweep knows what has been with the cloud for `after` ms
-      const marks: { at: number; seq: number }[] = []
-      const every = Math.max(5, Math.floor(after / 4))
-      let last = this.#d.clock.now()
-      const sweep = (): void => {
-        const now = this.#d.clock.now()
-        // a late tick means this event loop was busy (a burst of intake): PUBACKs may be unread
-        // in the socket, so the wait was ours, not the cloud's: measure again from here
-        const late = now - last > every + after / 2
-        last = now
-        if (late) marks.length = 0
-        let upTo = 0
-        while (marks.length > 0 && marks[0]!.at <= now - after) upTo = marks.shift()!.seq
-        marks.push({ at: now, seq: this.outbox.sentUpTo })
-        if (upTo === 0 || this.outbox.storeUnacknowledged(upTo) === 0 || now < this.#storeFirstUntil) return
-        // the cloud is slow to acknowledge: its PUBACK is not worth waiting for, for a while; found
-        // slow again as soon as that while is over (a slow WAN), for twice as long
-        const again = now - this.#storeFirstUntil < 4 * after
-        this.#storeFirstMs = again ? Math.min(this.#storeFirstMs * 2, STORE_FIRST_MAX_MS) : STORE_FIRST_MS
-        this.#storeFirstUntil = now + this.#storeFirstMs
-      }
-      // after the poll phase: PUBACKs that arrived while timers waited are read first
-      this.#sweep = setInterval(() => setImmediate(sweep), every)
+      this.#sweep = setInterval(() => setImmediate(() => this.#sweepOnce(after)), Math.max(5, Math.floor(after / 4)))
       this.#sweep.unref()
     }
     if (this.outbox.depth > 0) this.#log.info({ event: 'outbox_resumed', messages: this.outbox.depth, bytes: this.outbox.bytes }, 'messages from a previous run are waiting for the cloud')
@@ -205,6 +188,40 @@ export class Bridge {
     // on a site cluster (broker.cluster.redis) another gateway's messages are that gateway's bridge's to send
     if ((packet as { clientId?: string }).clientId !== undefined || (packet as { brokerId?: string }).brokerId !== this.#d.aedes.id || this.#stopped || this.#inbound.has(packet.payload as Buffer) || !this.#takes(m, packet.topic)) return cb()
     void this.#enqueue(m, packet.topic, this.#view(packet), packet.retain).then(cb)
+  }
+
+  /**
+   * Runs after the poll phase (PUBACKs that arrived while timers waited are read first). The
+   * cloud is slow when the oldest waiting message was sent `after` ms ago or more and is still
+   * not acknowledged: then everything held in memory is written (sent or not: behind a stalled
+   * window nothing more is sent), and for a while messages are written first.
+   */
+  #sweepOnce(after: number): void {
+    const now = this.#d.clock.now()
+    const marks = this.#marks
+    // a late look means this event loop was busy (a burst of intake: PUBACKs may be unread in the
+    // socket, the wait was ours), and time going backwards means the clock was set: measure anew
+    const gap = now - this.#lastSweep
+    this.#lastSweep = now
+    if (gap < 0 || gap > Math.max(5, Math.floor(after / 4)) + Math.max(50, after / 2)) {
+      marks.length = 0
+      if (gap < 0) this.#storeFirstUntil = Math.min(this.#storeFirstUntil, now + this.#storeFirstMs)
+    }
+    let sentBefore = 0
+    while (marks.length > 0 && marks[0]!.at <= now - after) sentBefore = marks.shift()!.seq
+    marks.push({ at: now, seq: this.outbox.sentUpTo })
+    const oldest = this.outbox.oldestSeq
+    if (oldest === undefined || sentBefore < oldest) {
+      // not slow: only the list of messages held in memory is tidied
+      this.outbox.storeUnacknowledged(0)
+      return
+    }
+    this.outbox.storeUnacknowledged()
+    if (now < this.#storeFirstUntil) return
+    // found slow again as soon as the last while was over (a slow WAN): twice as long
+    const again = now - this.#storeFirstUntil < 4 * after
+    this.#storeFirstMs = again ? Math.min(this.#storeFirstMs * 2, STORE_FIRST_MAX_MS) : STORE_FIRST_MS
+    this.#storeFirstUntil = now + this.#storeFirstMs
   }
 
   /** send ahead of any write and let the cloud's PUBACK make it safe: the link is up and acknowledging in time */

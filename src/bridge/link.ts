@@ -205,8 +205,8 @@ export class UpstreamLink extends EventEmitter {
       ...this.#tls,
       rejectUnauthorized: cfg.rejectUnauthorized,
       keepalive: cfg.keepaliveSec,
-      // a PINGREQ every keepalive even while PUBACKs flow, rather than a clearTimeout and a
-      // setTimeout for each PUBACK received (~0.8 µs a bridged message)
+      // MQTT.js would reset its keepalive timer (a clearTimeout and a setTimeout) for every
+      // PUBACK received, ~0.8 µs a bridged message: #wire does it at most once a second
       reschedulePings: false,
       // a persistent session: the cloud keeps our subscriptions and queues commands while we are away
       clean: false,
@@ -221,6 +221,15 @@ export class UpstreamLink extends EventEmitter {
   }
 
   #wire(client: MqttClient): void {
+    // traffic from the cloud shows the link alive, as MQTT.js' own rescheduling has it (a PINGREQ
+    // queued behind a full window on a slow uplink could otherwise miss its deadline)
+    let rescheduled = 0
+    client.on('packetreceive', () => {
+      const now = Date.now()
+      if (now - rescheduled < 1000) return
+      rescheduled = now
+      client.reschedulePing(true)
+    })
     client.on('connect', () => {
       if (this.#client !== client) return
       this.#generation++

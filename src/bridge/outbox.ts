@@ -32,6 +32,12 @@ const MEMORY = 0
 const WRITING = 1
 const DISK = 2
 
+/** what a queued message's promise settles with, once it and every message before it are settled */
+type Outcome = boolean | Error
+
+/** what enqueue() returns a promise of; settled in queue order */
+interface Waiter { resolve(safe: boolean): void; reject(err: Error): void; outcome: Outcome | undefined }
+
 /**
  * The store-and-forward queue (LMDB named DB `outbox` in the shared data env, key =
  * monotonic sequence, msgpackr values). Every message gets a sequence and leaves only when
@@ -46,7 +52,9 @@ const DISK = 2
  *    acknowledged in time (storeUnacknowledged(), the bridge's sweep and the link going
  *    down) or when the outbox closes is written after all, under its own sequence, so
  *    order on disk is still queue order.
- * Either way an acknowledged message is in the cloud or on disk.
+ * Either way an acknowledged message is in the cloud or on disk (a QoS 0 mapping's: written
+ * to the cloud's socket). The promises settle in queue order, so the PUBACKs that wait for
+ * them go out in the order the messages came (MQTT-4.6.0-2), whichever way each one went.
  *
  * An in-memory index (sizes and times per sequence) keeps depth, bytes and the oldest age
  * exact without reading LMDB, and tells which handed-out or dropped sequences are gone
@@ -69,8 +77,10 @@ export class Outbox {
   #hot: (OutboxMessage | undefined)[] = []
   /** MEMORY, WRITING or DISK */
   #where: number[] = []
-  /** what the local PUBACK of a message held via the cloud waits for, until it is safe */
-  #waiting: (((safe: boolean) => void) | undefined)[] = []
+  /** what the promise enqueue() returned waits for, until it is settled (none for what a previous run left) */
+  #waiting: (Waiter | undefined)[] = []
+  /** the next sequence whose promise settles: none settles before the ones ahead of it */
+  #release = 1
   #hotBytes = 0
   #count = 0
   #bytes = 0
@@ -85,9 +95,6 @@ export class Outbox {
   /** sequences queued via the cloud, oldest first, for storeUnacknowledged() (stale entries skipped there) */
   #viaCloud: number[] = []
   #viaCloudHead = 0
-  /** the newest message queued via the cloud, and its promise: a stored message after it is acknowledged after it */
-  #lastViaCloud = 0
-  #lastViaCloudSafe: Promise<boolean> | undefined
   #closed = false
   /** called on every committed enqueue (the drainer wakes up) */
   onCommitted: (() => void) | undefined
@@ -97,7 +104,7 @@ export class Outbox {
   onWriteFailed: ((err: Error) => void) | undefined
   /** messages handed out again after a rewind (sent twice: QoS 1 duplicates) */
   resent = 0
-  /** messages written to LMDB (stored first, or written after all) */
+  /** messages written to LMDB (stored first, or written after all), counted when the write commits */
   written = 0
 
   private constructor(env: DataEnv, limits: OutboxLimits, clock: Clock, name: string) {
@@ -130,9 +137,10 @@ export class Outbox {
     }
     this.#committed = this.#tail
     this.#cursor = this.#base
+    this.#release = this.#tail
   }
 
-  #push(size: number, ts: number, hot: OutboxMessage | undefined, where: number, waiting: ((safe: boolean) => void) | undefined): void {
+  #push(size: number, ts: number, hot: OutboxMessage | undefined, where: number, waiting: Waiter | undefined): void {
     this.#sizes.push(size)
     this.#times.push(ts)
     this.#hot.push(hot)
@@ -184,18 +192,16 @@ export class Outbox {
     const ts = this.#clock.now()
     this.#count++
     this.#bytes += size
+    let waiter!: Waiter
+    const settled = new Promise<boolean>((resolve, reject) => { waiter = { resolve, reject, outcome: undefined } })
     if (viaCloud && this.#committed === seq && this.#hotBytes + size <= HOT_MAX_BYTES) {
       // not copied: it leaves memory when the cloud acknowledges it or it is written, soon either way
-      let resolve!: (safe: boolean) => void
-      const safe = new Promise<boolean>((r) => { resolve = r })
-      this.#push(size, ts, { seq, ts, topic, payload, qos, retain }, MEMORY, resolve)
+      this.#push(size, ts, { seq, ts, topic, payload, qos, retain }, MEMORY, waiter)
       this.#hotBytes += size
       this.#viaCloud.push(seq)
-      this.#lastViaCloud = seq
-      this.#lastViaCloudSafe = safe
       this.#committed = seq + 1
       this.onCommitted?.()
-      return safe
+      return settled
     }
     let hot: OutboxMessage | undefined
     if (this.#hotBytes + size <= HOT_MAX_BYTES) {
@@ -203,14 +209,14 @@ export class Outbox {
       hot = { seq, ts, topic, payload: Buffer.from(payload), qos, retain }
       this.#hotBytes += size
     }
-    this.#push(size, ts, hot, DISK, undefined)
+    this.#push(size, ts, hot, DISK, waiter)
     this.#storedCount++
-    this.written++
-    const stored = this.#db.put(seq, [ts, topic, payload, (qos ? 1 : 0) | (retain ? 2 : 0)]).then(() => {
+    this.#db.put(seq, [ts, topic, payload, (qos ? 1 : 0) | (retain ? 2 : 0)]).then(() => {
+      this.written++
       if (seq + 1 > this.#committed) this.#committed = seq + 1
       this.onCommitted?.()
-      return true
-    }, (err: unknown) => {
+      this.#settle(seq, true)
+    }, (err: Error) => {
       // not stored (map full, closed env): the index must not wait for it forever
       const i = seq - this.#base
       if (i >= 0 && this.#sizes[i] !== GONE) {
@@ -219,14 +225,12 @@ export class Outbox {
         this.#bytes -= this.#sizes[i]!
         this.#sizes[i] = GONE
         this.#cool(i)
-        this.#skipGone()
       }
-      throw err
+      // settled before the index may drop the entry (and its waiter) from the front
+      this.#settle(seq, err)
+      this.#skipGone()
     })
-    // PUBACKs in the order the messages came: not before an earlier one still waiting for the cloud
-    const i = this.#lastViaCloud - this.#base
-    if (i >= 0 && this.#waiting[i] !== undefined) return Promise.all([this.#lastViaCloudSafe, stored]).then((r) => r[1])
-    return stored
+    return settled
   }
 
   #makeRoom(size: number): void {
@@ -326,9 +330,10 @@ export class Outbox {
     const q = this.#viaCloud
     while (this.#viaCloudHead < q.length) {
       const seq = q[this.#viaCloudHead]!
-      if (seq > upTo) break
       const i = seq - this.#base
+      // acknowledged, dropped or written already: gone from the list whatever upTo says
       if (i >= 0 && this.#sizes[i] !== GONE && this.#where[i] === MEMORY) {
+        if (seq > upTo) break
         this.#write(seq, i)
         n++
       }
@@ -341,34 +346,58 @@ export class Outbox {
     return n
   }
 
+  /** the oldest waiting message's sequence, or undefined when none waits */
+  get oldestSeq(): number | undefined {
+    this.#skipGone()
+    return this.#head < this.#sizes.length ? this.#base + this.#head : undefined
+  }
+
   #write(seq: number, i: number): void {
     const m = this.#hot[i]!
     this.#where[i] = WRITING
     this.#storedCount++
-    this.written++
     this.#db.put(seq, [m.ts, m.topic, m.payload, (m.qos ? 1 : 0) | (m.retain ? 2 : 0)]).then(() => {
+      this.written++
       const j = seq - this.#base
       if (j < 0 || this.#sizes[j] === GONE || this.#where[j] !== WRITING) return
       this.#where[j] = DISK
       // from now on read back from LMDB if it has to be sent again
       this.#cool(j)
-      this.#settle(j, true)
+      this.#settle(seq, true)
     }, (err: Error) => {
       const j = seq - this.#base
       if (j >= 0 && this.#sizes[j] !== GONE && this.#where[j] === WRITING) {
-        // not retried: it waits in memory for the cloud's PUBACK (its local PUBACK too)
+        // back in memory, and on the list again: the next sweep, a link drop or close() tries once more
         this.#where[j] = MEMORY
         this.#storedCount--
+        this.#viaCloud.push(seq)
       }
       this.onWriteFailed?.(err)
     })
   }
 
-  #settle(i: number, safe: boolean): void {
-    const resolve = this.#waiting[i]
-    if (resolve === undefined) return
-    this.#waiting[i] = undefined
-    resolve(safe)
+  /** `seq`'s promise may settle with `outcome`: it does once every message before it has */
+  #settle(seq: number, outcome: Outcome): void {
+    const i = seq - this.#base
+    const w = i >= 0 ? this.#waiting[i] : undefined
+    if (w === undefined || w.outcome !== undefined) return
+    w.outcome = outcome
+    if (seq === this.#release) this.#releaseSettled()
+  }
+
+  #releaseSettled(): void {
+    const tail = this.#tail
+    while (this.#release < tail) {
+      const i = this.#release - this.#base
+      const w = i >= 0 ? this.#waiting[i] : undefined
+      if (w !== undefined) {
+        if (w.outcome === undefined) return
+        this.#waiting[i] = undefined
+        if (w.outcome instanceof Error) w.reject(w.outcome)
+        else w.resolve(w.outcome)
+      }
+      this.#release++
+    }
   }
 
   #remove(seq: number, delivered: boolean): void {
@@ -384,7 +413,7 @@ export class Outbox {
       this.#storedCount--
       this.#db.remove(seq).catch(() => {})
     }
-    this.#settle(i, delivered)
+    this.#settle(seq, delivered)
     this.#skipGone()
   }
 

@@ -233,3 +233,28 @@ t.test('via the cloud applies only when no write is pending ahead; drop-oldest s
   t.equal(await first, false, 'pushed out before the cloud had it: settled, not delivered')
   t.equal(o.depth, 2)
 })
+
+t.test('promises settle in queue order, whichever way each message went (PUBACK order, MQTT-4.6.0-2)', async (t) => {
+  const o = Outbox.open(tempDir(t), { maxMessages: 100, maxBytes: 1 << 20, onFull: 'block' }, new ManualClock())
+  t.teardown(() => o.close())
+  const order: string[] = []
+  const track = (name: string, pr: Promise<boolean>) => pr.then(() => { order.push(name) })
+  const v = track('v', o.enqueue('t', p('v'), 1, false, true))
+  const [m] = o.take(1)
+  const s1 = track('s1', o.enqueue('t', p('s1'), 1, false))
+  o.ack(m!.seq)
+  // s2 is written in the same commit as s1, and settles after it
+  const s2 = track('s2', o.enqueue('t', p('s2'), 1, false))
+  await Promise.all([v, s1, s2])
+  t.same(order, ['v', 's1', 's2'])
+  // one held for the cloud holds back the stored ones after it, and they follow it at once
+  const later: string[] = []
+  const w = o.enqueue('t', p('w'), 1, false, true).then(() => { later.push('w') })
+  const x = o.enqueue('t', p('x'), 1, false).then(() => { later.push('x') })
+  await waitFor(() => o.written === 3, 'x written')
+  await new Promise((r) => setTimeout(r, 20))
+  t.same(later, [], 'x is written but waits for w')
+  for (const q of o.take(10)) if (q.payload.toString() === 'w') o.ack(q.seq)
+  await Promise.all([w, x])
+  t.same(later, ['w', 'x'])
+})

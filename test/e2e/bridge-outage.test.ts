@@ -157,6 +157,8 @@ t.test('a cloud slow to acknowledge: messages written after storeAfterMs, then w
     }
   }
 
+  const drained = (): Promise<void> => waitFor(() => bridge.outbox.depth === 0, 'the cloud caught up', 30_000)
+
   const a = send('a')
   await waitFor(() => bridge.outbox.depth === 1, 'a queued')
   await ticks()
@@ -165,26 +167,75 @@ t.test('a cloud slow to acknowledge: messages written after storeAfterMs, then w
   await age(160)
   await a
   t.equal(bridge.outbox.written, 1, 'unacknowledged 100 ms after it was sent: written, then acknowledged')
+  process.kill(cloud.pid!, 'SIGCONT')
+  await drained()
 
   await send('b')
-  t.equal(bridge.outbox.written, 2, 'within the next second: written first')
+  t.equal(bridge.outbox.written, 2, 'within the next second: written first, though the cloud is back')
+  await drained()
+  process.kill(cloud.pid!, 'SIGSTOP')
   await age(1100)
   const c = send('c')
   await ticks()
   t.equal(bridge.outbox.written, 2, 'the second over: c sent first again')
   await age(160)
   await c
-  t.equal(bridge.outbox.written, 3, 'slow again right away')
+  t.equal(bridge.outbox.written, 3, 'slow again right away: written')
+  process.kill(cloud.pid!, 'SIGCONT')
+  await drained()
   await age(1100)
   await send('d')
   t.equal(bridge.outbox.written, 4, 'so this time two seconds of writing first')
+  await drained()
   await age(1000)
-  const e = send('e')
-  await ticks()
-  t.equal(bridge.outbox.written, 4, 'after them, sent first again')
-  process.kill(cloud.pid!, 'SIGCONT')
-  await e
-  await waitFor(() => bridge.outbox.depth === 0, 'outbox drained', 30_000)
-  await waitFor(() => new Set(got.map((m) => m.payload.toString())).size === 5, 'the cloud has all five', 30_000)
+  await send('e')
+  t.equal(bridge.outbox.written, 4, 'after them, sent first again, and the cloud acknowledged it in time')
+  await drained()
   t.same([...new Set(got.map((m) => m.payload.toString()))], ['a', 'b', 'c', 'd', 'e'], 'in order')
+})
+
+t.test('a stalled cloud (connected, acknowledging nothing) with more waiting than the window: every publish gets its PUBACK, also after the first second', async (t) => {
+  const cloud = await startMosquitto(t, { persistence: true })
+  const got = await cloudSubscriber(t, cloud.url, 'up/#')
+  const g = await startGateway(t, { upstream: { url: cloud.url, keepaliveSec: 60, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }], buffer: { storeAfterMs: 100 } } })
+  const bridge = g.gw.bridge!
+  await waitFor(() => bridge.link.connected, 'link up')
+  const dev = await connect(t, g.url(), { clientId: 'sensor-1', password: await g.token({ sub: 'sensor-1' }) })
+  process.kill(cloud.pid!, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(cloud.pid!, 'SIGCONT') } catch { /* gone */ } })
+  // 600 > the 512 the bridge sends unacknowledged: some wait unsent behind the stalled window
+  await publishSeq(dev, (i) => `site/${i}`, 600, 600)
+  t.equal(bridge.outbox.depth, 600)
+  t.equal(bridge.outbox.written, 600, 'all written, the unsent ones too')
+  // past the first second of writing first: a message now still gets its PUBACK (a deadline, not a timing)
+  await new Promise((r) => setTimeout(r, 1500))
+  await dev.publishAsync('site/late', 'late', { qos: 1 })
+  t.equal(bridge.link.connected, true, 'the link never dropped')
+  t.equal(bridge.outbox.written, 601)
+  process.kill(cloud.pid!, 'SIGCONT')
+  await waitFor(() => bridge.outbox.depth === 0, 'outbox drained', 30_000)
+  await waitFor(() => new Set(got.map((m) => m.topic)).size === 601, 'the cloud has all 601', 30_000)
+})
+
+t.test('the link drops while messages wait in memory for the cloud: written at once, and their PUBACKs go out', async (t) => {
+  const cloud = await startMosquitto(t)
+  // the sweep would take a minute to call the cloud slow: only the link's drop writes them
+  const g = await startGateway(t, { upstream: { url: cloud.url, keepaliveSec: 60, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }], buffer: { storeAfterMs: 60000 } } })
+  const bridge = g.gw.bridge!
+  await waitFor(() => bridge.link.connected, 'link up')
+  const dev = await connect(t, g.url(), { clientId: 'sensor-1', password: await g.token({ sub: 'sensor-1' }) })
+  process.kill(cloud.pid!, 'SIGSTOP')
+  let acked = 0
+  const all = publishSeq(dev, (i) => `site/${i}`, 600, 600).then(() => { acked = 600 })
+  // Aedes reads a client's next batch once the last one is acknowledged: only the first batch gets in
+  await waitFor(() => bridge.outbox.depth > 0, 'the first batch queued')
+  await new Promise((r) => setTimeout(r, 300))
+  const held = bridge.outbox.depth
+  t.equal(acked, 0, `no PUBACK while they (${held}) wait for the stalled cloud`)
+  t.equal(bridge.outbox.written, 0, 'nothing written')
+  process.kill(cloud.pid!, 'SIGKILL')
+  // without the link's drop writing them, the held ones would wait for the sweep's minute
+  await all
+  t.equal(bridge.outbox.written, 600, 'the drop wrote the held ones, the rest were written first')
+  t.equal(bridge.outbox.depth, 600, 'and all wait for the cloud')
 })
