@@ -55,14 +55,13 @@ async function poll(c: Child, cond: (u: { state: string; outbox: { messages: num
   }
 }
 
-t.test(`kill -9 during a cloud outage: the ${N} queued messages survive and arrive in order`, async (t) => {
-  const cloud = await startMosquitto(t, { persistence: true })
-  const got = await cloudSubscriber(t, cloud.url, 'up/#')
+/** a data dir with a dev key and an `edgewarden.yaml` bridging site/# to the cloud as up/…; `extra` lines go under `upstream:` */
+async function childConfig(t: Test, id: string, cloudUrl: string, extra: string[] = []): Promise<{ config: string; key: Awaited<ReturnType<typeof ensureDevKey>> }> {
   const dataDir = tempDir(t)
   const key = await ensureDevKey(dataDir)
   const config = join(dataDir, 'edgewarden.yaml')
   writeFileSync(config, [
-    `gateway: { id: gw-kill, dataDir: '${dataDir}' }`,
+    `gateway: { id: ${id}, dataDir: '${dataDir}' }`,
     'listeners: [ { type: mqtt, host: 127.0.0.1, port: 0 } ]',
     'admin: { host: 127.0.0.1, port: 0 }',
     'broker: { persistence: memory }',
@@ -70,10 +69,18 @@ t.test(`kill -9 during a cloud outage: the ${N} queued messages survive and arri
     'log: { level: warn }',
     "limits: { connectRatePerAddress: '100000/s' }",
     'upstream:',
-    `  url: ${cloud.url}`,
+    `  url: ${cloudUrl}`,
     '  reconnect: { minMs: 50, maxMs: 250 }',
     "  out: [ { local: 'site/#', remote: 'up/${topic}', qos: 1 } ]",
+    ...extra.map((l) => '  ' + l),
   ].join('\n') + '\n')
+  return { config, key }
+}
+
+t.test(`kill -9 during a cloud outage: the ${N} queued messages survive and arrive in order`, async (t) => {
+  const cloud = await startMosquitto(t, { persistence: true })
+  const got = await cloudSubscriber(t, cloud.url, 'up/#')
+  const { config, key } = await childConfig(t, 'gw-kill', cloud.url)
 
   const first = await startChild(t, config)
   await poll(first, (u) => u.state === 'up', 'link up')
@@ -106,23 +113,7 @@ t.test(`kill -9 during a cloud outage: the ${N} queued messages survive and arri
 t.test('with the cloud up nothing is written; with the cloud stalled, PUBACKs still come (written after storeAfterMs), and a kill -9 loses none of them', async (t) => {
   const cloud = await startMosquitto(t, { persistence: true })
   const got = await cloudSubscriber(t, cloud.url, 'up/#')
-  const dataDir = tempDir(t)
-  const key = await ensureDevKey(dataDir)
-  const config = join(dataDir, 'edgewarden.yaml')
-  writeFileSync(config, [
-    `gateway: { id: gw-stall, dataDir: '${dataDir}' }`,
-    'listeners: [ { type: mqtt, host: 127.0.0.1, port: 0 } ]',
-    'admin: { host: 127.0.0.1, port: 0 }',
-    'broker: { persistence: memory }',
-    `policies: { dir: '${OPEN_POLICY_DIR}', watch: false }`,
-    'log: { level: warn }',
-    'upstream:',
-    `  url: ${cloud.url}`,
-    '  keepaliveSec: 60',
-    '  reconnect: { minMs: 50, maxMs: 250 }',
-    "  out: [ { local: 'site/#', remote: 'up/${topic}', qos: 1 } ]",
-    '  buffer: { storeAfterMs: 100 }',
-  ].join('\n') + '\n')
+  const { config, key } = await childConfig(t, 'gw-stall', cloud.url, ['keepaliveSec: 60', 'buffer: { storeAfterMs: 100 }'])
   const written = async (c: Child): Promise<number> => Number(/edgewarden_outbox_written_total (\d+)/.exec(await (await fetch(`http://127.0.0.1:${c.adminPort}/metrics`)).text())?.[1])
 
   const first = await startChild(t, config)

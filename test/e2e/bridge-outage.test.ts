@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startMosquitto } from '../helpers/mosquitto.js'
 import { startGateway, tempDir } from '../helpers/gateway.js'
 import { connect } from '../helpers/mqtt.js'
@@ -62,13 +62,19 @@ t.test(`${N} QoS 1 messages during a cloud outage survive a gateway restart and 
   t.comment(`local publish into the outbox: ${Math.round(N / publishSec)} msg/s; drain after the outage: ${Math.round(N / drainSec)} msg/s`)
 })
 
-t.test('the link drops in the middle of a drain: every message arrives, duplicates only as QoS 1 allows, and counted', async (t) => {
-  const n = Math.round(N / 2)
+/** a real Mosquitto as the cloud, a persistent subscriber to up/#, and a gateway bridging site/# there, link up */
+async function bridged(t: Test, upstream: Record<string, unknown> = {}, opts: { clock?: ManualClock } = {}) {
   const cloud = await startMosquitto(t, { persistence: true })
   const got = await cloudSubscriber(t, cloud.url, 'up/#')
-  const g = await startGateway(t, { upstream: { url: cloud.url, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }] } })
+  const g = await startGateway(t, { upstream: { url: cloud.url, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }], ...upstream } }, opts)
   const bridge = g.gw.bridge!
   await waitFor(() => bridge.link.connected, 'link up')
+  return { cloud, got, g, bridge }
+}
+
+t.test('the link drops in the middle of a drain: every message arrives, duplicates only as QoS 1 allows, and counted', async (t) => {
+  const n = Math.round(N / 2)
+  const { cloud, got, g, bridge } = await bridged(t)
   await cloud.stop()
   await waitFor(() => !bridge.link.connected, 'link down')
   const dev = await connect(t, g.url(), { clientId: 'sensor-1', password: await g.token({ sub: 'sensor-1' }) })
@@ -106,11 +112,7 @@ t.test('the link drops in the middle of a drain: every message arrives, duplicat
 
 t.test('the cloud goes away while messages are held in memory for its PUBACK: they are written, acknowledged, and all arrive in order', async (t) => {
   const n = Math.round(N / 2)
-  const cloud = await startMosquitto(t, { persistence: true })
-  const got = await cloudSubscriber(t, cloud.url, 'up/#')
-  const g = await startGateway(t, { upstream: { url: cloud.url, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }] } })
-  const bridge = g.gw.bridge!
-  await waitFor(() => bridge.link.connected, 'link up')
+  const { cloud, got, g, bridge } = await bridged(t)
   const dev = await connect(t, g.url(), { clientId: 'sensor-1', password: await g.token({ sub: 'sensor-1' }) })
   let acked = 0
   const burst = publishSeq(dev, () => 'site/a', n, 2000)
@@ -136,12 +138,8 @@ t.test('the cloud goes away while messages are held in memory for its PUBACK: th
 })
 
 t.test('a cloud slow to acknowledge: messages written after storeAfterMs, then written first for 1 s, 2 s… (manual clock, a stalled Mosquitto)', async (t) => {
-  const cloud = await startMosquitto(t, { persistence: true })
-  const got = await cloudSubscriber(t, cloud.url, 'up/#')
   const clock = new ManualClock(Date.now())
-  const g = await startGateway(t, { upstream: { url: cloud.url, keepaliveSec: 60, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }], buffer: { storeAfterMs: 100 } } }, { clock })
-  const bridge = g.gw.bridge!
-  await waitFor(() => bridge.link.connected, 'link up')
+  const { cloud, got, g, bridge } = await bridged(t, { keepaliveSec: 60, buffer: { storeAfterMs: 100 } }, { clock })
   const dev = await connect(t, g.url(), { clientId: 'sensor-1', password: await g.token({ sub: 'sensor-1' }) })
   process.kill(cloud.pid!, 'SIGSTOP')
   t.teardown(() => { try { process.kill(cloud.pid!, 'SIGCONT') } catch { /* gone */ } })
@@ -195,11 +193,7 @@ t.test('a cloud slow to acknowledge: messages written after storeAfterMs, then w
 })
 
 t.test('a stalled cloud (connected, acknowledging nothing) with more waiting than the window: every publish gets its PUBACK, also after the first second', async (t) => {
-  const cloud = await startMosquitto(t, { persistence: true })
-  const got = await cloudSubscriber(t, cloud.url, 'up/#')
-  const g = await startGateway(t, { upstream: { url: cloud.url, keepaliveSec: 60, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }], buffer: { storeAfterMs: 100 } } })
-  const bridge = g.gw.bridge!
-  await waitFor(() => bridge.link.connected, 'link up')
+  const { cloud, got, g, bridge } = await bridged(t, { keepaliveSec: 60, buffer: { storeAfterMs: 100 } })
   const dev = await connect(t, g.url(), { clientId: 'sensor-1', password: await g.token({ sub: 'sensor-1' }) })
   process.kill(cloud.pid!, 'SIGSTOP')
   t.teardown(() => { try { process.kill(cloud.pid!, 'SIGCONT') } catch { /* gone */ } })
@@ -218,11 +212,8 @@ t.test('a stalled cloud (connected, acknowledging nothing) with more waiting tha
 })
 
 t.test('the link drops while messages wait in memory for the cloud: written at once, and their PUBACKs go out', async (t) => {
-  const cloud = await startMosquitto(t)
   // the sweep would take a minute to call the cloud slow: only the link's drop writes them
-  const g = await startGateway(t, { upstream: { url: cloud.url, keepaliveSec: 60, reconnect: { minMs: 50, maxMs: 250 }, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }], buffer: { storeAfterMs: 60000 } } })
-  const bridge = g.gw.bridge!
-  await waitFor(() => bridge.link.connected, 'link up')
+  const { cloud, g, bridge } = await bridged(t, { keepaliveSec: 60, buffer: { storeAfterMs: 60000 } })
   const dev = await connect(t, g.url(), { clientId: 'sensor-1', password: await g.token({ sub: 'sensor-1' }) })
   process.kill(cloud.pid!, 'SIGSTOP')
   let acked = 0
