@@ -75,7 +75,7 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
       return out
     }
   }
-  return new Aedes(opts)
+  return publishingSomewhere(new Aedes(opts))
 }
 
 /**
@@ -178,6 +178,23 @@ export function startsWithWildcard(filter: string): boolean {
 }
 
 type Emitter = NonNullable<AedesOptions['mq']>
+
+/**
+ * What goes nowhere is not published at all. The gateway routes a QoS 1 message itself
+ * before its PUBACK and hands Aedes, which publishes after the PUBACK, an emptied copy on
+ * DENIED_TOPIC (gateway.ts #drop), as it does a refused publish: without this, each such copy
+ * still cost Aedes a packet object, its series of steps and an offline-queue lookup (~1 KiB of
+ * garbage a bridged message, sampled). Nothing listens for Aedes' 'publish' event.
+ */
+function publishingSomewhere(aedes: Aedes): Aedes {
+  const publish = aedes.publish.bind(aedes)
+  aedes.publish = ((packet: { topic: string }, client: unknown, done?: (err?: Error) => void): void => {
+    if (packet.topic !== DENIED_TOPIC) return (publish as (p: unknown, c: unknown, d: unknown) => void)(packet, client, done)
+    const cb = typeof client === 'function' ? client as (err?: Error) => void : done
+    cb?.()
+  }) as Aedes['publish']
+  return aedes
+}
 
 /** What goes nowhere stops before the router: no topic matching, and in a site cluster no trip through Redis. */
 function routingSomewhere(mq: Emitter): Emitter {
