@@ -522,10 +522,6 @@ export class GatewayCore {
     cb(null, sub)
   }
 
-  /**
-   * A refused publish is acknowledged as usual (PUBACK/PUBREC) but routed nowhere: emptied,
-   * not retained, on a topic every subscriber's forward refuses.
-   */
   /** one labelled child per mask id, so the publish path does no label lookup */
   #maskCounter(id: string): { inc(): void } {
     let c = this.#maskCounters.get(id)
@@ -691,6 +687,11 @@ export class GatewayCore {
     })
   }
 
+  /**
+   * A refused publish (or the copy of one the gateway routed itself) is acknowledged as usual
+   * (PUBACK/PUBREC) but routed nowhere: emptied, not retained, on DENIED_TOPIC, which Aedes
+   * does not publish (createAedes), no store queues and every subscriber's forward refuses.
+   */
   #drop(packet: PublishPacket, cb: (err?: Error | null) => void): void {
     packet.topic = DENIED_TOPIC
     packet.payload = EMPTY

@@ -79,6 +79,8 @@ export class Bridge {
   /** the sweep's marks: how far the drain had sent at a time, so it knows what the cloud has held for storeAfterMs */
   readonly #marks: { at: number; seq: number }[] = []
   #lastSweep = 0
+  /** how often the sweep looks, ms (storeAfterMs / 4) */
+  readonly #sweepEvery: number
 
   constructor(d: BridgeDeps) {
     if (!d.config.upstream) throw new Error('Bridge needs config.upstream')
@@ -88,6 +90,7 @@ export class Bridge {
     this.mappings = compileMappings(this.#cfg, { gatewayId: d.config.gateway.id, fleet: d.config.gateway.fleet })
     this.link = new UpstreamLink({ config: this.#cfg, gatewayId: d.config.gateway.id, logger: d.logger, journal: d.journal, clock: d.clock, random: d.random, timers: d.timers })
     this.outbox = Outbox.open(d.config.gateway.dataDir, this.#cfg.buffer, d.clock)
+    this.#sweepEvery = Math.max(5, Math.floor(this.#cfg.buffer.storeAfterMs / 4))
     this.outbox.onDrop = (count, bytes) => this.#noteDrop('drop-oldest', count, bytes)
     this.outbox.onCommitted = () => { if (this.#inflight <= WINDOW / 2) this.#schedulePump() }
     this.outbox.onWriteFailed = (err) => this.#log.error({ event: 'outbox_write_failed', err: err.message }, 'could not write a message for the cloud; it waits in memory for the cloud\'s PUBACK')
@@ -116,7 +119,7 @@ export class Bridge {
     this.link.start()
     const after = this.#cfg.buffer.storeAfterMs
     if (after > 0) {
-      this.#sweep = setInterval(() => setImmediate(() => this.#sweepOnce(after)), Math.max(5, Math.floor(after / 4)))
+      this.#sweep = setInterval(() => setImmediate(() => this.#sweepOnce(after)), this.#sweepEvery)
       this.#sweep.unref()
     }
     if (this.outbox.depth > 0) this.#log.info({ event: 'outbox_resumed', messages: this.outbox.depth, bytes: this.outbox.bytes }, 'messages from a previous run are waiting for the cloud')
@@ -203,7 +206,7 @@ export class Bridge {
     // socket, the wait was ours), and time going backwards means the clock was set: measure anew
     const gap = now - this.#lastSweep
     this.#lastSweep = now
-    if (gap < 0 || gap > Math.max(5, Math.floor(after / 4)) + Math.max(50, after / 2)) {
+    if (gap < 0 || gap > this.#sweepEvery + Math.max(50, after / 2)) {
       marks.length = 0
       if (gap < 0) this.#storeFirstUntil = Math.min(this.#storeFirstUntil, now + this.#storeFirstMs)
     }
@@ -229,7 +232,7 @@ export class Bridge {
     // also behind a stored backlog: its PUBACK then paces the publisher to the drain, where writing
     // first under a sustained overload would grow the backlog until the buffer limits drop messages
     if (this.#cfg.buffer.storeAfterMs === 0 || !this.link.connected) return false
-    return this.#storeFirstUntil === 0 || this.#d.clock.now() >= this.#storeFirstUntil
+    return this.#d.clock.now() >= this.#storeFirstUntil
   }
 
   #takes(m: OutMapping, topic: string): boolean {

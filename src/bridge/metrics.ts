@@ -18,7 +18,7 @@ export function createBridgeMetrics(registry: Registry, b: { readonly link: Upst
   })
   let written = 0
   new Counter({
-    name: 'edgewarden_outbox_written_total', help: 'bridged messages written to the outbox (link down, a backlog, or no cloud PUBACK within storeAfterMs); the rest went to the cloud with nothing written', registers,
+    name: 'edgewarden_outbox_written_total', help: 'bridged messages written to the outbox (link down, or the cloud slow to acknowledge: upstream.buffer.storeAfterMs); the rest went to the cloud with nothing written', registers,
     collect() {
       const now = b.outbox.written
       this.inc(now - written)

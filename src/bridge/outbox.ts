@@ -84,8 +84,6 @@ export class Outbox {
   #hotBytes = 0
   #count = 0
   #bytes = 0
-  /** waiting messages that are (being) written: the backlog on disk */
-  #storedCount = 0
   /** sequences below this may be taken: written, or held in memory via the cloud (puts resolve in order) */
   #committed = 1
   /** next sequence take() looks at */
@@ -131,7 +129,6 @@ export class Outbox {
       while (this.#base + this.#sizes.length < key) this.#push(GONE, 0, undefined, DISK, undefined)
       const size = value[1].length + value[2].length
       this.#push(size, value[0], undefined, DISK, undefined)
-      this.#storedCount++
       this.#count++
       this.#bytes += size
     }
@@ -153,8 +150,6 @@ export class Outbox {
   /** messages waiting (queued or sent and not yet acknowledged) */
   get depth(): number { return this.#count }
   get bytes(): number { return this.#bytes }
-  /** of those, the ones written to LMDB (or being written): none but the cloud's PUBACKs outstanding when the link keeps up */
-  get stored(): number { return this.#storedCount }
 
   /** false while a `block` outbox is at its limit: the gateway refuses new mapped publishes */
   get writable(): boolean {
@@ -210,7 +205,6 @@ export class Outbox {
       this.#hotBytes += size
     }
     this.#push(size, ts, hot, DISK, waiter)
-    this.#storedCount++
     this.#db.put(seq, [ts, topic, payload, (qos ? 1 : 0) | (retain ? 2 : 0)]).then(() => {
       this.written++
       if (seq + 1 > this.#committed) this.#committed = seq + 1
@@ -221,7 +215,6 @@ export class Outbox {
       const i = seq - this.#base
       if (i >= 0 && this.#sizes[i] !== GONE) {
         this.#count--
-        this.#storedCount--
         this.#bytes -= this.#sizes[i]!
         this.#sizes[i] = GONE
         this.#cool(i)
@@ -355,7 +348,6 @@ export class Outbox {
   #write(seq: number, i: number): void {
     const m = this.#hot[i]!
     this.#where[i] = WRITING
-    this.#storedCount++
     this.#db.put(seq, [m.ts, m.topic, m.payload, (m.qos ? 1 : 0) | (m.retain ? 2 : 0)]).then(() => {
       this.written++
       const j = seq - this.#base
@@ -369,7 +361,6 @@ export class Outbox {
       if (j >= 0 && this.#sizes[j] !== GONE && this.#where[j] === WRITING) {
         // back in memory, and on the list again: the next sweep, a link drop or close() tries once more
         this.#where[j] = MEMORY
-        this.#storedCount--
         this.#viaCloud.push(seq)
       }
       this.onWriteFailed?.(err)
@@ -409,10 +400,7 @@ export class Outbox {
     // not awaited: lmdb-js batches removals (after the put, if one is still pending); the
     // index already says gone (a failed removal only means the message comes back after a
     // restart: a QoS 1 duplicate, never a loss)
-    if (this.#where[i] !== MEMORY) {
-      this.#storedCount--
-      this.#db.remove(seq).catch(() => {})
-    }
+    if (this.#where[i] !== MEMORY) this.#db.remove(seq).catch(() => {})
     this.#settle(seq, delivered)
     this.#skipGone()
   }
