@@ -97,13 +97,16 @@ function cpuMicros(pid?: number): number {
   return cpuMs(pid) * 1000
 }
 
-/** CPU µs per message of each process over a phase, and what share of the machine's cores they used */
-function cpuMeter(pids: Record<string, number | undefined>): () => string {
+/** CPU of each process over a phase: as % of one core (text) and in µs (us). */
+interface CpuUse { readonly text: string; readonly us: Readonly<Record<string, number>> }
+
+function cpuMeter(pids: Record<string, number | undefined>): () => CpuUse {
   const t0 = performance.now()
   const start = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMicros(p)]))
   return () => {
     const wallUs = (performance.now() - t0) * 1000
-    return Object.entries(pids).map(([k, p]) => `${k} ${Math.round(((cpuMicros(p) - start[k]!) / wallUs) * 100)} %`).join(', ')
+    const us = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMicros(p) - start[k]!]))
+    return { us, text: Object.keys(pids).map((k) => `${k} ${Math.round((us[k]! / wallUs) * 100)} %`).join(', ') }
   }
 }
 
@@ -189,7 +192,7 @@ async function main(): Promise<void> {
 
   // 2c. the bare peer: Aedes + one MQTT.js connection forwarding each publish, nothing else
   let bareRate = 0
-  let bareCpu = ''
+  let bareCpu: CpuUse | undefined
   if (BARE > 0) {
     const shipped = shippedNode()
     const bare = fork(join(import.meta.dirname, 'lib', 'bare-bridge.ts'), [cloud.url], { execArgv: ['--import', 'tsx', ...shipped.flags], env: shipped.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -241,7 +244,16 @@ async function main(): Promise<void> {
     ['outbox drain after the cloud returned (reconnect included)', `${Math.round(drainRate)} msg/s (${drainSec.toFixed(2)} s; target ≥ 20,000)`],
   ]
   for (const [k, v] of rows) console.log(`${k.padEnd(72)} ${v}`)
-  console.log(`CPU (% of one core; the machine has ${availableParallelism()}): direct: ${directCpu}; bridged: ${bridgedCpu}${BARE > 0 ? `; bare peer: ${bareCpu}` : ''}`)
+  console.log(`CPU (% of one core; the machine has ${availableParallelism()}): direct: ${directCpu.text}; bridged: ${bridgedCpu.text}${bareCpu ? `; bare peer: ${bareCpu.text}` : ''}`)
+  // The budget: every process here shares the same cores, so at 70 % of direct the cores' time
+  // per message, less what the bench and Mosquitto spent per bridged message, is the most the
+  // gateway may spend (all its threads: GC, the journal's writer, libuv's pool included). An
+  // upper bound: it assumes no core is ever idle.
+  const per = (c: CpuUse, k: string, n: number): string => (c.us[k]! / n).toFixed(1)
+  const cores = availableParallelism()
+  const budget = (cores * 1e6) / (0.7 * directRate) - (bridgedCpu.us.bench! + bridgedCpu.us.mosquitto!) / N
+  console.log(`CPU per message, µs (all threads): direct: bench ${per(directCpu, 'bench', N)}, mosquitto ${per(directCpu, 'mosquitto', N)}; bridged: bench ${per(bridgedCpu, 'bench', N)}, mosquitto ${per(bridgedCpu, 'mosquitto', N)}, gateway ${per(bridgedCpu, 'gateway', N)}${bareCpu ? `; bare peer: ${per(bareCpu, 'bare', BARE)}` : ''}`)
+  console.log(`budget: at 70 % of direct (${Math.round(0.7 * directRate)} msg/s) ${cores} cores leave the gateway at most ${budget.toFixed(1)} µs of CPU a message beside the bench and Mosquitto (bridged: ${per(bridgedCpu, 'gateway', N)} µs)`)
   console.log(`load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}; N=${N}, ${PUBS} publishers, payload ${PAYLOAD.length} B, window ${WINDOW}`)
 }
 
