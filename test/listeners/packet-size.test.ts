@@ -89,3 +89,80 @@ t.test('ParserGuard: one shared parse function, the state a number on each parse
   a.parse(ok)
   t.same(packets, ['publish', 'publish'], 'the other parser is not affected')
 })
+
+t.test('scanHeaders over a range, and stopping at the first packet boundary', async (t) => {
+  const { scanStoppedAt } = await import('../../src/listeners/packet-size.js')
+  const a = publish(10)
+  const b = publish(20)
+  const stream = Buffer.concat([a, b, a])
+  // the range: state after a's first 5 bytes, then the rest
+  const s5 = scanHeaders(0, stream, 1024, 0, 5)
+  t.equal(scanStoppedAt(), 5)
+  t.equal(s5, a.length - 5, 'inside a body: the bytes left of it')
+  t.equal(scanHeaders(s5, stream, 1024, 5), 0, 'the rest ends at a boundary')
+  // to a boundary: from inside a's body to b's first byte
+  t.equal(scanHeaders(s5, stream, 1024, 5, stream.length, true), 0)
+  t.equal(scanStoppedAt(), a.length, 'stopped where b starts')
+  t.equal(scanHeaders(0, stream, 1024, a.length, stream.length, true), 0, 'at a boundary already')
+  t.equal(scanStoppedAt(), a.length, 'stops where it starts')
+  // no boundary in range: runs to its end with the state inside the packet
+  const s = scanHeaders(-1, stream, 1024, a.length + 1, a.length + 3, true)
+  t.equal(scanStoppedAt(), a.length + 3)
+  t.ok(s !== 0, 'not at a boundary')
+  t.equal(scanHeaders(0, publish(2000), 1024, 0, 10, true), 0, 'a boundary at `from` comes before any header is read')
+  t.equal(scanHeaders(-1, publish(2000).subarray(1), 1024, 0, 10, true), REFUSED, 'a too-large length met on the way is refused')
+})
+
+t.test('ParserGuard: a chunk past BATCH_BYTES is parsed to the first boundary after it, the rest goes back to the stream', async (t) => {
+  const { ParserGuard, BATCH_BYTES } = await import('../../src/listeners/packet-size.js')
+  const { PassThrough } = await import('node:stream')
+  const guard = new ParserGuard(256 * 1024, () => t.fail('nothing here is too large'))
+  const one = mqttPacket.generate({ cmd: 'publish', topic: 'site/x', payload: Buffer.alloc(90, 7), qos: 1, messageId: 1, retain: false, dup: false })
+  const n = Math.ceil((3 * BATCH_BYTES) / one.length)
+  const burst = Buffer.concat(Array.from({ length: n }, () => one))
+  const parser = Object.assign(mqttPacket.parser(), { client: { conn: new PassThrough() } })
+  guard.install(parser)
+  let parsed = 0
+  parser.on('packet', () => { parsed++ })
+  parser.parse(burst)
+  const first = Math.ceil(BATCH_BYTES / one.length)
+  t.equal(parsed, first, 'the packets up to the first boundary at or past BATCH_BYTES')
+  const rest = parser.client.conn.read() as Buffer
+  t.equal(rest.length, burst.length - first * one.length, 'the rest is back in the stream, whole')
+  parser.parse(rest)
+  t.equal(parsed, 2 * first, 'the next batch, the same way')
+  parser.parse(parser.client.conn.read() as Buffer)
+  t.equal(parsed, n, 'then the rest')
+  t.equal(parser.client.conn.read(), null, 'nothing left over')
+
+  // one packet larger than the batch, arriving whole with a small one behind it: no boundary
+  // past the limit but the packet's end, so the small one goes back
+  const big = mqttPacket.generate({ cmd: 'publish', topic: 'site/big', payload: Buffer.alloc(3 * BATCH_BYTES, 1), qos: 0, retain: false, dup: false })
+  const small = publish(5)
+  const p2 = Object.assign(mqttPacket.parser(), { client: { conn: new PassThrough() } })
+  guard.install(p2)
+  const cmds: string[] = []
+  p2.on('packet', (p) => { cmds.push('topic' in p ? String(p.topic) : p.cmd) })
+  p2.parse(Buffer.concat([big, small]))
+  t.same(cmds, ['site/big'], 'the large packet parsed')
+  p2.parse(p2.client.conn.read() as Buffer)
+  t.same(cmds, ['site/big', 't'], 'the small one after it')
+
+  // split mid-packet by the socket: the state carries, nothing goes back without a boundary
+  const p3 = Object.assign(mqttPacket.parser(), { client: { conn: new PassThrough() } })
+  guard.install(p3)
+  let got = 0
+  p3.on('packet', () => { got++ })
+  p3.parse(big.subarray(0, BATCH_BYTES + 100))
+  t.equal(p3.client.conn.read(), null, 'no boundary in the chunk: parsed whole')
+  p3.parse(big.subarray(BATCH_BYTES + 100))
+  t.equal(got, 1, 'the packet completes')
+
+  // a parser without a stream (used on its own) parses everything
+  const p4 = mqttPacket.parser()
+  guard.install(p4)
+  let all = 0
+  p4.on('packet', () => { all++ })
+  p4.parse(burst)
+  t.equal(all, n)
+})
