@@ -80,23 +80,20 @@ export function scanStoppedAt(): number {
 const kState = Symbol('packetSizeState')
 
 /** mqtt-packet's Parser as far as the guard uses it; Aedes sets `client` (its stream is `conn`) */
-export interface GuardableParser { parse(buf: Buffer): number; [kState]?: number; client?: { conn?: { unshift?(chunk: Buffer): void } } }
+export interface GuardableParser { parse(buf: Buffer): number; [kState]?: number; client?: { conn?: BatchStream } }
+
+/** The stream a parser reads from, as far as a cut batch needs it. */
+interface BatchStream { unshift?(chunk: Buffer): void; readonly destroyed?: boolean; readonly readableEnded?: boolean }
 
 /**
- * Returns the rest of a chunk to the parser's stream, read again (by Aedes) once the packets
- * parsed so far are done: at least one completes in what is parsed, since the cut is at a
- * packet boundary past BATCH_BYTES. False when there is no stream (a parser used on its own)
- * or it refuses (after its end).
+ * The stream the rest of a cut chunk goes back to, or undefined: a parser used on its own has
+ * none, and a destroyed stream or one past its 'end' cannot take it (Node destroys a stream
+ * that is unshifted after 'end'). Aedes reads it again once the packets parsed so far are
+ * done: at least one completes in what is parsed, since the cut is at a packet boundary.
  */
-function putBack(parser: GuardableParser, rest: Buffer): boolean {
+function streamOf(parser: GuardableParser): BatchStream | undefined {
   const conn = parser.client?.conn
-  if (typeof conn?.unshift !== 'function') return false
-  try {
-    conn.unshift(rest)
-    return true
-  } catch {
-    return false
-  }
+  return typeof conn?.unshift === 'function' && !conn.destroyed && !conn.readableEnded ? conn : undefined
 }
 
 /**
@@ -113,6 +110,8 @@ export class ParserGuard {
     const self = this
     this.#guarded = function guardedParse(this: GuardableParser, buf: Buffer): number {
       let state = this[kState]!
+      let rest: Buffer | undefined
+      let to: BatchStream | undefined
       if (buf.length > BATCH_BYTES && state !== REFUSED) {
         state = scanHeaders(state, buf, maxBytes, 0, BATCH_BYTES)
         // the packet under way at the limit completes this batch
@@ -120,16 +119,27 @@ export class ParserGuard {
         const cut = stoppedAt
         // a boundary before the chunk's end: the rest waits on the stream. None (one large
         // packet runs to the end): the chunk is parsed whole, as before.
-        if (state === 0 && cut < buf.length && putBack(this, buf.subarray(cut))) buf = buf.subarray(0, cut)
-        // no stream to give it back to: the rest is scanned and parsed now
-        else if (state !== REFUSED && cut < buf.length) state = scanHeaders(state, buf, maxBytes, cut)
+        if (state === 0 && cut < buf.length && (to = streamOf(this))) {
+          rest = buf.subarray(cut)
+          buf = buf.subarray(0, cut)
+        } else if (state !== REFUSED && cut < buf.length) {
+          // no stream to give it back to: the rest is scanned and parsed now
+          state = scanHeaders(state, buf, maxBytes, cut)
+        }
       } else {
         state = scanHeaders(state, buf, maxBytes)
       }
       this[kState] = state
-      if (state !== REFUSED) return self.#inner!.call(this, buf)
-      onTooLarge(this)
-      return 0
+      if (state === REFUSED) {
+        onTooLarge(this)
+        return 0
+      }
+      const n = self.#inner!.call(this, buf)
+      // after the parse, not before: a packet Aedes completes within it (a DISCONNECT) makes it
+      // read the stream at once, which must find nothing rather than parse the rest inside this
+      // parse (found by review). If the stream went away meanwhile, the rest goes with it.
+      if (rest && !to!.destroyed && !to!.readableEnded) to!.unshift!(rest)
+      return n
     }
   }
 

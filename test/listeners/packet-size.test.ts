@@ -166,3 +166,62 @@ t.test('ParserGuard: a chunk past BATCH_BYTES is parsed to the first boundary af
   p4.parse(burst)
   t.equal(all, n)
 })
+
+t.test('ParserGuard: the rest goes back after the parse (a packet completed within it reads the stream at once), never to a stream that cannot take it', async (t) => {
+  const { ParserGuard, BATCH_BYTES } = await import('../../src/listeners/packet-size.js')
+  const { PassThrough } = await import('node:stream')
+  const guard = new ParserGuard(256 * 1024, () => t.fail('nothing here is too large'))
+  const one = mqttPacket.generate({ cmd: 'publish', topic: 'site/x', payload: Buffer.alloc(90, 7), qos: 0, retain: false, dup: false })
+  const n = Math.ceil((2 * BATCH_BYTES) / one.length)
+  const burst = Buffer.concat(Array.from({ length: n }, () => one))
+  const first = Math.ceil(BATCH_BYTES / one.length)
+
+  // as Aedes does when a packet completes synchronously: read the stream inside 'packet'
+  const conn = new PassThrough()
+  const parser = Object.assign(mqttPacket.parser(), { client: { conn } })
+  guard.install(parser)
+  let depth = 0
+  let deepest = 0
+  const inner = parser.parse
+  parser.parse = function (this: typeof parser, b: Buffer): number {
+    depth++
+    deepest = Math.max(deepest, depth)
+    try { return inner.call(this, b) } finally { depth-- }
+  }
+  let parsed = 0
+  let readInside: unknown = 'not read'
+  parser.on('packet', () => {
+    parsed++
+    if (parsed === 1) {
+      const b = conn.read() as Buffer | null
+      readInside = b
+      if (b) parser.parse(b)
+    }
+  })
+  parser.parse(burst)
+  t.equal(readInside, null, 'a read inside the parse finds nothing: the rest is not back yet')
+  t.equal(deepest, 1, 'the parse is never re-entered')
+  t.equal(parsed, first, 'one batch')
+  parser.parse(conn.read() as Buffer)
+  t.equal(parsed, n, 'the rest, in its turn')
+
+  // a stream that cannot take the rest: the chunk is parsed whole
+  for (const [what, make] of [
+    ['destroyed', () => { const s = new PassThrough(); s.destroy(); return s }],
+    ['past its end', () => { const s = new PassThrough(); s.end(); s.resume(); return s }],
+  ] as const) {
+    const s = make()
+    if (what === 'past its end') await new Promise((r) => s.once('end', r))
+    const errors: Error[] = []
+    s.on('error', (e: Error) => errors.push(e))
+    const p = Object.assign(mqttPacket.parser(), { client: { conn: s } })
+    guard.install(p)
+    let count = 0
+    p.on('packet', () => { count++ })
+    p.parse(burst)
+    t.equal(count, n, `${what}: parsed whole`)
+    await new Promise((r) => setImmediate(r))
+    t.same(errors, [], `${what}: no unshift error`)
+    t.equal(s.readableLength, 0, `${what}: nothing put back`)
+  }
+})
