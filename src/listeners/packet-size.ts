@@ -86,14 +86,13 @@ export interface GuardableParser { parse(buf: Buffer): number; [kState]?: number
 interface BatchStream { unshift?(chunk: Buffer): void; readonly destroyed?: boolean; readonly readableEnded?: boolean }
 
 /**
- * The stream the rest of a cut chunk goes back to, or undefined: a parser used on its own has
- * none, and a destroyed stream or one past its 'end' cannot take it (Node destroys a stream
- * that is unshifted after 'end'). Aedes reads it again once the packets parsed so far are
- * done: at least one completes in what is parsed, since the cut is at a packet boundary.
+ * Whether a stream can take the rest of a cut chunk back: a parser used on its own has none,
+ * and a destroyed stream or one past its 'end' cannot (Node destroys a stream that is
+ * unshifted after 'end'). Aedes reads it again once the packets parsed so far are done: at
+ * least one completes in what is parsed, since the cut is at a packet boundary.
  */
-function streamOf(parser: GuardableParser): BatchStream | undefined {
-  const conn = parser.client?.conn
-  return typeof conn?.unshift === 'function' && !conn.destroyed && !conn.readableEnded ? conn : undefined
+function takesBack(conn: BatchStream | undefined): conn is BatchStream & { unshift(chunk: Buffer): void } {
+  return typeof conn?.unshift === 'function' && !conn.destroyed && !conn.readableEnded
 }
 
 /**
@@ -111,7 +110,7 @@ export class ParserGuard {
     this.#guarded = function guardedParse(this: GuardableParser, buf: Buffer): number {
       let state = this[kState]!
       let rest: Buffer | undefined
-      let to: BatchStream | undefined
+      let conn: BatchStream | undefined
       if (buf.length > BATCH_BYTES && state !== REFUSED) {
         state = scanHeaders(state, buf, maxBytes, 0, BATCH_BYTES)
         // the packet under way at the limit completes this batch
@@ -119,7 +118,7 @@ export class ParserGuard {
         const cut = stoppedAt
         // a boundary before the chunk's end: the rest waits on the stream. None (one large
         // packet runs to the end): the chunk is parsed whole, as before.
-        if (state === 0 && cut < buf.length && (to = streamOf(this))) {
+        if (state === 0 && cut < buf.length && takesBack((conn = this.client?.conn))) {
           rest = buf.subarray(cut)
           buf = buf.subarray(0, cut)
         } else if (state !== REFUSED && cut < buf.length) {
@@ -138,7 +137,7 @@ export class ParserGuard {
       // after the parse, not before: a packet Aedes completes within it (a DISCONNECT) makes it
       // read the stream at once, which must find nothing rather than parse the rest inside this
       // parse (found by review). If the stream went away meanwhile, the rest goes with it.
-      if (rest && !to!.destroyed && !to!.readableEnded) to!.unshift!(rest)
+      if (rest && takesBack(conn)) conn.unshift(rest)
       return n
     }
   }
