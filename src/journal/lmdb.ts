@@ -80,7 +80,8 @@ function estimate(v: unknown, depth = 0): number {
 /**
  * Groups handed to the writer and not yet committed. While they are, new records keep joining
  * the next group, so group size grows with commit + fsync latency instead of paying one fsync
- * per timer tick; lmdb-js folds groups that reach it during a commit into its next transaction.
+ * per timer tick; a group that reaches the writer during a commit waits for it (one transaction
+ * a group).
  * Four rather than two: with the writer on its own thread the hand-over adds latency that a
  * deeper pipeline hides (QoS 1 fan-in, journal on/off: 74 % vs 73 % with two, noisy).
  */
