@@ -37,6 +37,8 @@ const gw = workerData.gw
 let prev = workerData.prev
 let bytes = workerData.bytes
 const sealed = []
+// seqs only grow: MDB_APPEND fills each leaf page instead of splitting it in half
+const APPEND = { append: true }
 parentPort.on('message', (m) => {
   if (m.close) { root.close().then(() => parentPort.postMessage({ closed: true })); return }
   try {
@@ -61,7 +63,7 @@ parentPort.on('message', (m) => {
       for (const k of m.removes) records.remove(k)
       // checkpoints of pruned records go with them (the anchor keeps the chain checkable)
       if (m.removes.length) for (const k of checkpoints.getKeys({ end: m.firstKept })) checkpoints.remove(k)
-      for (let i = 0; i < m.ts.length; i++) records.put(m.first + i, sealed[i])
+      for (let i = 0; i < m.ts.length; i++) records.put(m.first + i, sealed[i], APPEND)
       meta.put('size', { bytes: after, seq: upTo })
       if (m.anchor) meta.put('anchor', m.anchor)
     })
