@@ -62,9 +62,9 @@ async function startGateway(dataDir: string, policiesDir: string): Promise<{ por
  * BENCH_GATEWAY_JOURNAL=noop: a journal that keeps nothing, to measure what the journal costs
  * (a what-if for the report, never a configuration: the gateway must journal).
  */
-function noopJournal(): { append(): Promise<number>; record(): void; readonly writable: boolean; flush(): Promise<void>; close(): Promise<void> } {
+function noopJournal(): { append(): Promise<number>; commit(): Promise<unknown>; record(): void; readonly writable: boolean; flush(): Promise<void>; close(): Promise<void> } {
   let seq = 0
-  return { append: () => Promise.resolve(++seq), record: () => { seq++ }, writable: true, flush: async () => {}, close: async () => {} }
+  return { append: () => Promise.resolve(++seq), commit: () => Promise.resolve(++seq), record: () => { seq++ }, writable: true, flush: async () => {}, close: async () => {} }
 }
 
 let profiler: Session | undefined

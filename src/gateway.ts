@@ -488,7 +488,10 @@ export class GatewayCore {
     const bridged = this.bridgeTap?.accept(packet)
     if (packet.qos > 0) {
       // Aedes writes PUBACK right after this callback: acknowledge only what the journal holds (and the cloud or the outbox)
-      const durable = bridged ? Promise.all([this.p.journal.append(entry), bridged]) : this.p.journal.append(entry)
+      // chained, not Promise.all: the bridge's promise never rejects (accept()), and this is two
+      // promises a message fewer
+      const journaled = this.p.journal.commit(entry)
+      const durable = bridged ? journaled.then(() => bridged) : journaled
       if (packet.qos === 1) return this.#routeQos1(client, s, packet, durable, cb)
       durable.then(() => cb(null), (err: Error) => cb(err))
     } else {

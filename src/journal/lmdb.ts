@@ -178,6 +178,13 @@ export class LmdbJournal implements Journal {
     return this.#committed(this.#write(entry))
   }
 
+  commit(entry: JournalEntry): Promise<unknown> {
+    if (this.#sealing > 0 || this.#needsSeal(entry)) return this.#queued(entry).then((w) => w.p)
+    const seq = this.#write(entry)
+    // the group's own promise: the record is in the open group (#enqueue starts a new one first when full)
+    return seq < 0 ? this.#committed(seq) : this.#group!.done
+  }
+
   record(entry: JournalEntry): void {
     if (this.#sealing > 0 || this.#needsSeal(entry)) this.#queued(entry).then((w) => w.p).catch(noop)
     // no promise per record: nothing waits for it

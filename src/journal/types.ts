@@ -43,6 +43,12 @@ export interface JournalRecord extends JournalEntry {
 export interface Journal {
   /** Resolves with the record's sequence number once it is durably committed (group commit). */
   append(entry: JournalEntry): Promise<number>
+  /**
+   * Resolves once the record is durably committed, with no value: `append` for the publish path,
+   * which needs no seq. The promise may be shared by every record of one commit group (no
+   * promise per record).
+   */
+  commit(entry: JournalEntry): Promise<unknown>
   /** Append without waiting: for records that gate no acknowledgement. */
   record(entry: JournalEntry): void
   /** false while the journal refuses new records (full with onFull: block) */

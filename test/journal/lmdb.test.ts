@@ -38,6 +38,29 @@ t.test('append: gapless seqs, hash chain, resolves after commit, survives reopen
   t.equal(v.records, 5002)
 })
 
+t.test('commit: resolves once the record is on disk, one promise per commit group; refused after close', async (t) => {
+  const dir = tempDir(t)
+  const j = openJournal(t, dir)
+  const a = j.commit({ type: 'publish', clientId: 'c1', topic: 'a', qos: 1 })
+  const b = j.commit({ type: 'publish', clientId: 'c1', topic: 'b', qos: 1 })
+  t.equal(a, b, 'records of one group share their promise')
+  t.equal(j.committedSeq, 0, 'nothing committed before the writer answers')
+  await a
+  t.equal(j.committedSeq, 2, 'both committed when it resolves')
+  t.equal(decodeRecord(j.dbs.records.getBinary(2)!).topic, 'b', 'and readable from LMDB')
+  // interleaved with append: one numbering, one chain
+  const seq = await j.append({ type: 'publish', clientId: 'c1', topic: 'c', qos: 1 })
+  t.equal(seq, 3)
+  const later = j.commit({ type: 'publish', clientId: 'c1', topic: 'd', qos: 1 })
+  t.not(later, a, 'a later group has its own promise')
+  await later
+  t.equal(j.committedSeq, 4)
+  const v = await verifyJournal(j.dbs)
+  t.ok(v.ok, v.problem ?? 'verifies')
+  await j.close()
+  await t.rejects(j.commit({ type: 'publish', clientId: 'c1', topic: 'e', qos: 1 }), /journal closed/, 'a closed journal refuses')
+})
+
 t.test('a burst larger than a commit group: many groups in flight, commits in order, flush returns, the head is the newest record', async (t) => {
   const dir = tempDir(t)
   const j = openJournal(t, dir)
