@@ -9,7 +9,7 @@ import { FlatSealer } from './codec.js'
  * transaction's commit has synced the file (LMDB syncs the data pages, then writes the meta
  * page through its O_DSYNC descriptor). A synchronous transaction here rather than lmdb-js'
  * async puts: no write-instruction queue, no second thread (libuv's) per commit and no promise
- * per record — a record cost 8-9 µs of CPU over all threads instead of 12-14
+ * per record — a record cost 8-9 µs of CPU over all threads instead of 12-16
  * (bench/journal-cpu.ts). The event loop (lmdb.ts) keeps everything that decides: seqs, the
  * disk bound, what to prune; it hands over each group's fields as they are. So a PUBACK still
  * waits for the disk, while encoding, hashing and lmdb-js' per-put work — most of a record's
