@@ -83,7 +83,7 @@ export interface GatewayParts {
 export interface PublishTap {
   /** why a publish must be refused (a `block` outbox is full and the topic is bridged), or undefined */
   refusal(topic: string): string | undefined
-  /** queues the packet for the cloud when a mapping takes it; resolves once safe (acknowledged by the cloud, or written), never rejects */
+  /** queues the packet for the cloud when a mapping takes it; resolves once safe (acknowledged by the cloud, or written), never rejects (the QoS 1 path waits for it only after the journal's commit: a rejection meanwhile would go unhandled) */
   accept(packet: { readonly topic: string; readonly payload: Buffer | string; readonly qos: number; readonly retain: boolean }): Promise<unknown> | undefined
 }
 

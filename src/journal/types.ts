@@ -44,8 +44,8 @@ export interface Journal {
   /** Resolves with the record's sequence number once it is durably committed (group commit). */
   append(entry: JournalEntry): Promise<number>
   /**
-   * Resolves once the record is durably committed, with no value: `append` for the publish path,
-   * which needs no seq. The promise may be shared by every record of one commit group (no
+   * Resolves once the record is durably committed (its value is not the seq, and not to be
+   * used): `append` for the publish path, which needs no seq. The promise may be shared by every record of one commit group (no
    * promise per record).
    */
   commit(entry: JournalEntry): Promise<unknown>

@@ -5,9 +5,9 @@ import { FlatSealer } from './codec.js'
 
 /**
  * The journal's writer thread: it encodes each record, computes the hash chain and puts the
- * records into LMDB, one synchronous transaction per commit group, and answers once that
- * transaction's commit has synced the file (LMDB syncs the data pages, then writes the meta
- * page through its O_DSYNC descriptor). A synchronous transaction here rather than lmdb-js'
+ * records into LMDB in one synchronous transaction per commit group (the groups that queued
+ * while it committed go together, with one sync), and answers once the file is synced and
+ * LMDB's flushed meta page written (COMMIT_FLUSHED). A synchronous transaction here rather than lmdb-js'
  * async puts: no write-instruction queue, no second thread (libuv's) per commit and no promise
  * per record — a record cost 8-9 µs of CPU over all threads instead of 12-16
  * (bench/journal-cpu.ts). The event loop (lmdb.ts) keeps everything that decides: seqs, the
@@ -20,7 +20,7 @@ import { FlatSealer } from './codec.js'
  * cwd), and records are sealed by codec.ts' own FlatSealer, embedded by source text.
  */
 const WORKER_SOURCE = (lmdbPath: string, msgpackrPath: string): string => `
-const { parentPort, workerData } = require('node:worker_threads')
+const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads')
 const { hash } = require('node:crypto')
 const { open } = require(${JSON.stringify(lmdbPath)})
 const { Packr } = require(${JSON.stringify(msgpackrPath)})
@@ -37,47 +37,74 @@ const gw = workerData.gw
 let prev = workerData.prev
 let bytes = workerData.bytes
 const sealed = []
-// seqs only grow: MDB_APPEND fills each leaf page instead of splitting it in half
+// seqs only grow: LMDB appends each record without searching for its place
 const APPEND = { append: true }
+// lmdb-js' flags for a transaction that commits unsynced and then, before transactionSync
+// returns, syncs the file and writes LMDB's "flushed" meta page (the one a restart after power
+// loss goes back to under overlappingSync): putSync's own. A default (synced) commit writes only
+// the toggling meta pages, which a later unsynced commit from the event loop's stores may
+// overwrite before the flushed page is written: power lost then would roll back past it (found
+// by review).
+const COMMIT_FLUSHED = 0x10003
+const queued = []
+let closing = false
+const take = (m) => { if (m.close) closing = true; else queued.push(m) }
 parentPort.on('message', (m) => {
-  if (m.close) { root.close().then(() => parentPort.postMessage({ closed: true })); return }
+  take(m)
+  // groups that arrived during the last commit go in one transaction, with one sync
+  for (let next; !closing && (next = receiveMessageOnPort(parentPort)); ) take(next.message)
+  if (queued.length) writeGroups(queued.splice(0))
+  if (closing) root.close().then(() => parentPort.postMessage({ closed: true }))
+})
+function writeGroups(groups) {
   try {
     // sealed before the transaction: the write lock (shared with the event loop's stores) is
     // held only for the puts and the commit
-    const payloads = m.payloads && Buffer.from(m.payloads.buffer, m.payloads.byteOffset, m.payloads.byteLength)
-    const vals = m.vals
-    let p = 0
     let head = prev
-    let added = 0
-    for (let i = 0; i < m.ts.length; i++) {
-      p = sealer.seal(m.first + i, m.ts[i], gw, m.shapes[vals[p]], vals, p + 1, payloads, head)
-      head = sealer.hash
-      added += sealer.bytes.length
-      sealed[i] = sealer.bytes
+    let after = bytes
+    let upTo = 0
+    let n = 0
+    const replies = []
+    for (const m of groups) {
+      const payloads = m.payloads && Buffer.from(m.payloads.buffer, m.payloads.byteOffset, m.payloads.byteLength)
+      const vals = m.vals
+      let p = 0
+      for (let i = 0; i < m.ts.length; i++) {
+        p = sealer.seal(m.first + i, m.ts[i], gw, m.shapes[vals[p]], vals, p + 1, payloads, head)
+        head = sealer.hash
+        after += sealer.bytes.length
+        sealed[n++] = sealer.bytes
+      }
+      after -= m.removedBytes
+      upTo = Math.max(upTo, m.ts.length ? m.first + m.ts.length - 1 : m.committed)
+      replies.push({ id: m.id, hash: head, bytes: after })
     }
-    const upTo = m.ts.length ? m.first + m.ts.length - 1 : m.committed
-    const after = bytes - m.removedBytes + added
-    // one synchronous, durable LMDB transaction (its commit syncs the data file, then the meta
-    // page): no async write queue, no other thread between the puts and the disk
     root.transactionSync(() => {
-      for (const k of m.removes) records.remove(k)
-      // checkpoints of pruned records go with them (the anchor keeps the chain checkable)
-      if (m.removes.length) for (const k of checkpoints.getKeys({ end: m.firstKept })) checkpoints.remove(k)
-      for (let i = 0; i < m.ts.length; i++) records.put(m.first + i, sealed[i], APPEND)
+      let k = 0
+      for (const m of groups) {
+        for (const r of m.removes) records.remove(r)
+        // checkpoints of pruned records go with them (the anchor keeps the chain checkable)
+        if (m.removes.length) for (const c of checkpoints.getKeys({ end: m.firstKept })) checkpoints.remove(c)
+        if (m.anchor) meta.put('anchor', m.anchor)
+        for (let i = 0; i < m.ts.length; i++) {
+          // a refused append (a key at or past this seq is in the journal) must fail the group, not vanish
+          if (records.put(m.first + i, sealed[k++], APPEND).result === false) throw new Error('journal record ' + (m.first + i) + ' not stored: the journal holds a later seq')
+        }
+      }
       meta.put('size', { bytes: after, seq: upTo })
-      if (m.anchor) meta.put('anchor', m.anchor)
-    })
-    sealed.length = 0
+    }, COMMIT_FLUSHED)
     prev = head
     bytes = after
-    parentPort.postMessage({ id: m.id, hash: prev, bytes })
+    for (const r of replies) parentPort.postMessage(r)
   } catch (err) {
-    // nothing of the group is stored: the chain's head and the byte count stay at the last
+    // nothing of these groups is stored: the chain's head and the byte count stay at the last
     // committed record, so the next group chains to what is on disk
+    const error = String((err && err.message) || err)
+    for (const m of groups) parentPort.postMessage({ id: m.id, error })
+  } finally {
     sealed.length = 0
-    parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) })
   }
-})
+}
 `
 
 /** A shape's name for a payload carried in WriterGroup.payloads (two values: offset, length); no field name starts with NUL. */

@@ -38,27 +38,61 @@ t.test('append: gapless seqs, hash chain, resolves after commit, survives reopen
   t.equal(v.records, 5002)
 })
 
-t.test('commit: resolves once the record is on disk, one promise per commit group; refused after close', async (t) => {
+t.test('commit: resolves once the record is on disk, with its own commit group\'s promise; refused after close', async (t) => {
   const dir = tempDir(t)
   const j = openJournal(t, dir)
   const a = j.commit({ type: 'publish', clientId: 'c1', topic: 'a', qos: 1 })
   const b = j.commit({ type: 'publish', clientId: 'c1', topic: 'b', qos: 1 })
   t.equal(a, b, 'records of one group share their promise')
-  t.equal(j.committedSeq, 0, 'nothing committed before the writer answers')
   await a
   t.equal(j.committedSeq, 2, 'both committed when it resolves')
   t.equal(decodeRecord(j.dbs.records.getBinary(2)!).topic, 'b', 'and readable from LMDB')
-  // interleaved with append: one numbering, one chain
-  const seq = await j.append({ type: 'publish', clientId: 'c1', topic: 'c', qos: 1 })
-  t.equal(seq, 3)
-  const later = j.commit({ type: 'publish', clientId: 'c1', topic: 'd', qos: 1 })
-  t.not(later, a, 'a later group has its own promise')
-  await later
-  t.equal(j.committedSeq, 4)
+  t.equal(await j.append({ type: 'publish', clientId: 'c1', topic: 'c', qos: 1 }), 3, 'append and commit share one numbering')
+  // one synchronous burst past a group's size (2,048 records): the record after the boundary is
+  // in the next group, and each promise is its own record's group's
+  const ps = Array.from({ length: 2049 }, (_, i) => j.commit({ type: 'publish', clientId: 'c1', topic: `burst/${i}`, qos: 1 }))
+  t.equal(ps[2047], ps[0], 'a full group: one promise')
+  t.not(ps[2048], ps[2047], 'the record past the boundary has the next group\'s')
+  await ps[2047]
+  t.ok(j.committedSeq >= 3 + 2048, 'the first group is committed when its promise resolves')
+  await ps[2048]
+  t.equal(j.committedSeq, 3 + 2049, 'and the second when its own does')
   const v = await verifyJournal(j.dbs)
   t.ok(v.ok, v.problem ?? 'verifies')
   await j.close()
   await t.rejects(j.commit({ type: 'publish', clientId: 'c1', topic: 'e', qos: 1 }), /journal closed/, 'a closed journal refuses')
+})
+
+t.test('a commit group that fails stores nothing: its promise rejects, the chain and the byte count stay with the disk, its prunes are redone', async (t) => {
+  const dir = tempDir(t)
+  const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'))
+  const j = openJournal(t, dir, { clock })
+  for (let i = 0; i < 5; i++) await j.append({ type: 'publish', clientId: 'c1', topic: `old/${i}`, qos: 1 })
+  await j.markShipped(5)
+  clock.advance(8 * 86_400_000)
+  const head = j.lastHash
+  const bytesBefore = j.bytes
+  // a later seq already in the journal (another writer, a damaged file): the writer's append is
+  // refused; the same group carries the prune of the 5 shipped, expired records
+  j.dbs.records.putSync(1_000, Buffer.from('stray'))
+  t.equal(j.pruneExpired(), 5, 'five records to prune')
+  const failed = j.commit({ type: 'publish', clientId: 'c1', topic: 'lost', qos: 1 })
+  await t.rejects(failed, /not stored: the journal holds a later seq/, 'the group\'s promise rejects')
+  t.equal(j.lastHash, head, 'the chain\'s head is still the last record on disk')
+  t.notOk(j.dbs.records.getBinary(6), 'nothing of the group is stored')
+  t.ok(j.dbs.records.getBinary(1), 'nor are its prunes done yet')
+  j.dbs.records.removeSync(1_000)
+  const seq = await j.append({ type: 'publish', clientId: 'c1', topic: 'after', qos: 1 })
+  t.equal(seq, 7, 'the failed record\'s seq stays used')
+  t.equal(decodeRecord(j.dbs.records.getBinary(7)!).prev, head, 'the next record chains to the last one stored')
+  t.notOk(j.dbs.records.getBinary(1), 'the prunes went with the next group')
+  let onDisk = 0
+  for (const { value } of j.dbs.records.getRange()) onDisk += value.length
+  t.equal(j.bytes, onDisk, 'the byte count is what the journal holds')
+  t.ok(j.bytes < bytesBefore, 'less than before the prunes')
+  const v = await verifyJournal(j.dbs)
+  t.notOk(v.ok, 'verify reports the failed group')
+  t.match(v.problem, /records 6\.\.6 are missing/)
 })
 
 t.test('a burst larger than a commit group: many groups in flight, commits in order, flush returns, the head is the newest record', async (t) => {
