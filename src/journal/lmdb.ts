@@ -406,18 +406,16 @@ export class LmdbJournal implements Journal {
 
   /**
    * A group whose transaction failed stored nothing (writer.ts): its records' estimate leaves
-   * the byte count, and its removals, still to do, join the open group (the records are still
-   * on disk, and #firstSeq has moved past them). Its seqs stay used: the journal has a gap
-   * there, which verify reports.
+   * the byte count, and its removals did not happen, so the first record kept goes back to the
+   * first of them: pruning or the disk bound removes them again when it next runs (not at once:
+   * a disk that fails every commit must not turn this into a loop). Its seqs stay used: the
+   * journal has a gap there, which verify reports.
    */
   #undo(g: Group): void {
     this.#pendingDelta -= g.est - g.removedBytes
-    if (g.removes.length === 0) return
-    const next = this.#group ?? this.#startGroup()
-    next.removes.push(...g.removes)
-    next.removedBytes += g.removedBytes
-    this.#pendingDelta -= g.removedBytes
-    this.#anchorDirty = true
+    let first = this.#firstSeq
+    for (const seq of g.removes) if (seq < first) first = seq
+    this.#firstSeq = first
   }
 
   /** Record bytes held: the persisted count plus any records written after it (crash). */
@@ -433,7 +431,9 @@ export class LmdbJournal implements Journal {
     if (b) {
       this.#pendingDelta -= b.length
       g.removedBytes += b.length
-      this.#anchor = { seq, hash: storedHash(b) }
+      // the newest record removed anchors the chain: removals a failed group left undone
+      // (#undo) and done again later must not move it back behind a later group's
+      if (!this.#anchor || seq > this.#anchor.seq) this.#anchor = { seq, hash: storedHash(b) }
       this.#anchorDirty = true
     }
     g.removes.push(seq)

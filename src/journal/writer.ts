@@ -48,6 +48,10 @@ const APPEND = { append: true }
 const COMMIT_FLUSHED = 0x10003
 const queued = []
 let closing = false
+/** the highest seq this thread has written: a remove-only group's size record must not claim less */
+let written = 0
+/** set by a commit that failed after its puts: the file may hold it unsynced, so nothing more is written */
+let stopped
 const take = (m) => { if (m.close) closing = true; else queued.push(m) }
 parentPort.on('message', (m) => {
   take(m)
@@ -57,6 +61,11 @@ parentPort.on('message', (m) => {
   if (closing) root.close().then(() => parentPort.postMessage({ closed: true }))
 })
 function writeGroups(groups) {
+  if (stopped) {
+    for (const m of groups) parentPort.postMessage({ id: m.id, error: stopped })
+    return
+  }
+  let putsDone = false
   try {
     // sealed before the transaction: the write lock (shared with the event loop's stores) is
     // held only for the puts and the commit
@@ -76,7 +85,7 @@ function writeGroups(groups) {
         sealed[n++] = sealer.bytes
       }
       after -= m.removedBytes
-      upTo = Math.max(upTo, m.ts.length ? m.first + m.ts.length - 1 : m.committed)
+      upTo = Math.max(upTo, written, m.ts.length ? m.first + m.ts.length - 1 : m.committed)
       replies.push({ id: m.id, hash: head, bytes: after })
     }
     root.transactionSync(() => {
@@ -92,14 +101,20 @@ function writeGroups(groups) {
         }
       }
       meta.put('size', { bytes: after, seq: upTo })
+      putsDone = true
     }, COMMIT_FLUSHED)
     prev = head
     bytes = after
+    written = upTo
     for (const r of replies) parentPort.postMessage(r)
   } catch (err) {
-    // nothing of these groups is stored: the chain's head and the byte count stay at the last
-    // committed record, so the next group chains to what is on disk
+    // failed in a put: nothing of these groups is stored, and the chain's head and the byte
+    // count stay at the last committed record, so the next group chains to what is on disk.
+    // Failed in the commit itself (a write or a sync: a failing or full disk): with these flags
+    // LMDB may have made the transaction visible before its sync failed, so this thread no
+    // longer knows the chain's head: it stops, and every later group fails (fail closed)
     const error = String((err && err.message) || err)
+    if (putsDone) stopped = 'journal writer stopped after a failed commit: ' + error
     for (const m of groups) parentPort.postMessage({ id: m.id, error })
   } finally {
     sealed.length = 0
@@ -195,8 +210,14 @@ export class JournalWriter {
     if (!this.#failed) {
       this.#worker.ref()
       await new Promise<void>((resolve) => {
-        const done = (): void => resolve()
-        this.#worker.once('message', done)
+        // the close's own answer, not a group's that was still on its way
+        const closed = (m: { closed?: boolean }): void => { if (m.closed) done() }
+        const done = (): void => {
+          this.#worker.off('message', closed)
+          this.#worker.off('exit', done)
+          resolve()
+        }
+        this.#worker.on('message', closed)
         this.#worker.once('exit', done)
         this.#worker.postMessage({ close: true })
       })
