@@ -45,8 +45,8 @@ export interface Journal {
   append(entry: JournalEntry): Promise<number>
   /**
    * Resolves once the record is durably committed (its value is not the seq, and not to be
-   * used): `append` for the publish path, which needs no seq. The promise may be shared by every record of one commit group (no
-   * promise per record).
+   * used): `append` for the publish path, which needs no seq. The promise may be shared by
+   * every record of one commit group (no promise per record).
    */
   commit(entry: JournalEntry): Promise<unknown>
   /** Append without waiting: for records that gate no acknowledgement. */

@@ -7,8 +7,8 @@ import { FlatSealer } from './codec.js'
  * The journal's writer thread: it encodes each record, computes the hash chain and puts the
  * records into LMDB in one synchronous transaction per commit group (the groups that queued
  * while it committed go together, with one sync), and answers once the file is synced and
- * LMDB's flushed meta page written (COMMIT_FLUSHED). A synchronous transaction here rather than lmdb-js'
- * async puts: no write-instruction queue, no second thread (libuv's) per commit and no promise
+ * LMDB's flushed meta page written (COMMIT_FLUSHED). A synchronous transaction here rather
+ * than lmdb-js' async puts: no write-instruction queue, no second thread (libuv's) per commit and no promise
  * per record — a record cost 8-9 µs of CPU over all threads instead of 12-16
  * (bench/journal-cpu.ts). The event loop (lmdb.ts) keeps everything that decides: seqs, the
  * disk bound, what to prune; it hands over each group's fields as they are. So a PUBACK still
@@ -172,10 +172,10 @@ export class JournalWriter {
         this.#pending.delete(m.id)
         p.reject(new Error(m.error))
       } else {
-        // answers come in order (one transaction a message, in turn); should one ever overtake
-        // another, a group on disk means every group before it is too (same environment, earlier
-        // transactions): they resolve first, in order, with the newest head, so no caller ever
-        // sees the chain's head go backwards
+        // answers come in order (groups are written in turn, those that queued together in one
+        // transaction); should one ever overtake another, a group on disk means every group
+        // before it is too (same environment, earlier transactions): they resolve first, in
+        // order, with the newest head, so no caller ever sees the chain's head go backwards
         const r = { hash: m.hash!, bytes: m.bytes! }
         for (const [id, q] of this.#pending) {
           if (id > m.id) break
