@@ -101,6 +101,32 @@ t.test('a commit group that fails stores nothing: its promise rejects, the chain
   t.match(v.problem, /records 6\.\.6 are missing/)
 })
 
+t.test('a prune committed alone while a large group is still being written: a reopened journal counts its bytes once', async (t) => {
+  const dir = tempDir(t)
+  const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'))
+  const j = openJournal(t, dir, { clock })
+  for (let i = 0; i < 5; i++) await j.append({ type: 'publish', clientId: 'c1', topic: `old/${i}`, qos: 1 })
+  await j.markShipped(5)
+  clock.advance(8 * 86_400_000)
+  // one full group (2,048 records of 4 KiB: tens of ms to seal and write) goes to the writer at
+  // once; the prune after it is a group of its own, sent while the writer is still on the first,
+  // when this thread's committed seq is still 5
+  const payload = Buffer.alloc(4096, 7)
+  const big = Array.from({ length: 2048 }, (_, i) => j.append({ type: 'publish', clientId: 'c1', topic: `big/${i}`, qos: 1, payload }))
+  await new Promise((r) => setImmediate(r))
+  t.equal(j.committedSeq, 5, 'the large group is with the writer, not committed')
+  t.equal(j.pruneExpired(), 5, 'the prune goes in a group of its own')
+  await Promise.all(big)
+  await j.flush()
+  const bytes = j.bytes
+  await j.close()
+  const j2 = openJournal(t, dir, { clock })
+  let onDisk = 0
+  for (const { value } of j2.dbs.records.getRange()) onDisk += value.length
+  t.equal(j2.bytes, onDisk, 'the reopened journal counts each record once')
+  t.equal(j2.bytes, bytes, 'as the journal did before it closed')
+})
+
 t.test('a burst larger than a commit group: many groups in flight, commits in order, flush returns, the head is the newest record', async (t) => {
   const dir = tempDir(t)
   const j = openJournal(t, dir)
