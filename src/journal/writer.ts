@@ -41,7 +41,8 @@ const sealed = []
 const APPEND = { append: true }
 // lmdb-js' flags for a transaction that commits unsynced and then, before transactionSync
 // returns, syncs the file and writes LMDB's "flushed" meta page (the one a restart after power
-// loss goes back to under overlappingSync): putSync's own. A default (synced) commit writes only
+// loss goes back to under overlappingSync): putSync's (0x10002) with the abortable bit, which a
+// fresh transaction gets anyway. A default (synced) commit writes only
 // the toggling meta pages, which a later unsynced commit from the event loop's stores may
 // overwrite before the flushed page is written: power lost then would roll back past it (found
 // by review).
