@@ -1,10 +1,11 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { compactDecrypt, exportJWK, generateKeyPair } from 'jose'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from '../helpers/gateway.js'
 import { openJournal } from './helpers.js'
 import { decodeRecord, GENESIS } from '../../src/journal/codec.js'
+import type { LmdbJournal } from '../../src/journal/lmdb.js'
 import { verifyJournal } from '../../src/journal/verify.js'
 import { loadSealer } from '../../src/journal/seal.js'
 import { ManualClock } from '../../src/clock.js'
@@ -38,6 +39,24 @@ t.test('append: gapless seqs, hash chain, resolves after commit, survives reopen
   t.equal(v.records, 5002)
 })
 
+/** A journal holding n shipped records, then 8 days later: all n are due for pruning. */
+async function withExpiredShipped(t: Test, n: number): Promise<{ dir: string; clock: ManualClock; j: LmdbJournal }> {
+  const dir = tempDir(t)
+  const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'))
+  const j = openJournal(t, dir, { clock })
+  for (let i = 0; i < n; i++) await j.append({ type: 'publish', clientId: 'c1', topic: `old/${i}`, qos: 1 })
+  await j.markShipped(n)
+  clock.advance(8 * 86_400_000)
+  return { dir, clock, j }
+}
+
+/** The bytes of the records in LMDB, but for the key left out. */
+function bytesOnDisk(j: LmdbJournal, except?: number): number {
+  let n = 0
+  for (const { key, value } of j.dbs.records.getRange()) if (key !== except) n += value.length
+  return n
+}
+
 t.test('commit: resolves once the record is on disk, with its own commit group\'s promise; refused after close', async (t) => {
   const dir = tempDir(t)
   const j = openJournal(t, dir)
@@ -64,12 +83,7 @@ t.test('commit: resolves once the record is on disk, with its own commit group\'
 })
 
 t.test('a commit group that fails stores nothing: its promise rejects, the chain and the byte count stay with the disk, its prunes are undone', async (t) => {
-  const dir = tempDir(t)
-  const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'))
-  const j = openJournal(t, dir, { clock })
-  for (let i = 0; i < 5; i++) await j.append({ type: 'publish', clientId: 'c1', topic: `old/${i}`, qos: 1 })
-  await j.markShipped(5)
-  clock.advance(8 * 86_400_000)
+  const { j } = await withExpiredShipped(t, 5)
   const head = j.lastHash
   // a later seq already in the journal (another writer, a damaged file): the writer's append is
   // refused; the same group carries the prune of the 5 shipped, expired records
@@ -83,9 +97,7 @@ t.test('a commit group that fails stores nothing: its promise rejects, the chain
   t.notOk(j.dbs.records.getBinary(6), 'nothing of the group is stored')
   t.ok(j.dbs.records.getBinary(1), 'nor are its prunes done')
   t.equal(j.firstSeq, 1, 'the first record kept is the first of them again')
-  let onDisk = 0
-  for (const { key, value } of j.dbs.records.getRange()) if (key !== 1_000) onDisk += value.length
-  t.equal(j.bytes, onDisk, 'the byte count is what the journal holds')
+  t.equal(j.bytes, bytesOnDisk(j, 1_000), 'the byte count is what the journal holds')
   j.dbs.records.removeSync(1_000)
   t.equal(j.pruneExpired(), 5, 'pruning finds them again')
   const seq = await j.append({ type: 'publish', clientId: 'c1', topic: 'after', qos: 1 })
@@ -93,21 +105,14 @@ t.test('a commit group that fails stores nothing: its promise rejects, the chain
   j.dbs.records.resetReadTxn()
   t.equal(decodeRecord(j.dbs.records.getBinary(7)!).prev, head, 'the next record chains to the last one stored')
   t.notOk(j.dbs.records.getBinary(1), 'and the prunes went with its group')
-  onDisk = 0
-  for (const { value } of j.dbs.records.getRange()) onDisk += value.length
-  t.equal(j.bytes, onDisk, 'the byte count is what the journal holds')
+  t.equal(j.bytes, bytesOnDisk(j), 'the byte count is what the journal holds')
   const v = await verifyJournal(j.dbs)
   t.notOk(v.ok, 'verify reports the failed group')
   t.match(v.problem, /records 6\.\.6 are missing/)
 })
 
 t.test('a prune committed alone while a large group is still being written: a reopened journal counts its bytes once', async (t) => {
-  const dir = tempDir(t)
-  const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'))
-  const j = openJournal(t, dir, { clock })
-  for (let i = 0; i < 5; i++) await j.append({ type: 'publish', clientId: 'c1', topic: `old/${i}`, qos: 1 })
-  await j.markShipped(5)
-  clock.advance(8 * 86_400_000)
+  const { dir, clock, j } = await withExpiredShipped(t, 5)
   // one full group (2,048 records of 4 KiB: tens of ms to seal and write) goes to the writer at
   // once; the prune after it is a group of its own, sent while the writer is still on the first,
   // when this thread's committed seq is still 5
@@ -121,9 +126,7 @@ t.test('a prune committed alone while a large group is still being written: a re
   const bytes = j.bytes
   await j.close()
   const j2 = openJournal(t, dir, { clock })
-  let onDisk = 0
-  for (const { value } of j2.dbs.records.getRange()) onDisk += value.length
-  t.equal(j2.bytes, onDisk, 'the reopened journal counts each record once')
+  t.equal(j2.bytes, bytesOnDisk(j2), 'the reopened journal counts each record once')
   t.equal(j2.bytes, bytes, 'as the journal did before it closed')
 })
 
