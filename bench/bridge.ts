@@ -10,11 +10,13 @@
  *  (`--bare N` sets its count, 0 skips it)
  *
  * `--local N` sets the not-bridged comparison's count (0 skips it). `--rounds R` (default 3) runs
- * the direct and bridged phases in turn R times and reports the median round's ratio.
+ * the direct and bridged phases in turn R times and reports the median round's ratio. `--cpus`
+ * (default both) runs those rounds with every process sharing the cores, then with the gateway
+ * on a core of its own (see Cpus below).
  * Same publishers (`--pubs`, default 10, MQTT.js, 1,000 unacknowledged QoS 1 publishes each), same 200-byte payload, same
  * subscriber, one run. Targets: bridged ≥ 70 % of direct; drain ≥ 20,000 msgs/s.
  */
-import { fork } from 'node:child_process'
+import { execFileSync, fork } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir, loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -40,6 +42,40 @@ const PUBS = arg('pubs', 10)
 /** direct and bridged phases run in turn this many times; the median round's ratio is reported */
 const ROUNDS = arg('rounds', 3)
 const WINDOW = 1000
+/**
+ * `--cpus shared|own|both` (default both, shared first): how the processes are placed on the
+ * cores for the direct and bridged rounds. shared: every process may run on every core, so the
+ * gateway's CPU is taken from the publishers and Mosquitto (which a real site does not share
+ * with it). own: the gateway gets one core alone (`taskset`, all its threads), the bench and
+ * Mosquitto the others, in both phases — the gateway on a device of its own, the devices and
+ * the cloud elsewhere; bridged is then below direct by what the gateway cannot keep up with.
+ */
+type Cpus = 'shared' | 'own'
+const CPUS_ARG = (() => { const i = process.argv.indexOf('--cpus'); return i > 0 ? process.argv[i + 1]! : 'both' })()
+const CORES = availableParallelism()
+const CPUS: Cpus[] = CPUS_ARG === 'both' ? (CORES >= 2 ? ['shared', 'own'] : ['shared']) : [CPUS_ARG as Cpus]
+if (!CPUS.every((c) => c === 'shared' || c === 'own') || (CPUS.includes('own') && CORES < 2)) throw new Error(`--cpus ${CPUS_ARG}: shared, own (2 cores or more) or both`)
+/** the gateway's own core in the `own` arrangement: the last; the bench and Mosquitto get the rest */
+const GATEWAY_CPU = String(CORES - 1)
+const LOAD_CPUS = CORES > 2 ? `0-${CORES - 2}` : '0'
+
+/** Places processes (every thread: taskset -a) on cores for an arrangement. */
+function arrange(cpus: Cpus, pids: { load: number[]; gateway: number[] }): void {
+  const set = (pid: number, list: string): void => { execFileSync('taskset', ['-a', '-p', '-c', list, String(pid)], { stdio: 'ignore' }) }
+  for (const pid of pids.load) set(pid, cpus === 'own' ? LOAD_CPUS : `0-${CORES - 1}`)
+  for (const pid of pids.gateway) set(pid, cpus === 'own' ? GATEWAY_CPU : `0-${CORES - 1}`)
+}
+
+/** One arrangement's rounds: every round's ratio, and the median round's figures. */
+interface Rounds {
+  readonly cpus: Cpus
+  readonly ratios: readonly number[]
+  readonly mid: number
+  readonly directRate: number
+  readonly bridgedRate: number
+  readonly directCpu: CpuUse
+  readonly bridgedCpu: CpuUse
+}
 const PAYLOAD = Buffer.from(JSON.stringify({ device: 'd-1', t: 21.5, h: 40, fw: '4.2.17', status: 'ok', note: 'x'.repeat(120) }))
 
 const cleanups: (() => unknown)[] = []
@@ -170,39 +206,44 @@ async function main(): Promise<void> {
   // 1 and 2, in turn for each round: direct (publishers → Mosquitto → subscriber), then bridged
   // (publishers → edgewarden → Mosquitto → subscriber); each round's ratio is of two phases
   // seconds apart, and the median of the rounds is the figure (one pair swung ±10 points here)
-  const directRates: number[] = []
-  const bridgedRates: number[] = []
-  const directCpus: CpuUse[] = []
-  const bridgedCpus: CpuUse[] = []
   let maxDepth = 0
-  for (let round = 0; round < ROUNDS; round++) {
-    received = 0
-    let t0 = performance.now()
-    let meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid })
-    await publishAll(directs, 'direct/x', N)
-    await until(() => received >= N)
-    directRates.push(N / ((performance.now() - t0) / 1000))
-    directCpus.push(meter())
+  const runRounds = async (cpus: Cpus): Promise<Rounds> => {
+    arrange(cpus, { load: [process.pid, cloud.pid!], gateway: [gw.proc.pid!] })
+    const directRates: number[] = []
+    const bridgedRates: number[] = []
+    const directCpus: CpuUse[] = []
+    const bridgedCpus: CpuUse[] = []
+    for (let round = 0; round < ROUNDS; round++) {
+      received = 0
+      let t0 = performance.now()
+      let meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid })
+      await publishAll(directs, 'direct/x', N)
+      await until(() => received >= N)
+      directRates.push(N / ((performance.now() - t0) / 1000))
+      directCpus.push(meter())
 
-    received = 0
-    t0 = performance.now()
-    meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid, gateway: gw.proc.pid })
-    const depthTimer = setInterval(() => { void upstream(gw.admin).then((u) => { maxDepth = Math.max(maxDepth, u.outbox.messages) }, () => {}) }, 50)
-    await publishAll(locals, 'site/x', N)
-    const acked = performance.now() - t0
-    await until(() => received >= N)
-    clearInterval(depthTimer)
-    bridgedRates.push(N / ((performance.now() - t0) / 1000))
-    bridgedCpus.push(meter())
-    console.log(`round ${round + 1}: direct ${Math.round(directRates[round]!)}, bridged ${Math.round(bridgedRates[round]!)} msg/s (${Math.round((bridgedRates[round]! / directRates[round]!) * 100)} %); bridged: all ${N} PUBACKed after ${acked.toFixed(0)} ms, all received after ${(performance.now() - t0).toFixed(0)} ms`)
+      received = 0
+      t0 = performance.now()
+      meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid, gateway: gw.proc.pid })
+      const depthTimer = setInterval(() => { void upstream(gw.admin).then((u) => { maxDepth = Math.max(maxDepth, u.outbox.messages) }, () => {}) }, 50)
+      await publishAll(locals, 'site/x', N)
+      const acked = performance.now() - t0
+      await until(() => received >= N)
+      clearInterval(depthTimer)
+      bridgedRates.push(N / ((performance.now() - t0) / 1000))
+      bridgedCpus.push(meter())
+      console.log(`${cpus} cores, round ${round + 1}: direct ${Math.round(directRates[round]!)}, bridged ${Math.round(bridgedRates[round]!)} msg/s (${Math.round((bridgedRates[round]! / directRates[round]!) * 100)} %); bridged: all ${N} PUBACKed after ${acked.toFixed(0)} ms, all received after ${(performance.now() - t0).toFixed(0)} ms`)
+    }
+    const ratios = bridgedRates.map((b, i) => b / directRates[i]!)
+    const mid = medianIndex(ratios)
+    arrange('shared', { load: [process.pid, cloud.pid!], gateway: [gw.proc.pid!] })
+    return { cpus, ratios, mid, directRate: directRates[mid]!, bridgedRate: bridgedRates[mid]!, directCpu: directCpus[mid]!, bridgedCpu: bridgedCpus[mid]! }
   }
-  const ratios = bridgedRates.map((b, i) => b / directRates[i]!)
-  const mid = medianIndex(ratios)
-  const directRate = directRates[mid]!
-  const bridgedRate = bridgedRates[mid]!
-  const directCpu = directCpus[mid]!
-  const bridgedCpu = bridgedCpus[mid]!
-  console.log(`bridged: outbox depth up to ${maxDepth} (sampled every 50 ms); the figures below are the median round's (${mid + 1})`)
+  const results: Rounds[] = []
+  for (const cpus of CPUS) results.push(await runRounds(cpus))
+  console.log(`bridged: outbox depth up to ${maxDepth} (sampled every 50 ms); the figures below are each arrangement's median round's`)
+  // the bare peer and the not-bridged comparison are set against the first arrangement's direct phase
+  const { directRate } = results[0]!
 
   // 2b. the gateway's own QoS 1 path, not bridged: publishers → edgewarden → a local subscriber
   let localReceived = 0
@@ -259,26 +300,35 @@ async function main(): Promise<void> {
   const drainSec = (performance.now() - t0) / 1000
   const drainRate = OUTAGE / drainSec
 
+  const shared = results.find((r) => r.cpus === 'shared')
+  const label = (r: Rounds): string => (r.cpus === 'shared' ? 'cores shared' : `gateway on core ${GATEWAY_CPU} alone`)
   const rows = [
-    ['direct (publisher → Mosquitto → subscriber)', `${Math.round(directRate)} msg/s`],
-    ['bridged (publisher → edgewarden → Mosquitto → subscriber)', `${Math.round(bridgedRate)} msg/s (${Math.round((bridgedRate / directRate) * 100)} % of direct, the median of ${ratios.map((r) => Math.round(r * 100)).join(', ')} %; target ≥ 70 %)`],
+    ...results.flatMap((r) => [
+      [`direct (publisher → Mosquitto → subscriber); ${label(r)}`, `${Math.round(r.directRate)} msg/s`],
+      [`bridged (publisher → edgewarden → Mosquitto → subscriber); ${label(r)}`, `${Math.round(r.bridgedRate)} msg/s (${Math.round((r.bridgedRate / r.directRate) * 100)} % of direct, the median of ${r.ratios.map((x) => Math.round(x * 100)).join(', ')} %; target ≥ 70 %)`],
+    ]),
     ['not bridged (publisher → edgewarden → local subscriber), for scale', LOCAL === 0 ? 'skipped (--local 0)' : `${Math.round(localRate)} msg/s`],
-    ['bare peer (publisher → bare Aedes + MQTT.js forward → Mosquitto → subscriber)', BARE === 0 ? 'skipped (--bare 0)' : `${Math.round(bareRate)} msg/s (${Math.round((bareRate / directRate) * 100)} % of direct; edgewarden bridged / bare ${Math.round((bridgedRate / bareRate) * 100)} %)`],
+    [`bare peer (publisher → bare Aedes + MQTT.js forward → Mosquitto → subscriber); ${label(results[0]!)}`, BARE === 0 ? 'skipped (--bare 0)' : `${Math.round(bareRate)} msg/s (${Math.round((bareRate / directRate) * 100)} % of direct; edgewarden bridged / bare ${Math.round((results[0]!.bridgedRate / bareRate) * 100)} %)`],
     [`queued into the outbox during the outage (${OUTAGE}, ${queued} in the outbox)`, `${Math.round(queueRate)} msg/s`],
     ['outbox drain after the cloud returned (reconnect included)', `${Math.round(drainRate)} msg/s (${drainSec.toFixed(2)} s; target ≥ 20,000)`],
   ]
-  for (const [k, v] of rows) console.log(`${k.padEnd(72)} ${v}`)
-  console.log(`CPU (% of one core; the machine has ${availableParallelism()}): direct: ${directCpu.text}; bridged: ${bridgedCpu.text}${bareCpu ? `; bare peer: ${bareCpu.text}` : ''}`)
-  // The budget: every process here shares the same cores, so at 70 % of direct the cores' time
-  // per message, less what the bench and Mosquitto spent per bridged message, is the most the
-  // gateway may spend (all its threads: GC, the journal's writer, libuv's pool included). An
-  // upper bound: it assumes no core is ever idle.
+  for (const [k, v] of rows) console.log(`${k.padEnd(80)} ${v}`)
+  if (results.some((r) => r.cpus === 'own')) console.log(`(gateway on core ${GATEWAY_CPU} alone: the bench and Mosquitto on core ${LOAD_CPUS}, in the direct and the bridged phases alike)`)
   const per = (c: CpuUse, k: string, n: number): string => (c.us[k]! / n).toFixed(1)
   const cores = availableParallelism()
-  const budget = (cores * 1e6) / (0.7 * directRate) - (bridgedCpu.us.bench! + bridgedCpu.us.mosquitto!) / N
-  console.log(`CPU per message, µs (all threads): direct: bench ${per(directCpu, 'bench', N)}, mosquitto ${per(directCpu, 'mosquitto', N)}; bridged: bench ${per(bridgedCpu, 'bench', N)}, mosquitto ${per(bridgedCpu, 'mosquitto', N)}, gateway ${per(bridgedCpu, 'gateway', N)}${bareCpu ? `; bare peer: ${per(bareCpu, 'bare', BARE)}` : ''}`)
-  console.log(`budget: at 70 % of direct (${Math.round(0.7 * directRate)} msg/s) ${cores} cores leave the gateway at most ${budget.toFixed(1)} µs of CPU a message beside the bench and Mosquitto (bridged: ${per(bridgedCpu, 'gateway', N)} µs)`)
-  console.log(`load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}; N=${N} a phase, ${ROUNDS} rounds, ${PUBS} publishers, payload ${PAYLOAD.length} B, window ${WINDOW}`)
+  for (const r of results) {
+    console.log(`CPU, ${label(r)} (% of one core; the machine has ${cores}): direct: ${r.directCpu.text}; bridged: ${r.bridgedCpu.text}${bareCpu && r === results[0] ? `; bare peer: ${bareCpu.text}` : ''}`)
+    console.log(`CPU per message, µs (all threads), ${label(r)}: direct: bench ${per(r.directCpu, 'bench', N)}, mosquitto ${per(r.directCpu, 'mosquitto', N)}; bridged: bench ${per(r.bridgedCpu, 'bench', N)}, mosquitto ${per(r.bridgedCpu, 'mosquitto', N)}, gateway ${per(r.bridgedCpu, 'gateway', N)}${bareCpu && r === results[0] ? `; bare peer: ${per(bareCpu, 'bare', BARE)}` : ''}`)
+  }
+  if (shared) {
+    // The budget: every process here shares the same cores, so at 70 % of direct the cores' time
+    // per message, less what the bench and Mosquitto spent per bridged message, is the most the
+    // gateway may spend (all its threads: GC, the journal's writer, libuv's pool included). An
+    // upper bound: it assumes no core is ever idle.
+    const budget = (cores * 1e6) / (0.7 * shared.directRate) - (shared.bridgedCpu.us.bench! + shared.bridgedCpu.us.mosquitto!) / N
+    console.log(`budget, cores shared: at 70 % of direct (${Math.round(0.7 * shared.directRate)} msg/s) ${cores} cores leave the gateway at most ${budget.toFixed(1)} µs of CPU a message beside the bench and Mosquitto (bridged: ${per(shared.bridgedCpu, 'gateway', N)} µs)`)
+  }
+  console.log(`load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}; N=${N} a phase, ${ROUNDS} rounds per arrangement, ${PUBS} publishers, payload ${PAYLOAD.length} B, window ${WINDOW}`)
 }
 
 main().then(async () => {
