@@ -12,15 +12,25 @@ import { storedHash } from './codec.js'
  */
 export interface JournalDbs {
   readonly records: Database<Buffer, number>
+  /**
+   * The same records, each value read as a view of LMDB's shared read buffer (its length is the
+   * value's, its ArrayBuffer larger) instead of a Buffer of its own: valid only until the next
+   * read on this thread. For scans that copy each record once, straight where it goes (the shipper).
+   */
+  readonly recordViews: Database<Uint8Array, number>
   readonly meta: Database<unknown, string>
   readonly checkpoints: Database<string, number>
 }
 
 export interface Anchor { readonly seq: number; readonly hash: string }
 
+/** a decoder that keeps what it is given: lmdb-js then hands it the shared buffer, unsliced (it counts on decoders to copy) */
+const RECORD_VIEWS = { name: 'journal', encoder: { encode: (v: Uint8Array): Uint8Array => v, decode: (bytes: Uint8Array): Uint8Array => bytes } }
+
 export function openJournalDbs(env: DataEnv): JournalDbs {
   return {
     records: env.root.openDB<Buffer, number>({ name: 'journal', encoding: 'binary' }),
+    recordViews: env.root.openDB<Uint8Array, number>(RECORD_VIEWS),
     meta: env.root.openDB<unknown, string>({ name: 'journal-meta', encoding: 'msgpack' }),
     checkpoints: env.root.openDB<string, number>({ name: 'journal-checkpoints', encoding: 'string' }),
   }
