@@ -559,11 +559,13 @@ export class GatewayCore {
       acknowledge?.()
     })
     durable.then(() => {
-      const ack = (): void => (routeErr ? cb(routeErr) : this.#drop(packet, cb))
       // on a site cluster the route writes Redis (persistent sessions' queues, the retained
-      // store) and has no prepare step: the PUBACK waits for those writes too
-      if (routed || !this.p.cluster) ack()
-      else acknowledge = ack
+      // store) and has no prepare step: the PUBACK waits for those writes too. No named
+      // closure on the common path: run from source (tsx keeps names), each costs a defineProperty
+      if (routed || !this.p.cluster) {
+        if (routeErr) cb(routeErr)
+        else this.#drop(packet, cb)
+      } else acknowledge = () => (routeErr ? cb(routeErr) : this.#drop(packet, cb))
     }, (err: Error) => cb(err))
   }
 
