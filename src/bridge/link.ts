@@ -1,7 +1,7 @@
 import '../broker/quiet-debug.js'
 import { EventEmitter } from 'node:events'
 import { readFileSync } from 'node:fs'
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
+import mqtt, { Store, type IClientOptions, type IPublishPacket, type MqttClient, type PacketCallback } from 'mqtt'
 import type { UpstreamConfig } from '../config/types.js'
 import type { Clock } from '../clock.js'
 import type { Logger } from '../logger.js'
@@ -95,6 +95,8 @@ export class UpstreamLink extends EventEmitter {
   /** counts connections: a callback can tell whether the connection it used is still the one up */
   get generation(): number { return this.#generation }
   get state(): LinkState { return this.#state }
+  /** the current connection's MQTT.js client, if any (tests look at what it keeps) */
+  get client(): MqttClient | undefined { return this.#client }
 
   status(): LinkStatus {
     return {
@@ -190,6 +192,7 @@ export class UpstreamLink extends EventEmitter {
       return
     }
     this.#client = client
+    skipStoreCopy(client)
     client.handleMessage = (packet: IPublishPacket, done: (err?: Error) => void) => {
       this.#dispatch(packet).then(() => done(), () => done())
     }
@@ -215,6 +218,7 @@ export class UpstreamLink extends EventEmitter {
       resubscribe: false,
       connectTimeout: this.#o.connectTimeoutMs ?? 10_000,
       queueQoSZero: false,
+      outgoingStore: new KeepNothing(),
       // MQTT.js calls its debug logger several times per publish: unless DEBUG names
       // mqttjs:client at start, src/broker/quiet-debug.ts makes it an empty function
     })
@@ -353,4 +357,40 @@ export function displayUrl(url: string): string {
   } catch {
     return url.replace(/\/\/[^/@]*@/, '//')
   }
+}
+
+/**
+ * The link's clients' outgoing store: it keeps nothing. MQTT.js keeps each unacknowledged QoS 1
+ * publish there to send it again when the same client reconnects; the link makes a new client
+ * for every connection (reconnectPeriod 0) and fails what was pending when one closes, and the
+ * outbox sends that again: nothing put here would ever be read back. An acknowledged publish's
+ * removal must still succeed (MQTT.js passes the store's error to the publish's callback).
+ */
+export class KeepNothing extends Store {
+  override put(_packet: Parameters<Store['put']>[0], cb: () => void): this {
+    cb?.()
+    return this
+  }
+
+  override del(packet: Parameters<Store['del']>[0], cb: PacketCallback): this {
+    cb(undefined, packet as Parameters<PacketCallback>[1])
+    return this
+  }
+}
+
+/**
+ * MQTT.js deep-copies every QoS 1 publish, payload included, before putting it into the
+ * outgoing store (`_storeAndSend`); with KeepNothing the copy is thrown away at once, so this
+ * client writes the packet without making it (~1 µs and ~0.4 KiB a bridged message). A private
+ * method of MQTT.js 5: replaced only where it is there, and test/bridge/link.test.ts fails
+ * when it is gone, so an upgrade is looked at; without it the link works as before.
+ */
+export function skipStoreCopy(client: MqttClient): boolean {
+  const c = client as unknown as { _storeAndSend?: unknown; _writePacket?: (packet: unknown, cb?: unknown) => void; outgoingStore?: unknown }
+  if (typeof c._storeAndSend !== 'function' || typeof c._writePacket !== 'function' || !(c.outgoingStore instanceof KeepNothing)) return false
+  c._storeAndSend = function (this: typeof c, packet: unknown, cb: unknown, cbStorePut: () => void): void {
+    cbStorePut()
+    this._writePacket!(packet, cb)
+  }
+  return true
 }
