@@ -45,12 +45,16 @@ export class RecordFrames {
   /** the record bytes held, without the bin headers */
   bytes = 0
 
+  readonly #initial: number
+
   constructor(initialBytes = 64 * 1024) {
+    this.#initial = initialBytes
     this.#buf = Buffer.allocUnsafeSlow(HEAD_ROOM + initialBytes)
   }
 
-  /** Empties it for the next batch (the buffer is kept: call only once the last batch is encoded). */
+  /** Empties it for the next batch (call only once the last batch is encoded): the buffer is kept, unless one huge record grew it past KEEP_BYTES. */
   reset(): void {
+    if (this.#buf.length > KEEP_BYTES) this.#buf = Buffer.allocUnsafeSlow(HEAD_ROOM + this.#initial)
     this.#at = HEAD_ROOM
     this.count = 0
     this.bytes = 0
@@ -69,6 +73,9 @@ export class RecordFrames {
     this.count++
     this.bytes += length
   }
+
+  /** bytes the buffer holds now */
+  get capacity(): number { return this.#buf.length }
 
   /** the frames so far (a view, valid until reset) */
   get frames(): Buffer { return this.#buf.subarray(HEAD_ROOM, this.#at) }
@@ -102,6 +109,9 @@ export function encodeFramedBatch(b: Omit<AuditBatch, 'records'>, records: Recor
   const arr = n < 16 ? Buffer.from([0x90 | n]) : n < 0x10000 ? Buffer.from([0xdc, n >> 8, n & 0xff]) : Buffer.from([0xdd, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff])
   return gzipAsync(records.behind(Buffer.concat([head, RECORDS_KEY, arr])), GZIP)
 }
+
+/** a batch of records is at most ~1 MiB (the shipper's MAX_BATCH_BYTES), but one record may be larger: a buffer grown past this is not kept */
+const KEEP_BYTES = 4 * 1024 * 1024
 
 /** room kept before the frames for the rest of the batch (its ids, counts and checkpoint: a few hundred bytes), so it need not be copied whole */
 const HEAD_ROOM = 1024

@@ -15,7 +15,8 @@ export interface JournalDbs {
   /**
    * The same records, each value read as a view of LMDB's shared read buffer (its length is the
    * value's, its ArrayBuffer larger) instead of a Buffer of its own: valid only until the next
-   * read on this thread. For scans that copy each record once, straight where it goes (the shipper).
+   * read on this thread, and every value read is that same object. For scans that copy each
+   * record once, straight where it goes (the shipper); anything else reads `records`.
    */
   readonly recordViews: Database<Uint8Array, number>
   readonly meta: Database<unknown, string>
@@ -24,8 +25,12 @@ export interface JournalDbs {
 
 export interface Anchor { readonly seq: number; readonly hash: string }
 
-/** a decoder that keeps what it is given: lmdb-js then hands it the shared buffer, unsliced (it counts on decoders to copy) */
-const RECORD_VIEWS = { name: 'journal', encoder: { encode: (v: Uint8Array): Uint8Array => v, decode: (bytes: Uint8Array): Uint8Array => bytes } }
+/**
+ * A decoder that keeps what it is given: lmdb-js then hands it the shared buffer, unsliced (it
+ * counts on decoders to copy). `binary`: a value larger than that buffer (16 MiB) comes as a copy
+ * of its own instead of growing the shared buffer for good (found by review).
+ */
+const RECORD_VIEWS = { name: 'journal', encoding: 'binary' as const, encoder: { encode: (v: Uint8Array): Uint8Array => v, decode: (bytes: Uint8Array): Uint8Array => bytes } }
 
 export function openJournalDbs(env: DataEnv): JournalDbs {
   return {

@@ -45,6 +45,14 @@ t.test('reset() empties the frames for the next batch; the buffer grows as neede
   frames.add(Buffer.from('two'))
   t.equal(frames.count, 2)
   t.equal(frames.bytes, 100_003)
+  // one huge record grows the buffer; it is not kept past the batch
+  frames.reset()
+  frames.add(Buffer.alloc(5 * 1024 * 1024))
+  t.ok(frames.capacity > 5 * 1024 * 1024)
+  frames.reset()
+  t.ok(frames.capacity < 1024 * 1024, 'a buffer grown past 4 MiB is let go at reset')
+  frames.add(Buffer.alloc(100_000, 1))
+  frames.add(Buffer.from('two'))
   const d = await decodeBatch(await encodeFramedBatch({ ...head, last: 8 }, frames))
   t.same(d.records.map((r) => r.length), [100_000, 3])
 })
@@ -53,14 +61,15 @@ t.test('records read through recordViews (LMDB\'s shared buffer, larger than the
   const env = openDataEnv(tempDir(t))
   t.teardown(() => env.release())
   const dbs = openJournalDbs(env)
-  // a large value takes another of lmdb-js' read paths than the small ones around it
-  const values = [Buffer.from('short'), Buffer.alloc(300 * 1024, 0x61), Buffer.from('after the large one')]
+  // over 16 MiB (lmdb-js' shared read buffer) a value takes another read path than the small ones around it
+  const values = [Buffer.from('short'), Buffer.alloc(300 * 1024, 0x61), Buffer.alloc(17 * 1024 * 1024, 0x62), Buffer.from('after the large one')]
   await env.root.transaction(() => { values.forEach((v, i) => dbs.records.put(i + 1, v)) })
   const frames = new RecordFrames()
-  for (const { value } of dbs.recordViews.getRange({ start: 1, end: 4 })) frames.add(value)
-  t.equal(frames.count, 3)
+  for (const { value } of dbs.recordViews.getRange({ start: 1, end: 5 })) frames.add(value)
+  t.equal(frames.count, 4)
   const d = await decodeBatch(await encodeFramedBatch({ ...head, last: 9 }, frames))
   t.same(d.records.map((r) => Buffer.from(r)), values)
   const small = dbs.recordViews.get(1)!
   t.ok(small.buffer.byteLength > small.length, 'a view: its buffer is larger than the value')
+  t.ok(small.buffer.byteLength <= 16 * 1024 * 1024, `the shared read buffer did not grow for the large value (${small.buffer.byteLength} bytes)`)
 })
