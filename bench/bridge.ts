@@ -44,26 +44,42 @@ const ROUNDS = arg('rounds', 3)
 const WINDOW = 1000
 /**
  * `--cpus shared|own|both` (default both, shared first): how the processes are placed on the
- * cores for the direct and bridged rounds. shared: every process may run on every core, so the
- * gateway's CPU is taken from the publishers and Mosquitto (which a real site does not share
- * with it). own: the gateway gets one core alone (`taskset`, all its threads), the bench and
- * Mosquitto the others, in both phases — the gateway on a device of its own, the devices and
- * the cloud elsewhere; bridged is then below direct by what the gateway cannot keep up with.
+ * cores for the direct and bridged rounds. shared: every process may run on every core this
+ * bench may use (its own affinity), so the gateway's CPU is taken from the publishers and
+ * Mosquitto — the issue's target (bridged ≥ 70 % of direct) is read here. own: the gateway gets
+ * one of those cores alone (`taskset`, all its threads), the bench and Mosquitto the others, in
+ * both phases — the gateway on a device of its own. With two cores the load side then gets one
+ * and is the limit in both phases, so bridged near 100 % says only that the gateway keeps up with
+ * what that core makes; the figure printed for it is the gateway's capacity on its core (its
+ * rate over its busy share), not a ratio to the target.
  */
 type Cpus = 'shared' | 'own'
 const CPUS_ARG = (() => { const i = process.argv.indexOf('--cpus'); return i > 0 ? process.argv[i + 1]! : 'both' })()
-const CORES = availableParallelism()
-const CPUS: Cpus[] = CPUS_ARG === 'both' ? (CORES >= 2 ? ['shared', 'own'] : ['shared']) : [CPUS_ARG as Cpus]
-if (!CPUS.every((c) => c === 'shared' || c === 'own') || (CPUS.includes('own') && CORES < 2)) throw new Error(`--cpus ${CPUS_ARG}: shared, own (2 cores or more) or both`)
-/** the gateway's own core in the `own` arrangement: the last; the bench and Mosquitto get the rest */
-const GATEWAY_CPU = String(CORES - 1)
-const LOAD_CPUS = CORES > 2 ? `0-${CORES - 2}` : '0'
+/** the cores this process may run on (a container's or a caller's `taskset` is kept to) */
+const ALLOWED = ((): number[] => {
+  try {
+    const out = execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' })
+    return out.slice(out.lastIndexOf(':') + 1).trim().split(',').flatMap((r) => {
+      const [lo, hi] = r.split('-').map(Number)
+      return Array.from({ length: (hi ?? lo!) - lo! + 1 }, (_, k) => lo! + k)
+    })
+  } catch {
+    return [] // no taskset: only `shared`, left as it is
+  }
+})()
+const CPUS: Cpus[] = CPUS_ARG === 'both' ? (ALLOWED.length >= 2 ? ['shared', 'own'] : ['shared']) : [CPUS_ARG as Cpus]
+if (!CPUS.every((c) => c === 'shared' || c === 'own') || (CPUS.includes('own') && ALLOWED.length < 2)) throw new Error(`--cpus ${CPUS_ARG}: shared, own (two usable cores or more, and taskset) or both`)
+/** the gateway's own core in the `own` arrangement: the last allowed one; the bench and Mosquitto get the rest */
+const GATEWAY_CPU = String(ALLOWED[ALLOWED.length - 1])
+const LOAD_CPUS = ALLOWED.slice(0, -1).join(',')
+const ALL_CPUS = ALLOWED.join(',')
 
 /** Places processes (every thread: taskset -a) on cores for an arrangement. */
 function arrange(cpus: Cpus, pids: { load: number[]; gateway: number[] }): void {
+  if (ALLOWED.length === 0) return
   const set = (pid: number, list: string): void => { execFileSync('taskset', ['-a', '-p', '-c', list, String(pid)], { stdio: 'ignore' }) }
-  for (const pid of pids.load) set(pid, cpus === 'own' ? LOAD_CPUS : `0-${CORES - 1}`)
-  for (const pid of pids.gateway) set(pid, cpus === 'own' ? GATEWAY_CPU : `0-${CORES - 1}`)
+  for (const pid of pids.load) set(pid, cpus === 'own' ? LOAD_CPUS : ALL_CPUS)
+  for (const pid of pids.gateway) set(pid, cpus === 'own' ? GATEWAY_CPU : ALL_CPUS)
 }
 
 /** One arrangement's rounds: every round's ratio, and the median round's figures. */
@@ -137,7 +153,7 @@ function cpuMicros(pid?: number): number {
 }
 
 /** CPU of each process over a phase: as % of one core (text) and in µs (us). */
-interface CpuUse { readonly text: string; readonly us: Readonly<Record<string, number>> }
+interface CpuUse { readonly text: string; readonly us: Readonly<Record<string, number>>; readonly wallUs: number }
 
 function cpuMeter(pids: Record<string, number | undefined>): () => CpuUse {
   const t0 = performance.now()
@@ -145,7 +161,7 @@ function cpuMeter(pids: Record<string, number | undefined>): () => CpuUse {
   return () => {
     const wallUs = (performance.now() - t0) * 1000
     const us = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMicros(p) - start[k]!]))
-    return { us, text: Object.keys(pids).map((k) => `${k} ${Math.round((us[k]! / wallUs) * 100)} %`).join(', ') }
+    return { us, wallUs, text: Object.keys(pids).map((k) => `${k} ${Math.round((us[k]! / wallUs) * 100)} %`).join(', ') }
   }
 }
 
@@ -242,8 +258,6 @@ async function main(): Promise<void> {
   const results: Rounds[] = []
   for (const cpus of CPUS) results.push(await runRounds(cpus))
   console.log(`bridged: outbox depth up to ${maxDepth} (sampled every 50 ms); the figures below are each arrangement's median round's`)
-  // the bare peer and the not-bridged comparison are set against the first arrangement's direct phase
-  const { directRate } = results[0]!
 
   // 2b. the gateway's own QoS 1 path, not bridged: publishers → edgewarden → a local subscriber
   let localReceived = 0
@@ -302,23 +316,27 @@ async function main(): Promise<void> {
 
   const shared = results.find((r) => r.cpus === 'shared')
   const label = (r: Rounds): string => (r.cpus === 'shared' ? 'cores shared' : `gateway on core ${GATEWAY_CPU} alone`)
+  /** the gateway's messages a second on its core at full use: its rate over its busy share of that core */
+  const capacity = (r: Rounds): number => r.bridgedRate / (r.bridgedCpu.us.gateway! / r.bridgedCpu.wallUs)
   const rows = [
     ...results.flatMap((r) => [
       [`direct (publisher → Mosquitto → subscriber); ${label(r)}`, `${Math.round(r.directRate)} msg/s`],
-      [`bridged (publisher → edgewarden → Mosquitto → subscriber); ${label(r)}`, `${Math.round(r.bridgedRate)} msg/s (${Math.round((r.bridgedRate / r.directRate) * 100)} % of direct, the median of ${r.ratios.map((x) => Math.round(x * 100)).join(', ')} %; target ≥ 70 %)`],
+      r.cpus === 'shared'
+        ? [`bridged (publisher → edgewarden → Mosquitto → subscriber); ${label(r)}`, `${Math.round(r.bridgedRate)} msg/s (${Math.round((r.bridgedRate / r.directRate) * 100)} % of direct, the median of ${r.ratios.map((x) => Math.round(x * 100)).join(', ')} %; target ≥ 70 %)`]
+        : [`bridged (publisher → edgewarden → Mosquitto → subscriber); ${label(r)}`, `${Math.round(r.bridgedRate)} msg/s (${Math.round((r.bridgedRate / r.directRate) * 100)} % of direct, the median of ${r.ratios.map((x) => Math.round(x * 100)).join(', ')} %: the load's core is the limit; the gateway's capacity on its core ≈ ${Math.round(capacity(r))} msg/s)`],
     ]),
     ['not bridged (publisher → edgewarden → local subscriber), for scale', LOCAL === 0 ? 'skipped (--local 0)' : `${Math.round(localRate)} msg/s`],
-    [`bare peer (publisher → bare Aedes + MQTT.js forward → Mosquitto → subscriber); ${label(results[0]!)}`, BARE === 0 ? 'skipped (--bare 0)' : `${Math.round(bareRate)} msg/s (${Math.round((bareRate / directRate) * 100)} % of direct; edgewarden bridged / bare ${Math.round((results[0]!.bridgedRate / bareRate) * 100)} %)`],
+    ['bare peer (publisher → bare Aedes + MQTT.js forward → Mosquitto → subscriber); cores shared', BARE === 0 ? 'skipped (--bare 0)' : shared ? `${Math.round(bareRate)} msg/s (${Math.round((bareRate / shared.directRate) * 100)} % of direct; edgewarden bridged / bare ${Math.round((shared.bridgedRate / bareRate) * 100)} %)` : `${Math.round(bareRate)} msg/s`],
     [`queued into the outbox during the outage (${OUTAGE}, ${queued} in the outbox)`, `${Math.round(queueRate)} msg/s`],
     ['outbox drain after the cloud returned (reconnect included)', `${Math.round(drainRate)} msg/s (${drainSec.toFixed(2)} s; target ≥ 20,000)`],
   ]
   for (const [k, v] of rows) console.log(`${k.padEnd(80)} ${v}`)
-  if (results.some((r) => r.cpus === 'own')) console.log(`(gateway on core ${GATEWAY_CPU} alone: the bench and Mosquitto on core ${LOAD_CPUS}, in the direct and the bridged phases alike)`)
+  if (results.some((r) => r.cpus === 'own')) console.log(`(gateway on core ${GATEWAY_CPU} alone: the bench and Mosquitto on ${LOAD_CPUS}, in the direct and the bridged phases alike; the bare peer and the outage ran with the cores shared)`)
   const per = (c: CpuUse, k: string, n: number): string => (c.us[k]! / n).toFixed(1)
   const cores = availableParallelism()
   for (const r of results) {
-    console.log(`CPU, ${label(r)} (% of one core; the machine has ${cores}): direct: ${r.directCpu.text}; bridged: ${r.bridgedCpu.text}${bareCpu && r === results[0] ? `; bare peer: ${bareCpu.text}` : ''}`)
-    console.log(`CPU per message, µs (all threads), ${label(r)}: direct: bench ${per(r.directCpu, 'bench', N)}, mosquitto ${per(r.directCpu, 'mosquitto', N)}; bridged: bench ${per(r.bridgedCpu, 'bench', N)}, mosquitto ${per(r.bridgedCpu, 'mosquitto', N)}, gateway ${per(r.bridgedCpu, 'gateway', N)}${bareCpu && r === results[0] ? `; bare peer: ${per(bareCpu, 'bare', BARE)}` : ''}`)
+    console.log(`CPU, ${label(r)} (% of one core; the machine has ${cores}): direct: ${r.directCpu.text}; bridged: ${r.bridgedCpu.text}${bareCpu && r === shared ? `; bare peer: ${bareCpu.text}` : ''}`)
+    console.log(`CPU per message, µs (all threads), ${label(r)}: direct: bench ${per(r.directCpu, 'bench', N)}, mosquitto ${per(r.directCpu, 'mosquitto', N)}; bridged: bench ${per(r.bridgedCpu, 'bench', N)}, mosquitto ${per(r.bridgedCpu, 'mosquitto', N)}, gateway ${per(r.bridgedCpu, 'gateway', N)}${bareCpu && r === shared ? `; bare peer: ${per(bareCpu, 'bare', BARE)}` : ''}`)
   }
   if (shared) {
     // The budget: every process here shares the same cores, so at 70 % of direct the cores' time
