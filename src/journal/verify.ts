@@ -46,7 +46,11 @@ export async function verifyJournal(dbs: JournalDbs, publicJwk?: JWK, gw?: strin
     n++
   }
   let cps = 0
-  for (const { key, value } of dbs.checkpoints.getRange()) {
+  // read first, verified after: a signature check is awaited, and a cursor must not stay open
+  // across an await (another request opening the journal's DBs meanwhile commits the read
+  // transaction the cursor is on; found by review)
+  const checkpoints = [...dbs.checkpoints.getRange()].map(({ key, value }) => ({ key, value }))
+  for (const { key, value } of checkpoints) {
     if (!publicJwk) return { ok: false, records: n, checkpoints: cps, firstSeq: first, lastSeq: prevSeq, brokenAt: key, problem: 'checkpoints present but no gateway public key to verify them' }
     let c
     try {
