@@ -95,7 +95,7 @@ export class UpstreamLink extends EventEmitter {
   /** counts connections: a callback can tell whether the connection it used is still the one up */
   get generation(): number { return this.#generation }
   get state(): LinkState { return this.#state }
-  /** the current connection's MQTT.js client, if any (tests look at what it keeps) */
+  /** the current connection's MQTT.js client, if any: for tests, which look at what it keeps (publish through send()/publish(), never on it directly) */
   get client(): MqttClient | undefined { return this.#client }
 
   status(): LinkStatus {
@@ -367,8 +367,16 @@ export function displayUrl(url: string): string {
  * removal must still succeed (MQTT.js passes the store's error to the publish's callback).
  */
 export class KeepNothing extends Store {
-  override put(_packet: Parameters<Store['put']>[0], cb: () => void): this {
-    cb?.()
+  /** set by skipStoreCopy: put() is then reached only by a publish made while the client is not connected */
+  sendsDirect = false
+
+  override put(_packet: Parameters<Store['put']>[0], cb: (err?: Error) => void): this {
+    // offline, MQTT.js would keep the publish here for the connection to come and call back only
+    // once that acknowledged it: kept nowhere, it would hang. The link publishes only while up, so
+    // this is a misuse: fail it at once. Without skipStoreCopy every publish comes through here
+    // on its way out, and goes on.
+    if (this.sendsDirect) cb?.(new Error('upstream client not connected: a publish is not kept for a later connection'))
+    else cb?.()
     return this
   }
 
@@ -388,6 +396,7 @@ export class KeepNothing extends Store {
 export function skipStoreCopy(client: MqttClient): boolean {
   const c = client as unknown as { _storeAndSend?: unknown; _writePacket?: (packet: unknown, cb?: unknown) => void; outgoingStore?: unknown }
   if (typeof c._storeAndSend !== 'function' || typeof c._writePacket !== 'function' || !(c.outgoingStore instanceof KeepNothing)) return false
+  c.outgoingStore.sendsDirect = true
   c._storeAndSend = function (this: typeof c, packet: unknown, cb: unknown, cbStorePut: () => void): void {
     cbStorePut()
     this._writePacket!(packet, cb)
