@@ -131,7 +131,8 @@ export class Shipper {
     let lastBytes = 0
     // each record is copied once, from LMDB's shared read buffer straight into the batch's
     // frames (recordViews): a Buffer of every record first, then packing them, cost the event
-    // loop 2-3 µs a record, a tenth of a bridged message's (bench/README.md, "The shipper")
+    // loop 2-3 µs a record, a tenth of a bridged message's (bench/README.md, "The cloud bridge:
+    // MQTT.js' store, the shipper's reads, a core of its own")
     for (const { key, value } of journal.dbs.recordViews.getRange({ start: from, end: upTo + 1 })) {
       // at least one record per batch, however large
       if (frames.count > 0 && frames.bytes + value.length > MAX_BATCH_BYTES) break
