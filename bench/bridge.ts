@@ -86,7 +86,6 @@ function arrange(cpus: Cpus, pids: { load: number[]; gateway: number[] }): void 
 interface Rounds {
   readonly cpus: Cpus
   readonly ratios: readonly number[]
-  readonly mid: number
   readonly directRate: number
   readonly bridgedRate: number
   readonly directCpu: CpuUse
@@ -253,7 +252,7 @@ async function main(): Promise<void> {
     const ratios = bridgedRates.map((b, i) => b / directRates[i]!)
     const mid = medianIndex(ratios)
     arrange('shared', { load: [process.pid, cloud.pid!], gateway: [gw.proc.pid!] })
-    return { cpus, ratios, mid, directRate: directRates[mid]!, bridgedRate: bridgedRates[mid]!, directCpu: directCpus[mid]!, bridgedCpu: bridgedCpus[mid]! }
+    return { cpus, ratios, directRate: directRates[mid]!, bridgedRate: bridgedRates[mid]!, directCpu: directCpus[mid]!, bridgedCpu: bridgedCpus[mid]! }
   }
   const results: Rounds[] = []
   for (const cpus of CPUS) results.push(await runRounds(cpus))

@@ -41,6 +41,8 @@ export function encodeBatch(b: AuditBatch): Promise<Buffer> {
 export class RecordFrames {
   #buf: Buffer
   #at = HEAD_ROOM
+  /** where the last record's bytes start */
+  #lastAt = HEAD_ROOM
   count = 0
   /** the record bytes held, without the bin headers */
   bytes = 0
@@ -56,6 +58,7 @@ export class RecordFrames {
   reset(): void {
     if (this.#buf.length > KEEP_BYTES) this.#buf = Buffer.allocUnsafeSlow(HEAD_ROOM + this.#initial)
     this.#at = HEAD_ROOM
+    this.#lastAt = HEAD_ROOM
     this.count = 0
     this.bytes = 0
   }
@@ -69,6 +72,7 @@ export class RecordFrames {
     if (length < 0x100) { b[o++] = 0xc4; b[o++] = length } else if (length < 0x10000) { b[o++] = 0xc5; b.writeUInt16BE(length, o); o += 2 } else { b[o++] = 0xc6; b.writeUInt32BE(length, o); o += 4 }
     // LMDB's shared read buffer: set() would copy all of its ArrayBuffer's view (its byteLength), not `length` bytes
     b.set(record.byteLength === length ? record : Uint8Array.prototype.subarray.call(record, 0, length), o)
+    this.#lastAt = o
     this.#at = o + length
     this.count++
     this.bytes += length
@@ -79,6 +83,9 @@ export class RecordFrames {
 
   /** the frames so far (a view, valid until reset) */
   get frames(): Buffer { return this.#buf.subarray(HEAD_ROOM, this.#at) }
+
+  /** the last record added, its bytes without the bin header (a view, valid until reset) */
+  get lastRecord(): Buffer { return this.#buf.subarray(this.#lastAt, this.#at) }
 
   /** `prefix` then the frames, as one buffer: written into the room kept before the frames when it fits (a view, valid until reset) */
   behind(prefix: Buffer): Buffer {

@@ -249,6 +249,7 @@ export function openRecord(bytes: Uint8Array): OpenedRecord {
 
 /** The hash a stored record claims (its last 64 bytes), without decoding it. */
 export function storedHash(bytes: Uint8Array): string {
+  if (bytes.byteLength < 64) throw new Error(`a stored record of ${bytes.byteLength} bytes is too short to end with a hash`)
   return Buffer.from(bytes.buffer, bytes.byteOffset + bytes.byteLength - 64, 64).toString('latin1')
 }
 

@@ -5,7 +5,7 @@ import { MemoryJournal } from '../../src/journal/memory.js'
 import { ManualClock } from '../../src/clock.js'
 import { silentLogger } from '../../src/logger.js'
 import { freePort } from '../helpers/mosquitto.js'
-import { waitFor } from './util.js'
+import { upstreamConfig, waitFor } from './util.js'
 
 t.test('backoff: exponential ceiling, full jitter between minMs and the ceiling, reset', async (t) => {
   const low = new Backoff(100, 1000, () => 0)
@@ -35,7 +35,7 @@ t.test('link: retries an unreachable cloud on jittered, growing delays; upstream
   const randoms = [0.5, 0.25, 1, 0, 0.75]
   let r = 0
   const link = new UpstreamLink({
-    config: { url: `mqtt://127.0.0.1:${port}`, rejectUnauthorized: true, keepaliveSec: 30, reconnect: { minMs: 100, maxMs: 1000 }, out: [], in: [], buffer: { maxMessages: 1, maxBytes: 1, onFull: 'block', storeAfterMs: 100 }, audit: { batchRecords: 1, batchMs: 10 } },
+    config: upstreamConfig(`mqtt://127.0.0.1:${port}`, { minMs: 100, maxMs: 1000 }),
     gatewayId: 'gw-b', logger: silentLogger, journal, clock: new ManualClock(), random: () => randoms[r++ % randoms.length]!, timers,
   })
   t.teardown(() => link.stop())

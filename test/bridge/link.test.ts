@@ -7,9 +7,8 @@ import { MemoryJournal } from '../../src/journal/memory.js'
 import { systemClock } from '../../src/clock.js'
 import { silentLogger } from '../../src/logger.js'
 import { startMosquitto } from '../helpers/mosquitto.js'
-import { collect, waitFor } from './util.js'
+import { collect, upstreamConfig, waitFor } from './util.js'
 
-const upstream = (url: string) => ({ url, rejectUnauthorized: true, keepaliveSec: 30, reconnect: { minMs: 20, maxMs: 100 }, out: [], in: [], buffer: { maxMessages: 1, maxBytes: 1, onFull: 'block' as const, storeAfterMs: 100 }, audit: { batchRecords: 1, batchMs: 10 } })
 
 t.test('MQTT.js still has the private method skipStoreCopy replaces (fails on an upgrade that drops it: look again then)', async (t) => {
   const proto = MqttClient.prototype as unknown as Record<string, unknown>
@@ -35,7 +34,7 @@ t.test('QoS 1 publishes through the link: each acknowledged once, nothing copied
   // the subscriber below shares this process with 2,000 publishes at once: Mosquitto must not drop what it queues for it (found by review)
   const cloud = await startMosquitto(t, { extra: ['max_queued_messages 0'] })
   const journal = new MemoryJournal()
-  const link = new UpstreamLink({ config: upstream(cloud.url), gatewayId: 'gw-link', logger: silentLogger, journal, clock: systemClock })
+  const link = new UpstreamLink({ config: upstreamConfig(cloud.url), gatewayId: 'gw-link', logger: silentLogger, journal, clock: systemClock })
   t.teardown(() => link.stop())
   const rx = await mqtt.connectAsync(cloud.url, { clientId: 'rx', protocolVersion: 4, reconnectPeriod: 0 })
   t.teardown(() => rx.endAsync(true))
@@ -81,7 +80,7 @@ t.test('a connection lost with publishes in flight fails them, and the next conn
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { for (const c of conns) c.socket.destroy(); server.close() })
   const port = (server.address() as AddressInfo).port
-  const link = new UpstreamLink({ config: upstream(`mqtt://127.0.0.1:${port}`), gatewayId: 'gw-link2', logger: silentLogger, journal: new MemoryJournal(), clock: systemClock })
+  const link = new UpstreamLink({ config: upstreamConfig(`mqtt://127.0.0.1:${port}`), gatewayId: 'gw-link2', logger: silentLogger, journal: new MemoryJournal(), clock: systemClock })
   t.teardown(() => link.stop())
   link.start()
   await waitFor(() => link.connected, 'the link up')

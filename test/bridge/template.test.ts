@@ -2,6 +2,7 @@ import t from 'tap'
 import { compileTemplate, dropLevels } from '../../src/bridge/template.js'
 import { isValidFilter, matchTopic } from '../../src/bridge/topic.js'
 import { compileMappings } from '../../src/bridge/mappings.js'
+import { upstreamConfig } from './util.js'
 
 const ctx = { gatewayId: 'gw-01', fleet: 'acme' }
 
@@ -38,7 +39,7 @@ t.test('topic matching', async (t) => {
 })
 
 t.test('mappings compile once and name the bad key', async (t) => {
-  const base = { url: 'mqtt://x', rejectUnauthorized: true, keepaliveSec: 30, reconnect: { minMs: 10, maxMs: 20 }, buffer: { maxMessages: 1, maxBytes: 1, onFull: 'block' as const, storeAfterMs: 100 }, audit: { batchRecords: 1, batchMs: 10 } }
+  const base = upstreamConfig('mqtt://x')
   const m = compileMappings({ ...base, out: [{ local: 'site/#', remote: 'up/${topic}', qos: 1 }], in: [{ remote: 'cmd/#', local: '${topic:1}', qos: 1 }] }, ctx)
   t.ok(m.bridged('site/1'))
   t.notOk(m.bridged('other/1'))

@@ -1,6 +1,11 @@
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Test } from 'tap'
 
+/** An upstream config for tests that build the link or the mappings themselves (no schema defaults applied). */
+export function upstreamConfig(url: string, reconnect = { minMs: 20, maxMs: 100 }) {
+  return { url, rejectUnauthorized: true, keepaliveSec: 30, reconnect, out: [], in: [], buffer: { maxMessages: 1, maxBytes: 1, onFull: 'block' as const, storeAfterMs: 100 }, audit: { batchRecords: 1, batchMs: 10 } }
+}
+
 /** Polls `cond` until true; fails after `ms` with `what` (no timing assertion: only a deadline). */
 export async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms

@@ -2,6 +2,7 @@ import t from 'tap'
 import { decodeBatch, encodeBatch, encodeFramedBatch, RecordFrames } from '../../src/journal/batch.js'
 import { tempDir } from '../helpers/gateway.js'
 import { openJournalDbs } from '../../src/journal/store.js'
+import { storedHash } from '../../src/journal/codec.js'
 import { openDataEnv } from '../../src/storage/env.js'
 
 const head = { v: 1 as const, gw: 'gw-batch', fleet: 'acme', first: 7, last: 0, checkpoint: 'eyJhbGciOiJFZERTQSJ9.e30.sig' }
@@ -45,6 +46,8 @@ t.test('reset() empties the frames for the next batch; the buffer grows as neede
   frames.add(Buffer.from('two'))
   t.equal(frames.count, 2)
   t.equal(frames.bytes, 100_003)
+  t.equal(frames.lastRecord.toString(), 'two', 'the last record, without its bin header')
+  t.throws(() => storedHash(frames.lastRecord), { message: /3 bytes is too short to end with a hash/ }, 'a record too short to hold a hash is refused, not read past its start')
   // one huge record grows the buffer; it is not kept past the batch
   frames.reset()
   frames.add(Buffer.alloc(5 * 1024 * 1024))
