@@ -29,3 +29,83 @@ t.test("what goes nowhere is not published: no 'publish' event, no subscriber, n
   t.same(delivered, ['site/a'])
   t.equal(lookups, 1)
 })
+
+t.test('a publish no live subscriber and no stored session would get stops before Aedes; one that somebody may get does not', async (t) => {
+  const dataDir = tempDir(t)
+  const aedes = createAedes(loadConfig({ env: {}, cwd: dataDir, overrides: { gateway: { id: 'gw-t', dataDir }, broker: { persistence: 'memory' } } }), {})
+  t.teardown(() => new Promise<void>((r) => aedes.close(() => r())))
+  await aedes.listen()
+  const events: string[] = []
+  aedes.on('publish', (p) => { if (!p.topic.startsWith('$SYS')) events.push(p.topic) })
+  type Store = {
+    subscriptionsByTopic(topic: string): Promise<unknown>
+    addSubscriptions(client: { id: string }, subs: object[]): Promise<void>
+    removeSubscriptions(client: { id: string }, topics: string[]): Promise<void>
+    cleanSubscriptions(client: { id: string }): Promise<void>
+    outgoingStream(client: { id: string }): AsyncIterable<{ topic: string }>
+    createRetainedStream(pattern: string): AsyncIterable<{ topic: string }>
+  }
+  const store = (aedes as unknown as { persistence: Store }).persistence
+  let lookups = 0
+  const byTopic = store.subscriptionsByTopic.bind(store)
+  store.subscriptionsByTopic = (topic: string) => { lookups++; return byTopic(topic) }
+  const publish = (topic: string, qos: 0 | 1, retain = false): Promise<void> => new Promise((r, j) => aedes.publish({ cmd: 'publish', topic, payload: Buffer.from('x'), qos, retain, dup: false } as never, (err?: Error) => (err ? j(err) : r())))
+  // the store's count is taken after setup: wait until it is known
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 20))
+  const queued = async (clientId: string): Promise<string[]> => {
+    const out: string[] = []
+    for await (const p of store.outgoingStream({ id: clientId })) out.push(p.topic)
+    return out
+  }
+  await settle()
+
+  await publish('site/a', 1)
+  await publish('site/a', 0)
+  t.same(events, [], "nobody: no 'publish' event")
+  t.equal(lookups, 0, 'nobody: no offline-queue lookup')
+
+  await publish('site/r', 1, true)
+  t.same(events, ['site/r'], 'a retained message is published (and stored) with nobody subscribed')
+  t.equal(lookups, 1, 'its offline-queue lookup too')
+  const retained: string[] = []
+  for await (const p of store.createRetainedStream('site/r')) retained.push(p.topic)
+  t.same(retained, ['site/r'])
+
+  const delivered: string[] = []
+  const live = (p: { topic: string }, cb: () => void): void => { delivered.push(p.topic); cb() }
+  await new Promise<void>((r) => aedes.subscribe('site/+', live, () => r()))
+  await publish('site/b', 0)
+  t.same(delivered, ['site/b'], 'a live subscription matches: published')
+  await new Promise<void>((r) => aedes.unsubscribe('site/+', live, () => r()))
+  await publish('site/c', 0)
+  t.same(delivered, ['site/b'], 'unsubscribed: nobody again')
+
+  // a persistent session's QoS 1 subscription, its client offline: QoS 1 messages go the whole way and queue
+  const beforeAdd = lookups
+  const add = store.addSubscriptions({ id: 'offline-1' }, [{ topic: 'site/#', qos: 1 }])
+  await publish('site/d', 1)
+  await add
+  await publish('site/e', 1)
+  await publish('site/f', 0)
+  t.equal(lookups - beforeAdd, 2, 'a stored subscription exists: every QoS 1 publish looks up the offline queues, from the moment its add starts')
+  t.same(await queued('offline-1'), ['site/d', 'site/e'], 'queued for the offline session')
+  await settle()
+  await publish('site/g', 1)
+  t.same(await queued('offline-1'), ['site/d', 'site/e', 'site/g'], 'still queued once the count is known')
+
+  await store.removeSubscriptions({ id: 'offline-1' }, ['site/#'])
+  await settle()
+  const before = lookups
+  await publish('site/h', 1)
+  t.equal(lookups, before, 'the stored subscription removed: nobody again')
+
+  await store.addSubscriptions({ id: 'offline-2' }, [{ topic: 'site/#', qos: 1 }])
+  await settle()
+  await publish('site/i', 1)
+  t.same(await queued('offline-2'), ['site/i'])
+  await store.cleanSubscriptions({ id: 'offline-2' })
+  await settle()
+  const afterClean = lookups
+  await publish('site/j', 1)
+  t.equal(lookups, afterClean, 'a cleaned session: nobody again')
+})
