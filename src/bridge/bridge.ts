@@ -5,6 +5,7 @@ import type { Clock } from '../clock.js'
 import type { Logger } from '../logger.js'
 import type { Journal } from '../journal/types.js'
 import type { PolicyEngine } from '../policy/types.js'
+import { gatewayMadeOnly } from '../broker/create.js'
 import type { Identity } from '../identity/types.js'
 import { UpstreamLink, type LinkStatus, type Timers } from './link.js'
 import { Outbox } from './outbox.js'
@@ -111,7 +112,8 @@ export class Bridge {
   /** Subscribes inside the broker and on the cloud, then starts the link. */
   async start(): Promise<void> {
     for (const m of this.mappings.out) {
-      const fn = (packet: AedesPublishPacket, cb: () => void): void => this.#outbound(m, packet, cb)
+      // a client's publish is taken in accept(): one only this handler matches goes nowhere else (create.ts)
+      const fn = gatewayMadeOnly((packet: AedesPublishPacket, cb: () => void): void => this.#outbound(m, packet, cb))
       this.#handlers.push({ filter: m.local, fn })
       await new Promise<void>((resolve) => this.#d.aedes.subscribe(m.local, fn, () => resolve()))
     }

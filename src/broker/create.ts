@@ -188,14 +188,28 @@ type Emitter = NonNullable<AedesOptions['mq']>
  * still cost Aedes a packet object, its series of steps and an offline-queue lookup (~1 KiB of
  * garbage a bridged message, sampled). Nothing listens for Aedes' 'publish' event.
  */
-function publishingSomewhere(aedes: Aedes, nobodyGets?: (packet: Routed) => boolean): Aedes {
+function publishingSomewhere(aedes: Aedes, nobodyGets?: (packet: Routed, fromClient: boolean) => boolean): Aedes {
   const publish = aedes.publish.bind(aedes)
   aedes.publish = ((packet: Routed, client: unknown, done?: (err?: Error) => void): void => {
-    if (packet.topic !== DENIED_TOPIC && !nobodyGets?.(packet)) return (publish as (p: unknown, c: unknown, d: unknown) => void)(packet, client, done)
     const cb = typeof client === 'function' ? client as (err?: Error) => void : done
+    if (packet.topic !== DENIED_TOPIC && !nobodyGets?.(packet, client !== cb && !!client)) return (publish as (p: unknown, c: unknown, d: unknown) => void)(packet, client, done)
     cb?.()
   }) as Aedes['publish']
   return aedes
+}
+
+/** router subscriptions that take only what the gateway itself publishes (no client): see gatewayMadeOnly */
+const GATEWAY_MADE_ONLY = new WeakSet<object>()
+
+/**
+ * Marks a handler given to `aedes.subscribe` as one that takes only messages the gateway
+ * publishes itself (no client: an approved held message, a cloud command): a client's publish
+ * matching its filter alone still counts as going nowhere. The bridge's out mappings: it takes
+ * client publishes in accept(), on the publish path, and drops them in its router handler.
+ */
+export function gatewayMadeOnly<F extends object>(handler: F): F {
+  GATEWAY_MADE_ONLY.add(handler)
+  return handler
 }
 
 interface Routed { readonly topic: string; readonly qos?: number; readonly retain?: boolean }
@@ -208,16 +222,20 @@ interface Routed { readonly topic: string; readonly qos?: number; readonly retai
  * says whether a live subscription matches; a retained message is still stored, and a QoS 1/2
  * one goes the whole way while any stored subscription (a persistent session's) could queue it.
  */
-function nobodyLocal(mq: Emitter, offline: { none(): boolean }): (packet: Routed) => boolean {
-  const matcher = (mq as unknown as { _matcher: { match(topic: string): readonly unknown[] } })._matcher
-  return (packet) => {
+function nobodyLocal(mq: Emitter, offline: { none(): boolean }): (packet: Routed, fromClient: boolean) => boolean {
+  const matcher = (mq as unknown as { _matcher: { match(topic: string): readonly object[] } })._matcher
+  return (packet, fromClient) => {
     if (packet.retain || (packet.qos !== 0 && !offline.none())) return false
+    let handlers: readonly object[]
     try {
-      return matcher.match(packet.topic).length === 0
+      handlers = matcher.match(packet.topic)
     } catch {
       // qlobber throws on a topic of too many levels: Aedes' publish refuses it with an error
       return false
     }
+    if (!fromClient) return handlers.length === 0
+    for (let i = 0; i < handlers.length; i++) if (!GATEWAY_MADE_ONLY.has(handlers[i]!)) return false
+    return true
   }
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createAedes, DENIED_TOPIC } from '../../src/broker/create.js'
+import { createAedes, DENIED_TOPIC, gatewayMadeOnly } from '../../src/broker/create.js'
 import { loadConfig } from '../../src/config/load.js'
 import { tempDir } from '../helpers/gateway.js'
 
@@ -108,4 +108,35 @@ t.test('a publish no live subscriber and no stored session would get stops befor
   const afterClean = lookups
   await publish('site/j', 1)
   t.equal(lookups, afterClean, 'a cleaned session: nobody again')
+})
+
+t.test("a client's publish that only a gateway-made-only handler matches goes nowhere; the gateway's own reaches it", async (t) => {
+  const dataDir = tempDir(t)
+  const aedes = createAedes(loadConfig({ env: {}, cwd: dataDir, overrides: { gateway: { id: 'gw-t', dataDir }, broker: { persistence: 'memory' } } }), {})
+  t.teardown(() => new Promise<void>((r) => aedes.close(() => r())))
+  await aedes.listen()
+  const events: string[] = []
+  aedes.on('publish', (p) => { if (!p.topic.startsWith('$SYS')) events.push(p.topic) })
+  const taken: string[] = []
+  const own = gatewayMadeOnly((p: { topic: string }, cb: () => void): void => { taken.push(p.topic); cb() })
+  await new Promise<void>((r) => aedes.subscribe('site/#', own, () => r()))
+  const client = { id: 'c1' }
+  const publish = (topic: string, from?: object): Promise<void> => new Promise((r, j) => {
+    const packet = { cmd: 'publish', topic, payload: Buffer.from('x'), qos: 1, retain: false, dup: false } as never
+    const done = (err?: Error): void => (err ? j(err) : r())
+    if (from) (aedes.publish as unknown as (p: unknown, c: unknown, d: unknown) => void)(packet, from, done)
+    else aedes.publish(packet, done)
+  })
+  await publish('site/a', client)
+  t.same(events, [], "a client's publish: not published")
+  t.same(taken, [])
+  await publish('site/b')
+  t.same(events, ['site/b'], "the gateway's own: published")
+  t.same(taken, ['site/b'], 'and the handler has it')
+  const plain: string[] = []
+  const other = (p: { topic: string }, cb: () => void): void => { plain.push(p.topic); cb() }
+  await new Promise<void>((r) => aedes.subscribe('site/c', other, () => r()))
+  await publish('site/c', client)
+  t.same(plain, ['site/c'], 'another subscription matches too: the client publish goes the whole way')
+  t.same(taken, ['site/b', 'site/c'], 'to every matching handler (this one drops client publishes itself: bridge.ts)')
 })
