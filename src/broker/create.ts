@@ -223,21 +223,44 @@ interface Routed { readonly topic: string; readonly qos?: number; readonly retai
  * one goes the whole way while any stored subscription (a persistent session's) could queue it.
  */
 function nobodyLocal(mq: Emitter, offline: { none(): boolean }): (packet: Routed, fromClient: boolean) => boolean {
-  const matcher = (mq as unknown as { _matcher: { match(topic: string): readonly object[] } })._matcher
-  return (packet, fromClient) => {
-    if (packet.retain || (packet.qos !== 0 && !offline.none())) return false
+  type Matcher = { match(topic: string): readonly object[]; add(...a: unknown[]): unknown; remove(...a: unknown[]): unknown; clear(...a: unknown[]): unknown }
+  const matcher = (mq as unknown as { _matcher: Matcher })._matcher
+  // per topic, what the router's subscriptions say (NOBODY_* bits): a topic's match split it
+  // into levels and walked the tree (3 % of the event loop on a bridged stream). Forgotten at
+  // every change of the subscriptions, and whole when it holds VERDICTS_MAX topics.
+  const verdicts = new Map<string, number>()
+  for (const method of ['add', 'remove', 'clear'] as const) {
+    const base = matcher[method].bind(matcher)
+    matcher[method] = (...a: unknown[]) => {
+      verdicts.clear()
+      return base(...a)
+    }
+  }
+  const verdict = (topic: string): number => {
+    let v = verdicts.get(topic)
+    if (v !== undefined) return v
     let handlers: readonly object[]
     try {
-      handlers = matcher.match(packet.topic)
+      handlers = matcher.match(topic)
     } catch {
       // qlobber throws on a topic of too many levels: Aedes' publish refuses it with an error
-      return false
+      return 0
     }
-    if (!fromClient) return handlers.length === 0
-    for (let i = 0; i < handlers.length; i++) if (!GATEWAY_MADE_ONLY.has(handlers[i]!)) return false
-    return true
+    v = handlers.length === 0 ? NOBODY_AT_ALL | NOBODY_FOR_CLIENTS : NOBODY_FOR_CLIENTS
+    for (let i = 0; i < handlers.length; i++) if (!GATEWAY_MADE_ONLY.has(handlers[i]!)) v = 0
+    if (verdicts.size >= VERDICTS_MAX) verdicts.clear()
+    verdicts.set(topic, v)
+    return v
+  }
+  return (packet, fromClient) => {
+    if (packet.retain || (packet.qos !== 0 && !offline.none())) return false
+    return (verdict(packet.topic) & (fromClient ? NOBODY_FOR_CLIENTS : NOBODY_AT_ALL)) !== 0
   }
 }
+
+const NOBODY_AT_ALL = 1
+const NOBODY_FOR_CLIENTS = 2
+const VERDICTS_MAX = 10_000
 
 interface OfflineStore {
   setup?(broker: unknown): Promise<void>
