@@ -192,7 +192,8 @@ function publishingSomewhere(aedes: Aedes, nobodyGets?: (packet: Routed, fromCli
   const publish = aedes.publish.bind(aedes)
   aedes.publish = ((packet: Routed, client: unknown, done?: (err?: Error) => void): void => {
     const cb = typeof client === 'function' ? client as (err?: Error) => void : done
-    if (packet.topic !== DENIED_TOPIC && !nobodyGets?.(packet, client !== cb && !!client)) return (publish as (p: unknown, c: unknown, d: unknown) => void)(packet, client, done)
+    // closed, Aedes answers every publish with its error
+    if (packet.topic !== DENIED_TOPIC && (!nobodyGets?.(packet, client !== cb && !!client) || aedes.closed)) return (publish as (p: unknown, c: unknown, d: unknown) => void)(packet, client, done)
     cb?.()
   }) as Aedes['publish']
   return aedes
@@ -212,7 +213,7 @@ export function gatewayMadeOnly<F extends object>(handler: F): F {
   return handler
 }
 
-interface Routed { readonly topic: string; readonly qos?: number; readonly retain?: boolean }
+interface Routed { readonly topic: string; readonly qos?: number; readonly retain?: boolean; readonly brokerCounter?: number }
 
 /**
  * A publish no local subscriber and no stored session would get is not published either: a
@@ -227,7 +228,8 @@ function nobodyLocal(mq: Emitter, offline: { none(): boolean }): (packet: Routed
   const matcher = (mq as unknown as { _matcher: Matcher })._matcher
   // per topic, what the router's subscriptions say (NOBODY_* bits): a topic's match split it
   // into levels and walked the tree (3 % of the event loop on a bridged stream). Forgotten at
-  // every change of the subscriptions, and whole when it holds VERDICTS_MAX topics.
+  // every change of the subscriptions, and whole when it holds VERDICTS_MAX topics; topics
+  // longer than VERDICT_TOPIC_MAX are not kept.
   const verdicts = new Map<string, number>()
   for (const method of ['add', 'remove', 'clear'] as const) {
     const base = matcher[method].bind(matcher)
@@ -248,12 +250,16 @@ function nobodyLocal(mq: Emitter, offline: { none(): boolean }): (packet: Routed
     }
     v = handlers.length === 0 ? NOBODY_AT_ALL | NOBODY_FOR_CLIENTS : NOBODY_FOR_CLIENTS
     for (let i = 0; i < handlers.length; i++) if (!GATEWAY_MADE_ONLY.has(handlers[i]!)) v = 0
+    // a long topic is matched anew each time: kept, 10,000 of up to 64 KiB each would be 600 MB (found by review)
+    if (topic.length > VERDICT_TOPIC_MAX) return v
     if (verdicts.size >= VERDICTS_MAX) verdicts.clear()
     verdicts.set(topic, v)
     return v
   }
   return (packet, fromClient) => {
-    if (packet.retain || (packet.qos !== 0 && !offline.none())) return false
+    // numbered already: the LMDB store's prepare() queued it for a persistent session, and Aedes'
+    // route tells the store so (outgoingEnqueueCombi) even should that subscription be gone now
+    if (packet.retain || packet.brokerCounter !== undefined || (packet.qos !== 0 && !offline.none())) return false
     return (verdict(packet.topic) & (fromClient ? NOBODY_FOR_CLIENTS : NOBODY_AT_ALL)) !== 0
   }
 }
@@ -261,6 +267,7 @@ function nobodyLocal(mq: Emitter, offline: { none(): boolean }): (packet: Routed
 const NOBODY_AT_ALL = 1
 const NOBODY_FOR_CLIENTS = 2
 const VERDICTS_MAX = 10_000
+const VERDICT_TOPIC_MAX = 256
 
 interface OfflineStore {
   setup?(broker: unknown): Promise<void>

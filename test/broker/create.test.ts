@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createAedes, DENIED_TOPIC, gatewayMadeOnly } from '../../src/broker/create.js'
+import { createAedes, DENIED_TOPIC, gatewayMadeOnly, offlineCount } from '../../src/broker/create.js'
 import { loadConfig } from '../../src/config/load.js'
 import { tempDir } from '../helpers/gateway.js'
 
@@ -141,4 +141,60 @@ t.test("a client's publish that only a gateway-made-only handler matches goes no
   await publish('site/c', client)
   t.same(plain, ['site/c'], 'another subscription matches too: the client publish goes the whole way')
   t.same(taken, ['site/b', 'site/c'], 'to every matching handler (this one drops client publishes itself: bridge.ts)')
+})
+
+t.test('offlineCount: unknown until set up and counted; a count begun before an add ended says nothing', async (t) => {
+  // a store whose counts and adds finish when the test says: each count reports what it read when it began
+  let subs = 0
+  const counts: (() => void)[] = []
+  const adds: (() => void)[] = []
+  const store = {
+    async setup(): Promise<void> {},
+    addSubscriptions: (_c: unknown, list: unknown[]) => new Promise<void>((r) => adds.push(() => { subs += list.length; r() })),
+    removeSubscriptions: async (_c: unknown, _topics: string[]) => { subs = 0 },
+    cleanSubscriptions: async () => {},
+    countOffline: () => { const read = subs; return new Promise<{ subsCount: number }>((r) => counts.push(() => r({ subsCount: read }))) },
+  }
+  const tick = (): Promise<void> => new Promise((r) => setImmediate(r))
+  const offline = offlineCount(store)
+  t.equal(counts.length, 0, 'no count before setup: the store may restore subscriptions there')
+  t.notOk(offline.none(), 'unknown: some may queue')
+  await store.setup()
+  await tick()
+  t.equal(counts.length, 1)
+  counts.shift()!()
+  await tick()
+  t.ok(offline.none(), 'set up and counted: none')
+
+  await store.removeSubscriptions({}, ['a'])
+  await tick()
+  t.equal(counts.length, 1, 'a remove counts again')
+  const stale = counts.shift()!
+  const add = store.addSubscriptions({}, [{ topic: 'a', qos: 1 }])
+  t.notOk(offline.none(), 'an add in flight: some may')
+  adds.shift()!()
+  await add
+  await tick()
+  stale()
+  await tick()
+  t.notOk(offline.none(), 'the count begun before the add reads none, and says nothing')
+  t.equal(counts.length, 1, 'the add counted again once it ended')
+  counts.shift()!()
+  await tick()
+  t.notOk(offline.none(), 'counted after the add: one')
+})
+
+t.test('a numbered (prepared) message and any publish after close go the whole way', async (t) => {
+  const dataDir = tempDir(t)
+  const aedes = createAedes(loadConfig({ env: {}, cwd: dataDir, overrides: { gateway: { id: 'gw-t', dataDir }, broker: { persistence: 'memory' } } }), {})
+  await aedes.listen()
+  await new Promise((r) => setTimeout(r, 20))
+  const events: string[] = []
+  aedes.on('publish', (p) => { if (!p.topic.startsWith('$SYS')) events.push(p.topic) })
+  const publish = (packet: object): Promise<void> => new Promise((r, j) => aedes.publish({ cmd: 'publish', payload: Buffer.from('x'), qos: 1, retain: false, dup: false, ...packet } as never, (err?: Error) => (err ? j(err) : r())))
+  await publish({ topic: 'site/a' })
+  await publish({ topic: 'site/b', brokerId: aedes.id, brokerCounter: 7 })
+  t.same(events, ['site/b'], 'numbered by the store: Aedes routes it, and the store hears of it')
+  await new Promise<void>((r) => aedes.close(() => r()))
+  await t.rejects(publish({ topic: 'site/a' }), 'closed: Aedes answers with its error')
 })
