@@ -231,7 +231,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       received = 0
       let t0 = performance.now()
-      let meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid })
+      let meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid, gateway: gw.proc.pid })
       await publishAll(directs, 'direct/x', N)
       await until(() => received >= N)
       directRates.push(N / ((performance.now() - t0) / 1000))
