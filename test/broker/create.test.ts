@@ -1,6 +1,7 @@
 import t from 'tap'
 import { createAedes, DENIED_TOPIC, gatewayMadeOnly, offlineCount } from '../../src/broker/create.js'
 import { loadConfig } from '../../src/config/load.js'
+import { LmdbPersistence } from '../../src/broker/persistence/lmdb.js'
 import { tempDir } from '../helpers/gateway.js'
 
 t.test("what goes nowhere is not published: no 'publish' event, no subscriber, no persistence lookup; the rest is", async (t) => {
@@ -197,4 +198,30 @@ t.test('a numbered (prepared) message and any publish after close go the whole w
   t.same(events, ['site/b'], 'numbered by the store: Aedes routes it, and the store hears of it')
   await new Promise<void>((r) => aedes.close(() => r()))
   await t.rejects(publish({ topic: 'site/a' }), 'closed: Aedes answers with its error')
+})
+
+t.test('LMDB store: a persistent subscription restored at setup still gets its QoS 1 messages queued', async (t) => {
+  const dataDir = tempDir(t)
+  {
+    const p = new LmdbPersistence({ dataDir })
+    await p.setup({ id: 'gw-t', counter: 0, clients: {} } as never)
+    await p.addSubscriptions({ id: 'off-1' } as never, [{ topic: 'site/#', qos: 1 }] as never)
+    await p.destroy()
+  }
+  const p = new LmdbPersistence({ dataDir })
+  const aedes = createAedes(loadConfig({ env: {}, cwd: dataDir, overrides: { gateway: { id: 'gw-t', dataDir }, broker: { persistence: 'lmdb' } } }), { persistence: p as never })
+  t.teardown(async () => {
+    await new Promise<void>((r) => aedes.close(() => r()))
+    await p.destroy()
+  })
+  await aedes.listen()
+  const publish = (topic: string): Promise<void> => new Promise((r, j) => aedes.publish({ cmd: 'publish', topic, payload: Buffer.from('x'), qos: 1, retain: false, dup: false } as never, (e?: Error) => (e ? j(e) : r())))
+  await publish('site/now')
+  await new Promise((r) => setTimeout(r, 30))
+  await publish('site/later')
+  t.equal(p.queuedCount('off-1'), 2, 'right after listen() and once the count is known')
+  await p.removeSubscriptions({ id: 'off-1' } as never, ['site/#'])
+  await new Promise((r) => setTimeout(r, 30))
+  await publish('site/gone')
+  t.equal(p.queuedCount('off-1'), 2, 'the subscription removed: nothing more queued')
 })
