@@ -1,16 +1,23 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { Aedes } from 'aedes'
 import { createAedes, DENIED_TOPIC, gatewayMadeOnly, offlineCount } from '../../src/broker/create.js'
 import { loadConfig } from '../../src/config/load.js'
 import { LmdbPersistence } from '../../src/broker/persistence/lmdb.js'
 import { tempDir } from '../helpers/gateway.js'
 
-t.test("what goes nowhere is not published: no 'publish' event, no subscriber, no persistence lookup; the rest is", async (t) => {
+/** Aedes as the gateway builds it, on the memory store, listening; `events`: the topics of its 'publish' events ($SYS left out) */
+async function memoryBroker(t: Test): Promise<{ aedes: Aedes; events: string[] }> {
   const dataDir = tempDir(t)
   const aedes = createAedes(loadConfig({ env: {}, cwd: dataDir, overrides: { gateway: { id: 'gw-t', dataDir }, broker: { persistence: 'memory' } } }), {})
   t.teardown(() => new Promise<void>((r) => aedes.close(() => r())))
   await aedes.listen()
   const events: string[] = []
   aedes.on('publish', (p) => { if (!p.topic.startsWith('$SYS')) events.push(p.topic) })
+  return { aedes, events }
+}
+
+t.test("what goes nowhere is not published: no 'publish' event, no subscriber, no persistence lookup; the rest is", async (t) => {
+  const { aedes, events } = await memoryBroker(t)
   const delivered: string[] = []
   await new Promise<void>((r) => aedes.subscribe('#', (p: { topic: string }, cb: () => void) => { delivered.push(p.topic); cb() }, () => r()))
   await new Promise<void>((r) => aedes.subscribe('$warden/#', (p: { topic: string }, cb: () => void) => { delivered.push(p.topic); cb() }, () => r()))
@@ -32,12 +39,7 @@ t.test("what goes nowhere is not published: no 'publish' event, no subscriber, n
 })
 
 t.test('a publish no live subscriber and no stored session would get stops before Aedes; one that somebody may get does not', async (t) => {
-  const dataDir = tempDir(t)
-  const aedes = createAedes(loadConfig({ env: {}, cwd: dataDir, overrides: { gateway: { id: 'gw-t', dataDir }, broker: { persistence: 'memory' } } }), {})
-  t.teardown(() => new Promise<void>((r) => aedes.close(() => r())))
-  await aedes.listen()
-  const events: string[] = []
-  aedes.on('publish', (p) => { if (!p.topic.startsWith('$SYS')) events.push(p.topic) })
+  const { aedes, events } = await memoryBroker(t)
   type Store = {
     subscriptionsByTopic(topic: string): Promise<unknown>
     addSubscriptions(client: { id: string }, subs: object[]): Promise<void>
@@ -114,12 +116,7 @@ t.test('a publish no live subscriber and no stored session would get stops befor
 })
 
 t.test("a client's publish that only a gateway-made-only handler matches goes nowhere; the gateway's own reaches it", async (t) => {
-  const dataDir = tempDir(t)
-  const aedes = createAedes(loadConfig({ env: {}, cwd: dataDir, overrides: { gateway: { id: 'gw-t', dataDir }, broker: { persistence: 'memory' } } }), {})
-  t.teardown(() => new Promise<void>((r) => aedes.close(() => r())))
-  await aedes.listen()
-  const events: string[] = []
-  aedes.on('publish', (p) => { if (!p.topic.startsWith('$SYS')) events.push(p.topic) })
+  const { aedes, events } = await memoryBroker(t)
   const taken: string[] = []
   const own = gatewayMadeOnly((p: { topic: string }, cb: () => void): void => { taken.push(p.topic); cb() })
   await new Promise<void>((r) => aedes.subscribe('site/#', own, () => r()))
@@ -186,12 +183,8 @@ t.test('offlineCount: unknown until set up and counted; a count begun before an 
 })
 
 t.test('a numbered (prepared) message and any publish after close go the whole way', async (t) => {
-  const dataDir = tempDir(t)
-  const aedes = createAedes(loadConfig({ env: {}, cwd: dataDir, overrides: { gateway: { id: 'gw-t', dataDir }, broker: { persistence: 'memory' } } }), {})
-  await aedes.listen()
+  const { aedes, events } = await memoryBroker(t)
   await new Promise((r) => setTimeout(r, 20))
-  const events: string[] = []
-  aedes.on('publish', (p) => { if (!p.topic.startsWith('$SYS')) events.push(p.topic) })
   const publish = (packet: object): Promise<void> => new Promise((r, j) => aedes.publish({ cmd: 'publish', payload: Buffer.from('x'), qos: 1, retain: false, dup: false, ...packet } as never, (err?: Error) => (err ? j(err) : r())))
   await publish({ topic: 'site/a' })
   await publish({ topic: 'site/b', brokerId: aedes.id, brokerCounter: 7 })
