@@ -6,8 +6,8 @@
  *  3. drain: Mosquitto stopped, `--outage` messages queued in the gateway's outbox, Mosquitto started;
  *     the drain rate is messages / time from the restart until the subscriber has them all
  *  and, for scale, the gateway's QoS 1 path to a local subscriber (not bridged), and a bare peer:
- *  QoS 1 publisher → bare Aedes forwarding through MQTT.js (bench/lib/bare-bridge.ts) → Mosquitto
- *  (`--bare N` sets its count, 0 skips it)
+ *  QoS 1 publisher → bare Aedes forwarding through MQTT.js (bench/lib/bare-bridge.ts) → Mosquitto,
+ *  a third phase in each round with the cores shared (`--bare N` sets its count, 0 skips it)
  *
  * `--local N` sets the not-bridged comparison's count (0 skips it). `--rounds R` (default 3) runs
  * the direct and bridged phases in turn R times and reports the median round's ratio. `--cpus`
@@ -90,6 +90,11 @@ interface Rounds {
   readonly bridgedRate: number
   readonly directCpu: CpuUse
   readonly bridgedCpu: CpuUse
+  /**
+   * The bare peer's phase of each round (cores shared only): its median round by its ratio to
+   * direct; each round's bare / direct and bridged / bare
+   */
+  readonly bare?: { readonly rate: number; readonly overDirect: readonly number[]; readonly bridgedOverBare: readonly number[]; readonly cpu: CpuUse }
 }
 const PAYLOAD = Buffer.from(JSON.stringify({ device: 'd-1', t: 21.5, h: 40, fw: '4.2.17', status: 'ok', note: 'x'.repeat(120) }))
 
@@ -218,6 +223,29 @@ async function main(): Promise<void> {
     await until(() => received >= 2000)
   }
 
+  // the bare peer: Aedes + one MQTT.js connection forwarding each publish, nothing else; started
+  // now, it runs a third phase in each round with the cores shared
+  let bare: { pid: number; pubs: MqttClient[] } | undefined
+  if (BARE > 0) {
+    const shipped = shippedNode()
+    const proc = fork(join(import.meta.dirname, 'lib', 'bare-bridge.ts'), [cloud.url], { execArgv: ['--import', 'tsx', ...shipped.flags], env: shipped.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    cleanups.push(() => new Promise<void>((resolve) => {
+      if (proc.exitCode !== null) return resolve()
+      const force = setTimeout(() => proc.kill('SIGKILL'), 5000)
+      proc.once('exit', () => { clearTimeout(force); resolve() })
+      proc.send({ type: 'stop' })
+    }))
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('bare bridge: not ready in 30 s')), 30_000)
+      proc.once('message', (m: { port: number }) => { clearTimeout(timer); resolve(m.port) })
+      proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`bare bridge exited ${code}`)) })
+    })
+    bare = { pid: proc.pid!, pubs: await Promise.all(Array.from({ length: PUBS }, (_, i) => connect(`mqtt://127.0.0.1:${port}`, { clientId: `bench-bare-${i}` }))) }
+    received = 0
+    await publishAll(bare.pubs, 'site/warmup', 2000)
+    await until(() => received >= 2000)
+  }
+
   // 1 and 2, in turn for each round: direct (publishers → Mosquitto → subscriber), then bridged
   // (publishers → edgewarden → Mosquitto → subscriber); each round's ratio is of two phases
   // seconds apart, and the median of the rounds is the figure (one pair swung ±10 points here)
@@ -228,6 +256,8 @@ async function main(): Promise<void> {
     const bridgedRates: number[] = []
     const directCpus: CpuUse[] = []
     const bridgedCpus: CpuUse[] = []
+    const bareRates: number[] = []
+    const bareCpus: CpuUse[] = []
     for (let round = 0; round < ROUNDS; round++) {
       received = 0
       let t0 = performance.now()
@@ -247,12 +277,30 @@ async function main(): Promise<void> {
       clearInterval(depthTimer)
       bridgedRates.push(N / ((performance.now() - t0) / 1000))
       bridgedCpus.push(meter())
-      console.log(`${cpus} cores, round ${round + 1}: direct ${Math.round(directRates[round]!)}, bridged ${Math.round(bridgedRates[round]!)} msg/s (${Math.round((bridgedRates[round]! / directRates[round]!) * 100)} %); bridged: all ${N} PUBACKed after ${acked.toFixed(0)} ms, all received after ${(performance.now() - t0).toFixed(0)} ms`)
+      const bridgedLine = `${cpus} cores, round ${round + 1}: direct ${Math.round(directRates[round]!)}, bridged ${Math.round(bridgedRates[round]!)} msg/s (${Math.round((bridgedRates[round]! / directRates[round]!) * 100)} %); bridged: all ${N} PUBACKed after ${acked.toFixed(0)} ms, all received after ${(performance.now() - t0).toFixed(0)} ms`
+
+      // 2c. the bare peer, with the cores shared, in the same round: publishers → bare Aedes + MQTT.js → Mosquitto → subscriber
+      if (bare && cpus === 'shared') {
+        received = 0
+        t0 = performance.now()
+        meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid, bare: bare.pid })
+        await publishAll(bare.pubs, 'site/x', BARE)
+        await until(() => received >= BARE)
+        bareRates.push(BARE / ((performance.now() - t0) / 1000))
+        bareCpus.push(meter())
+        console.log(`${bridgedLine}; bare peer ${Math.round(bareRates[round]!)} msg/s (${Math.round((bareRates[round]! / directRates[round]!) * 100)} % of direct; bridged / bare ${Math.round((bridgedRates[round]! / bareRates[round]!) * 100)} %)`)
+      } else console.log(bridgedLine)
     }
     const ratios = bridgedRates.map((b, i) => b / directRates[i]!)
     const mid = medianIndex(ratios)
     arrange('shared', { load: [process.pid, cloud.pid!], gateway: [gw.proc.pid!] })
-    return { cpus, ratios, directRate: directRates[mid]!, bridgedRate: bridgedRates[mid]!, directCpu: directCpus[mid]!, bridgedCpu: bridgedCpus[mid]! }
+    const peer = bareRates.length === 0 ? undefined : (() => {
+      const overDirect = bareRates.map((b, i) => b / directRates[i]!)
+      const over = bridgedRates.map((b, i) => b / bareRates[i]!)
+      const m = medianIndex(overDirect)
+      return { rate: bareRates[m]!, overDirect, bridgedOverBare: over, cpu: bareCpus[m]! }
+    })()
+    return { cpus, ratios, directRate: directRates[mid]!, bridgedRate: bridgedRates[mid]!, directCpu: directCpus[mid]!, bridgedCpu: bridgedCpus[mid]!, bare: peer }
   }
   const results: Rounds[] = []
   for (const cpus of CPUS) results.push(await runRounds(cpus))
@@ -267,37 +315,6 @@ async function main(): Promise<void> {
   await publishAll(locals, 'local/x', LOCAL)
   await until(() => localReceived >= LOCAL)
   const localRate = LOCAL / ((performance.now() - t0) / 1000)
-
-  // 2c. the bare peer: Aedes + one MQTT.js connection forwarding each publish, nothing else
-  let bareRate = 0
-  let bareCpu: CpuUse | undefined
-  if (BARE > 0) {
-    const shipped = shippedNode()
-    const bare = fork(join(import.meta.dirname, 'lib', 'bare-bridge.ts'), [cloud.url], { execArgv: ['--import', 'tsx', ...shipped.flags], env: shipped.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    cleanups.push(() => new Promise<void>((resolve) => {
-      if (bare.exitCode !== null) return resolve()
-      const force = setTimeout(() => bare.kill('SIGKILL'), 5000)
-      bare.once('exit', () => { clearTimeout(force); resolve() })
-      bare.send({ type: 'stop' })
-    }))
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('bare bridge: not ready in 30 s')), 30_000)
-      bare.once('message', (m: { port: number }) => { clearTimeout(timer); resolve(m.port) })
-      bare.once('exit', (code) => { clearTimeout(timer); reject(new Error(`bare bridge exited ${code}`)) })
-    })
-    const bares = await Promise.all(Array.from({ length: PUBS }, (_, i) => connect(`mqtt://127.0.0.1:${port}`, { clientId: `bench-bare-${i}` })))
-    received = 0
-    await publishAll(bares, 'site/warmup', 2000)
-    await until(() => received >= 2000)
-    received = 0
-    t0 = performance.now()
-    const meter = cpuMeter({ bench: undefined, mosquitto: cloud.pid, bare: bare.pid })
-    await publishAll(bares, 'site/x', BARE)
-    await until(() => received >= BARE)
-    bareRate = BARE / ((performance.now() - t0) / 1000)
-    bareCpu = meter()
-    for (const c of bares) c.end(true)
-  }
 
   // 3. outage and drain
   await cloud.stop()
@@ -314,6 +331,9 @@ async function main(): Promise<void> {
   const drainRate = OUTAGE / drainSec
 
   const shared = results.find((r) => r.cpus === 'shared')
+  const pcts = (xs: readonly number[]): string => xs.map((x) => Math.round(x * 100)).join(', ')
+  const pct = (xs: readonly number[]): number => Math.round(xs[medianIndex(xs)]! * 100)
+  const bareCpu = shared?.bare?.cpu
   const label = (r: Rounds): string => (r.cpus === 'shared' ? 'cores shared' : `gateway on core ${GATEWAY_CPU} alone`)
   /** the gateway's messages a second on its core at full use: its rate over its busy share of that core */
   const capacity = (r: Rounds): number => r.bridgedRate / (r.bridgedCpu.us.gateway! / r.bridgedCpu.wallUs)
@@ -325,7 +345,7 @@ async function main(): Promise<void> {
         : [`bridged (publisher → edgewarden → Mosquitto → subscriber); ${label(r)}`, `${Math.round(r.bridgedRate)} msg/s (${Math.round((r.bridgedRate / r.directRate) * 100)} % of direct, the median of ${r.ratios.map((x) => Math.round(x * 100)).join(', ')} %: the load's core is the limit; the gateway's capacity on its core ≈ ${Math.round(capacity(r))} msg/s)`],
     ]),
     ['not bridged (publisher → edgewarden → local subscriber), for scale', LOCAL === 0 ? 'skipped (--local 0)' : `${Math.round(localRate)} msg/s`],
-    ['bare peer (publisher → bare Aedes + MQTT.js forward → Mosquitto → subscriber); cores shared', BARE === 0 ? 'skipped (--bare 0)' : shared ? `${Math.round(bareRate)} msg/s (${Math.round((bareRate / shared.directRate) * 100)} % of direct; edgewarden bridged / bare ${Math.round((shared.bridgedRate / bareRate) * 100)} %)` : `${Math.round(bareRate)} msg/s`],
+    ['bare peer (publisher → bare Aedes + MQTT.js forward → Mosquitto → subscriber); cores shared', BARE === 0 ? 'skipped (--bare 0)' : !shared?.bare ? 'not run (it runs in the rounds with the cores shared)' : `${Math.round(shared.bare.rate)} msg/s (${pct(shared.bare.overDirect)} % of direct, the median of ${pcts(shared.bare.overDirect)} %; edgewarden bridged / bare ${pct(shared.bare.bridgedOverBare)} %, the median of ${pcts(shared.bare.bridgedOverBare)} %)`],
     [`queued into the outbox during the outage (${OUTAGE}, ${queued} in the outbox)`, `${Math.round(queueRate)} msg/s`],
     ['outbox drain after the cloud returned (reconnect included)', `${Math.round(drainRate)} msg/s (${drainSec.toFixed(2)} s; target ≥ 20,000)`],
   ]
