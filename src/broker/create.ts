@@ -38,7 +38,7 @@ export function createAedes(config: Config, hooks: Partial<AedesOptions>): Aedes
     // Aedes' in-memory store unless one is given, made here so that it is wrapped too
     persistence: followDollarRule(hooks.persistence ?? memoryPersistence()),
     // a site cluster brings its Redis emitter; alone, the local one with a bounded-stack drain
-    mq: routingSomewhere(hooks.mq ?? createEmitter()),
+    mq: hooks.mq ?? createEmitter(),
   }
   // a site cluster's router and stores span the site: only a gateway alone knows locally who gets a message
   const nobodyGets = hooks.mq ? undefined : nobodyLocal(opts.mq as Emitter, offlineCount(opts.persistence as object))
@@ -182,18 +182,20 @@ export function startsWithWildcard(filter: string): boolean {
 type Emitter = NonNullable<AedesOptions['mq']>
 
 /**
- * What goes nowhere is not published at all. The gateway routes a QoS 1 message itself
- * before its PUBACK and hands Aedes, which publishes after the PUBACK, an emptied copy on
- * DENIED_TOPIC (gateway.ts #drop), as it does a refused publish: without this, each such copy
- * still cost Aedes a packet object, its series of steps and an offline-queue lookup (~1 KiB of
- * garbage a bridged message, sampled). Nothing listens for Aedes' 'publish' event.
+ * What goes nowhere is not published at all: DENIED_TOPIC, and what `nobodyGets` says no one
+ * would get (nobodyLocal). The gateway routes a QoS 1 message itself before its PUBACK and hands
+ * Aedes, which publishes after the PUBACK, an emptied copy on DENIED_TOPIC (gateway.ts #drop), as
+ * it does a refused publish: without this, each such copy still cost Aedes a packet object, its
+ * series of steps and an offline-queue lookup (~1 KiB of garbage a bridged message, sampled).
+ * Aedes' router (mq.emit) is reached only through here. Nothing listens for Aedes' 'publish' event.
  */
 function publishingSomewhere(aedes: Aedes, nobodyGets?: (packet: Routed, fromClient: boolean) => boolean): Aedes {
-  const publish = aedes.publish.bind(aedes)
+  const publish = aedes.publish.bind(aedes) as (p: unknown, c: unknown, d: unknown) => void
   aedes.publish = ((packet: Routed, client: unknown, done?: (err?: Error) => void): void => {
     const cb = typeof client === 'function' ? client as (err?: Error) => void : done
-    // closed, Aedes answers every publish with its error
-    if (packet.topic !== DENIED_TOPIC && (!nobodyGets?.(packet, client !== cb && !!client) || aedes.closed)) return (publish as (p: unknown, c: unknown, d: unknown) => void)(packet, client, done)
+    // once closed, Aedes answers every publish with its error
+    const nowhere = packet.topic === DENIED_TOPIC || (!aedes.closed && nobodyGets?.(packet, !!client && client !== cb) === true)
+    if (!nowhere) return publish(packet, client, done)
     cb?.()
   }) as Aedes['publish']
   return aedes
@@ -325,14 +327,4 @@ export function offlineCount(store: object): { none(): boolean } {
   s.cleanSubscriptions = (client) => after(clean(client))
   recount()
   return { none: () => none }
-}
-
-/** What goes nowhere stops before the router: no topic matching, and in a site cluster no trip through Redis. */
-function routingSomewhere(mq: Emitter): Emitter {
-  const emit = mq.emit.bind(mq)
-  mq.emit = (packet: { topic: string }, cb?: (error?: Error) => void): void => {
-    if (packet.topic === DENIED_TOPIC) return cb?.()
-    emit(packet, cb)
-  }
-  return mq
 }

@@ -8,8 +8,8 @@ import { FlatSealer } from './codec.js'
  * records into LMDB in one synchronous transaction per commit group (the groups that queued
  * while it committed go together, with one sync), and answers once the file is synced and
  * LMDB's flushed meta page written (COMMIT_FLUSHED). A synchronous transaction here rather
- * than lmdb-js' async puts: no write-instruction queue, no second thread (libuv's) per commit and no promise
- * per record — a record cost 8-9 µs of CPU over all threads instead of 12-16
+ * than lmdb-js' async puts: no write-instruction queue, no second thread (libuv's) per commit
+ * and no promise per record — a record cost 8-9 µs of CPU over all threads instead of 12-16
  * (bench/journal-cpu.ts). The event loop (lmdb.ts) keeps everything that decides: seqs, the
  * disk bound, what to prune; it hands over each group's fields as they are. So a PUBACK still
  * waits for the disk, while encoding, hashing and lmdb-js' per-put work — most of a record's
@@ -42,10 +42,9 @@ const APPEND = { append: true }
 // lmdb-js' flags for a transaction that commits unsynced and then, before transactionSync
 // returns, syncs the file and writes LMDB's "flushed" meta page (the one a restart after power
 // loss goes back to under overlappingSync): putSync's (0x10002) with the abortable bit, which a
-// fresh transaction gets anyway. A default (synced) commit writes only
-// the toggling meta pages, which a later unsynced commit from the event loop's stores may
-// overwrite before the flushed page is written: power lost then would roll back past it (found
-// by review).
+// fresh transaction gets anyway. A default (synced) commit writes only the toggling meta pages,
+// which a later unsynced commit from the event loop's stores may overwrite before the flushed
+// page is written: power lost then would roll back past it (found by review).
 const COMMIT_FLUSHED = 0x10003
 const queued = []
 let closing = false
